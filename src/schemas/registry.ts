@@ -1,0 +1,97 @@
+// Every JSON Schema the hub knows, compiled once by one ajv instance (JSON Schema 2020-12, as OpenAPI 3.1 uses).
+// The list is explicit so a bundler can see it and a missing file is a compile error, not a runtime miss.
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import common from '../../schemas/common.schema.json' with { type: 'json' };
+import workspaces from '../../schemas/tables/workspaces.schema.json' with { type: 'json' };
+import apiKeys from '../../schemas/tables/api_keys.schema.json' with { type: 'json' };
+import oauthClients from '../../schemas/tables/oauth_clients.schema.json' with { type: 'json' };
+import signingKeys from '../../schemas/tables/signing_keys.schema.json' with { type: 'json' };
+import connections from '../../schemas/tables/connections.schema.json' with { type: 'json' };
+import jobs from '../../schemas/tables/jobs.schema.json' with { type: 'json' };
+import events from '../../schemas/tables/events.schema.json' with { type: 'json' };
+import inbox from '../../schemas/tables/inbox.schema.json' with { type: 'json' };
+import idempotencyKeys from '../../schemas/tables/idempotency_keys.schema.json' with { type: 'json' };
+import auditLog from '../../schemas/tables/audit_log.schema.json' with { type: 'json' };
+import workspaceUpdate from '../../schemas/api/workspace-update.schema.json' with { type: 'json' };
+import apiKeyCreate from '../../schemas/api/api-key-create.schema.json' with { type: 'json' };
+import apiKeyUpdate from '../../schemas/api/api-key-update.schema.json' with { type: 'json' };
+import apiKeyRotate from '../../schemas/api/api-key-rotate.schema.json' with { type: 'json' };
+import oauthClientCreate from '../../schemas/api/oauth-client-create.schema.json' with { type: 'json' };
+import oauthTokenRequest from '../../schemas/api/oauth-token-request.schema.json' with { type: 'json' };
+import connectionCreate from '../../schemas/api/connection-create.schema.json' with { type: 'json' };
+import connectionUpdate from '../../schemas/api/connection-update.schema.json' with { type: 'json' };
+
+export type JsonSchema = Record<string, unknown>;
+
+export const TABLE_SCHEMAS = [
+  workspaces,
+  apiKeys,
+  oauthClients,
+  signingKeys,
+  connections,
+  jobs,
+  events,
+  inbox,
+  idempotencyKeys,
+  auditLog,
+] as JsonSchema[];
+
+export const API_SCHEMAS = [
+  workspaceUpdate,
+  apiKeyCreate,
+  apiKeyUpdate,
+  apiKeyRotate,
+  oauthClientCreate,
+  oauthTokenRequest,
+  connectionCreate,
+  connectionUpdate,
+] as JsonSchema[];
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
+
+function createAjv(): Ajv2020 {
+  const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true });
+  addFormats(ajv);
+  // Annotations of our own: table layout, and fields that never leave the store.
+  ajv.addKeyword({ keyword: 'x-hub-table' });
+  ajv.addKeyword({ keyword: 'x-hub-private' });
+  ajv.addKeyword({ keyword: 'x-hub-secret' });
+  ajv.addKeyword({ keyword: 'example' });
+  return ajv;
+}
+
+export const COMMON_SCHEMA = common as JsonSchema;
+
+export const ajv = createAjv();
+for (const schema of [common, ...TABLE_SCHEMAS, ...API_SCHEMAS] as JsonSchema[]) ajv.addSchema(schema);
+
+const cache = new Map<string, ValidateFunction>();
+
+/** The compiled validator of a registered schema (by `$id`), compiled on first use. */
+export function validatorFor(id: string): ValidateFunction {
+  let fn = cache.get(id);
+  if (!fn) {
+    fn = ajv.getSchema(id);
+    if (!fn) throw new Error(`Unknown schema ${id}`);
+    cache.set(id, fn);
+  }
+  return fn;
+}
+
+/** Compiles a schema that is not registered (a connector's config schema), caching by identity. */
+const adHoc = new WeakMap<object, ValidateFunction>();
+export function compileSchema(schema: JsonSchema): ValidateFunction {
+  let fn = adHoc.get(schema);
+  if (!fn) {
+    fn = ajv.compile(schema);
+    adHoc.set(schema, fn);
+  }
+  return fn;
+}
+
+export function getSchema(id: string): JsonSchema {
+  const found = ajv.getSchema(id);
+  if (!found) throw new Error(`Unknown schema ${id}`);
+  return found.schema as JsonSchema;
+}

@@ -1,0 +1,117 @@
+// What every store adapter does the same way: fill system fields, validate a row against its table schema before
+// it is written, and check filters and orderings against the table's columns.
+import { HubError } from '../errors.ts';
+import type { Clock } from '../lib/clock.ts';
+import { newId } from '../lib/ids.ts';
+import { validatorFor } from '../schemas/registry.ts';
+import type { TableSpec } from '../schemas/tables.ts';
+import { assertValid } from '../schemas/validate.ts';
+import type { OrderBy, Where } from './types.ts';
+
+type AnyRow = Record<string, unknown> & { id: string; version: number };
+
+export const DEFAULT_LIMIT = 50;
+export const MAX_LIMIT = 1000;
+
+function validateRow(spec: TableSpec, row: Record<string, unknown>): void {
+  assertValid(validatorFor(spec.schemaId), row, `A ${spec.title} row`);
+}
+
+/** Drops keys whose value is undefined: they mean "absent", and the schema should not see them. */
+function compact(row: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+export function prepareInsert(spec: TableSpec, clock: Clock, input: Record<string, unknown>): AnyRow {
+  const now = new Date(clock.now()).toISOString();
+  const row = compact({ ...input, id: input.id ?? newId(spec.idPrefix), version: 1, createdAt: now, updatedAt: now });
+  validateRow(spec, row);
+  return row as AnyRow;
+}
+
+export function prepareUpdate(
+  spec: TableSpec,
+  clock: Clock,
+  current: AnyRow,
+  patch: Record<string, unknown>,
+): AnyRow {
+  for (const key of ['id', 'workspaceId', 'version', 'createdAt', 'updatedAt']) {
+    if (key in patch && patch[key] !== undefined && patch[key] !== current[key]) {
+      throw new HubError('validation_failed', `${key} cannot be changed`, {
+        errors: [{ field: `/${key}`, code: 'readonly', message: 'cannot be changed' }],
+      });
+    }
+  }
+  const row = compact({
+    ...current,
+    ...patch,
+    id: current.id,
+    version: current.version + 1,
+    updatedAt: new Date(clock.now()).toISOString(),
+  });
+  validateRow(spec, row);
+  return row as AnyRow;
+}
+
+export function clampLimit(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+    throw new HubError('invalid_query', `limit must be an integer from 1 to ${MAX_LIMIT}`, {
+      errors: [{ field: '/limit', code: 'range', message: `must be an integer from 1 to ${MAX_LIMIT}` }],
+    });
+  }
+  return limit;
+}
+
+function invalidField(spec: TableSpec, field: string, why: string): HubError {
+  return new HubError('invalid_query', `Cannot ${why} ${spec.name}.${field}`, {
+    errors: [{ field: `/${field}`, code: 'unsupported', message: `cannot ${why} this field` }],
+  });
+}
+
+/** Checks that every filtered field is a scalar column of the table (recursing into `$or`). */
+export function checkWhere(spec: TableSpec, where: Where | undefined): void {
+  if (!where) return;
+  for (const [field, cond] of Object.entries(where)) {
+    if (cond === undefined) continue;
+    if (field === '$or') {
+      for (const sub of cond as Where[]) checkWhere(spec, sub);
+      continue;
+    }
+    const col = spec.columnsByName.get(field);
+    if (!col) throw invalidField(spec, field, 'filter on unknown field');
+    if (col.kind === 'json') throw invalidField(spec, field, 'filter on the JSON field');
+  }
+}
+
+export function checkOrder(spec: TableSpec, order: OrderBy | undefined): OrderBy {
+  const o = order ?? { field: 'id', direction: 'asc' };
+  const col = spec.columnsByName.get(o.field);
+  if (!col || col.kind === 'json' || col.nullable || !col.required) throw invalidField(spec, o.field, 'order by');
+  return { field: o.field, direction: o.direction ?? 'asc' };
+}
+
+export function encodeCursor(value: unknown, id: string): string {
+  return Buffer.from(JSON.stringify([value, id])).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): [string | number, string] {
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(parsed) &&
+      parsed.length === 2 &&
+      (typeof parsed[0] === 'string' || typeof parsed[0] === 'number') &&
+      typeof parsed[1] === 'string'
+    ) {
+      return [parsed[0], parsed[1]];
+    }
+  } catch {
+    // fall through to the error below
+  }
+  throw new HubError('invalid_cursor', 'The cursor is not one this API issued', {
+    errors: [{ field: '/cursor', code: 'format', message: 'is not a cursor this API issued' }],
+  });
+}

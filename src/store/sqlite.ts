@@ -1,0 +1,416 @@
+// The embedded store: one SQLite file (WAL), tables and indexes derived from the schemas, prepared statements.
+// better-sqlite3 is synchronous; an async transaction holds a gate that other callers await, so no statement of
+// another request can slip into an open transaction while it awaits.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { HubError } from '../errors.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
+import { TABLE_SPECS, type ColumnSpec, type TableSpec } from '../schemas/tables.ts';
+import {
+  checkOrder,
+  checkWhere,
+  clampLimit,
+  decodeCursor,
+  encodeCursor,
+  prepareInsert,
+  prepareUpdate,
+} from './rows.ts';
+import type {
+  Db,
+  FieldOps,
+  IncrementOptions,
+  NewRow,
+  Page,
+  QueryOptions,
+  RowPatch,
+  Scalar,
+  Store,
+  StoreTables,
+  Table,
+  TableName,
+  TableRows,
+  UpdateOptions,
+  Where,
+} from './types.ts';
+
+type AnyRow = Record<string, unknown> & { id: string; version: number };
+type SqlValue = string | number | bigint | null | Buffer;
+
+const SQL_TYPE: Record<ColumnSpec['kind'], string> = {
+  text: 'TEXT',
+  integer: 'INTEGER',
+  real: 'REAL',
+  boolean: 'INTEGER',
+  json: 'TEXT',
+};
+
+const q = (ident: string) => `"${ident}"`;
+
+function migrate(db: Database.Database, spec: TableSpec): void {
+  const cols = spec.columns.map((c) => `${q(c.name)} ${SQL_TYPE[c.kind]}${c.name === 'id' ? ' PRIMARY KEY' : ''}`);
+  db.exec(`CREATE TABLE IF NOT EXISTS ${q(spec.name)} (${cols.join(', ')}) STRICT`);
+  // Additive evolution: a column added to the schema is added to the table.
+  const existing = new Set((db.prepare(`PRAGMA table_info(${q(spec.name)})`).all() as { name: string }[]).map((r) => r.name));
+  for (const c of spec.columns) {
+    if (!existing.has(c.name)) db.exec(`ALTER TABLE ${q(spec.name)} ADD COLUMN ${q(c.name)} ${SQL_TYPE[c.kind]}`);
+  }
+  for (const idx of spec.indexes) {
+    const name = `${spec.name}__${idx.fields.join('__')}`;
+    db.exec(
+      `CREATE ${idx.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${q(name)} ON ${q(spec.name)} (${idx.fields.map(q).join(', ')})`,
+    );
+  }
+}
+
+function encodeValue(col: ColumnSpec, value: unknown): SqlValue {
+  if (value === undefined || value === null) return null;
+  switch (col.kind) {
+    case 'json':
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 1 : 0;
+    default:
+      return value as SqlValue;
+  }
+}
+
+function decodeRow(spec: TableSpec, raw: Record<string, unknown>): AnyRow {
+  const row: Record<string, unknown> = {};
+  for (const col of spec.columns) {
+    const v = raw[col.name];
+    if (v === null || v === undefined) {
+      if (col.nullable) row[col.name] = null;
+      continue;
+    }
+    row[col.name] = col.kind === 'json' ? JSON.parse(v as string) : col.kind === 'boolean' ? v === 1 : v;
+  }
+  return row as AnyRow;
+}
+
+function scalarParam(col: ColumnSpec, v: Scalar): SqlValue {
+  return col.kind === 'boolean' ? (v ? 1 : 0) : (v as SqlValue);
+}
+
+/** Compiles a filter to SQL; values always travel as parameters, never as SQL text. */
+function whereSql(spec: TableSpec, where: Where | undefined, params: SqlValue[]): string {
+  if (!where) return '1=1';
+  const parts: string[] = [];
+  for (const [field, cond] of Object.entries(where)) {
+    if (cond === undefined) continue;
+    if (field === '$or') {
+      const subs = (cond as Where[]).map((w) => `(${whereSql(spec, w, params)})`);
+      parts.push(subs.length ? `(${subs.join(' OR ')})` : '0=1');
+      continue;
+    }
+    const col = spec.columnsByName.get(field)!;
+    const c = q(field);
+    if (cond === null || typeof cond !== 'object') {
+      if (cond === null) parts.push(`${c} IS NULL`);
+      else {
+        parts.push(`${c} = ?`);
+        params.push(scalarParam(col, cond));
+      }
+      continue;
+    }
+    const ops = cond as FieldOps;
+    if ('eq' in ops) {
+      if (ops.eq === null) parts.push(`${c} IS NULL`);
+      else {
+        parts.push(`${c} = ?`);
+        params.push(scalarParam(col, ops.eq!));
+      }
+    }
+    if ('ne' in ops) {
+      if (ops.ne === null) parts.push(`${c} IS NOT NULL`);
+      else {
+        parts.push(`(${c} IS NULL OR ${c} <> ?)`);
+        params.push(scalarParam(col, ops.ne!));
+      }
+    }
+    for (const [op, sql] of [
+      ['gt', '>'],
+      ['gte', '>='],
+      ['lt', '<'],
+      ['lte', '<='],
+    ] as const) {
+      if (ops[op] !== undefined) {
+        parts.push(`${c} ${sql} ?`);
+        params.push(ops[op]!);
+      }
+    }
+    if (ops.in !== undefined) {
+      if (ops.in.length === 0) parts.push('0=1');
+      else {
+        parts.push(`${c} IN (${ops.in.map(() => '?').join(', ')})`);
+        for (const v of ops.in) params.push(scalarParam(col, v));
+      }
+    }
+    if (ops.startsWith !== undefined) {
+      // A range keeps the index usable and, unlike LIKE, is case-sensitive and needs no escaping.
+      parts.push(`(${c} >= ? AND ${c} < ?)`);
+      params.push(ops.startsWith, ops.startsWith + '\u{10FFFF}');
+    }
+    if (ops.isNull !== undefined) parts.push(ops.isNull ? `${c} IS NULL` : `${c} IS NOT NULL`);
+  }
+  return parts.length ? parts.join(' AND ') : '1=1';
+}
+
+function mapSqliteError(err: unknown, spec: TableSpec): never {
+  const code = (err as { code?: string }).code;
+  if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+    const message = (err as Error).message;
+    const fields = message.includes(`${spec.name}.`)
+      ? [...message.matchAll(new RegExp(`${spec.name}\\.(\\w+)`, 'g'))].map((m) => m[1]!)
+      : ['id'];
+    throw new HubError('already_exists', `A ${spec.title} with the same ${fields.join(', ')} already exists`, {
+      errors: fields.map((f) => ({ field: `/${f}`, code: 'unique', message: 'is already taken' })),
+      cause: err,
+    });
+  }
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+    throw new HubError('store_unavailable', 'The database is busy', { cause: err });
+  }
+  throw err;
+}
+
+class SqliteTable implements Table<AnyRow> {
+  readonly name: TableName;
+  private readonly insertSql: string;
+
+  constructor(
+    private readonly owner: SqliteStore,
+    readonly spec: TableSpec,
+    private readonly gate: () => Promise<void> | undefined,
+  ) {
+    this.name = spec.name as TableName;
+    this.insertSql = `INSERT INTO ${q(spec.name)} (${spec.columns.map((c) => q(c.name)).join(', ')}) VALUES (${spec.columns
+      .map(() => '?')
+      .join(', ')})`;
+  }
+
+  private encodeAll(row: AnyRow): SqlValue[] {
+    return this.spec.columns.map((c) => encodeValue(c, row[c.name]));
+  }
+
+  private getSync(id: string): AnyRow | null {
+    const raw = this.owner.stmt(`SELECT * FROM ${q(this.spec.name)} WHERE id = ?`).get(id) as Record<string, unknown> | undefined;
+    return raw ? decodeRow(this.spec, raw) : null;
+  }
+
+  private notFound(id: string): HubError {
+    return new HubError('not_found', `${this.spec.title} ${id} does not exist`);
+  }
+
+  async get(id: string): Promise<AnyRow | null> {
+    await this.gate();
+    return this.getSync(id);
+  }
+
+  async insert(input: NewRow<AnyRow>): Promise<AnyRow> {
+    await this.gate();
+    const row = prepareInsert(this.spec, this.owner.clock, input as Record<string, unknown>);
+    try {
+      this.owner.stmt(this.insertSql).run(...this.encodeAll(row));
+    } catch (err) {
+      mapSqliteError(err, this.spec);
+    }
+    return row;
+  }
+
+  async update(id: string, patch: RowPatch<AnyRow>, options: UpdateOptions = {}): Promise<AnyRow> {
+    await this.gate();
+    const current = this.getSync(id);
+    if (!current) throw this.notFound(id);
+    if (options.ifVersion !== undefined && options.ifVersion !== current.version) {
+      throw new HubError('version_conflict', `${this.spec.title} ${id} is at version ${current.version}, not ${options.ifVersion}`);
+    }
+    const row = prepareUpdate(this.spec, this.owner.clock, current, patch as Record<string, unknown>);
+    const cols = this.spec.columns.filter((c) => c.name !== 'id');
+    const sql = `UPDATE ${q(this.spec.name)} SET ${cols.map((c) => `${q(c.name)} = ?`).join(', ')} WHERE id = ? AND version = ?`;
+    let changes: number;
+    try {
+      changes = this.owner.stmt(sql).run(...cols.map((c) => encodeValue(c, row[c.name])), id, current.version).changes;
+    } catch (err) {
+      mapSqliteError(err, this.spec);
+    }
+    if (changes !== 1) throw new HubError('version_conflict', `${this.spec.title} ${id} changed while it was being updated`);
+    return row;
+  }
+
+  async delete(id: string, options: UpdateOptions = {}): Promise<void> {
+    await this.gate();
+    const current = this.getSync(id);
+    if (!current) throw this.notFound(id);
+    if (options.ifVersion !== undefined && options.ifVersion !== current.version) {
+      throw new HubError('version_conflict', `${this.spec.title} ${id} is at version ${current.version}, not ${options.ifVersion}`);
+    }
+    this.owner.stmt(`DELETE FROM ${q(this.spec.name)} WHERE id = ?`).run(id);
+  }
+
+  async query(options: QueryOptions = {}): Promise<Page<AnyRow>> {
+    await this.gate();
+    checkWhere(this.spec, options.where);
+    const order = checkOrder(this.spec, options.orderBy);
+    const limit = clampLimit(options.limit);
+    const params: SqlValue[] = [];
+    let sql = `SELECT * FROM ${q(this.spec.name)} WHERE ${whereSql(this.spec, options.where, params)}`;
+    const dir = order.direction === 'desc' ? 'DESC' : 'ASC';
+    const cmp = order.direction === 'desc' ? '<' : '>';
+    if (options.cursor) {
+      const [value, id] = decodeCursor(options.cursor);
+      if (order.field === 'id') {
+        sql += ` AND id ${cmp} ?`;
+        params.push(id);
+      } else {
+        sql += ` AND (${q(order.field)} ${cmp} ? OR (${q(order.field)} = ? AND id ${cmp} ?))`;
+        params.push(value, value, id);
+      }
+    }
+    sql += order.field === 'id' ? ` ORDER BY id ${dir}` : ` ORDER BY ${q(order.field)} ${dir}, id ${dir}`;
+    sql += ` LIMIT ${limit + 1}`;
+    const raws = this.owner.stmt(sql).all(...params) as Record<string, unknown>[];
+    const items = raws.slice(0, limit).map((r) => decodeRow(this.spec, r));
+    const last = items[items.length - 1];
+    const nextCursor = raws.length > limit && last ? encodeCursor(last[order.field], last.id) : null;
+    return { items, nextCursor };
+  }
+
+  async count(where?: Where): Promise<number> {
+    await this.gate();
+    checkWhere(this.spec, where);
+    const params: SqlValue[] = [];
+    const sql = `SELECT COUNT(*) AS n FROM ${q(this.spec.name)} WHERE ${whereSql(this.spec, where, params)}`;
+    return (this.owner.stmt(sql).get(...params) as { n: number }).n;
+  }
+
+  async deleteWhere(where: Where): Promise<number> {
+    await this.gate();
+    checkWhere(this.spec, where);
+    const params: SqlValue[] = [];
+    const sql = `DELETE FROM ${q(this.spec.name)} WHERE ${whereSql(this.spec, where, params)}`;
+    return this.owner.stmt(sql).run(...params).changes;
+  }
+
+  async increment(id: string, field: string, by: number, options: IncrementOptions = {}): Promise<AnyRow> {
+    await this.gate();
+    const col = this.spec.columnsByName.get(field);
+    if (!col || col.kind !== 'integer') throw new HubError('invalid_query', `${this.spec.name}.${field} is not an integer column`);
+    if (!Number.isSafeInteger(by)) throw new HubError('validation_failed', 'The increment must be an integer');
+    const params: SqlValue[] = [by, new Date(this.owner.clock.now()).toISOString(), id];
+    let sql = `UPDATE ${q(this.spec.name)} SET ${q(field)} = ${q(field)} + ?, "updatedAt" = ? WHERE id = ?`;
+    if (options.min !== undefined) {
+      sql += ` AND ${q(field)} + ? >= ?`;
+      params.push(by, options.min);
+    }
+    if (options.max !== undefined) {
+      sql += ` AND ${q(field)} + ? <= ?`;
+      params.push(by, options.max);
+    }
+    const changes = this.owner.stmt(sql).run(...params).changes;
+    const row = this.getSync(id);
+    if (!row) throw this.notFound(id);
+    if (changes !== 1) {
+      throw new HubError('bound_exceeded', `${this.spec.name}.${field} would leave its bounds`, {
+        errors: [{ field: `/${field}`, code: 'bounds', message: `${String(row[field])} + ${by} is outside [${options.min ?? '-∞'}, ${options.max ?? '∞'}]` }],
+        extra: { current: row[field] },
+      });
+    }
+    return row;
+  }
+}
+
+export interface SqliteStoreOptions {
+  /** A file path, or ':memory:'. */
+  path: string;
+  clock?: Clock;
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite';
+  readonly clock: Clock;
+  private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+  private readonly rootTables = new Map<string, SqliteTable>();
+  private readonly txTables = new Map<string, SqliteTable>();
+  /** Resolves when the open transaction ends; null when none is open. */
+  private lock: Promise<void> | null = null;
+  private readonly txView: Db;
+
+  constructor(options: SqliteStoreOptions) {
+    this.clock = options.clock ?? systemClock;
+    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+    this.db = new Database(options.path);
+    this.db.pragma('journal_mode = WAL');
+    // NORMAL keeps WAL commits durable across a process crash (the case we design for); only power loss may
+    // drop the last commits.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.transaction(() => {
+      for (const spec of TABLE_SPECS.values()) migrate(this.db, spec);
+    })();
+    const openGate = () => undefined;
+    const waitGate = () => (this.lock ? this.waitForUnlock() : undefined);
+    for (const spec of TABLE_SPECS.values()) {
+      this.rootTables.set(spec.name, new SqliteTable(this, spec, waitGate));
+      this.txTables.set(spec.name, new SqliteTable(this, spec, openGate));
+    }
+    this.txView = {
+      table: <N extends TableName>(name: N) => this.txTables.get(name) as unknown as Table<TableRows[N]>,
+      transaction: <R>(fn: (tx: Db) => Promise<R>) => fn(this.txView),
+    };
+  }
+
+  stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  private async waitForUnlock(): Promise<void> {
+    while (this.lock) await this.lock;
+  }
+
+  table<N extends TableName>(name: N): Table<TableRows[N]> {
+    const t = this.rootTables.get(name);
+    if (!t) throw new Error(`Unknown table ${name}`);
+    return t as unknown as Table<TableRows[N]>;
+  }
+
+  async transaction<R>(fn: (tx: Db) => Promise<R>): Promise<R> {
+    // Check and take the lock in one synchronous step: a helper function would add a tick between them.
+    while (this.lock) await this.lock;
+    let release!: () => void;
+    this.lock = new Promise<void>((resolve) => (release = resolve));
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      const result = await fn(this.txView);
+      this.db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    } finally {
+      this.lock = null;
+      release();
+    }
+  }
+
+  async ping(): Promise<void> {
+    this.stmt('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    await this.waitForUnlock();
+    if (this.db.open) this.db.close();
+  }
+}
+
+export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
+  return new SqliteStore(options);
+}
+
+export type { StoreTables };

@@ -1,0 +1,109 @@
+// The Store seam: typed tables over any backend (embedded SQLite, Appwrite TablesDB). Every adapter passes
+// test/store-contract.ts; code above this line never knows which backend it runs on.
+import type { TableName, TableRows } from './rows.generated.ts';
+
+export type { TableName, TableRows };
+
+export type Scalar = string | number | boolean | null;
+
+export interface FieldOps {
+  eq?: Scalar;
+  ne?: Scalar;
+  gt?: string | number;
+  gte?: string | number;
+  lt?: string | number;
+  lte?: string | number;
+  in?: Scalar[];
+  startsWith?: string;
+  isNull?: boolean;
+}
+
+/**
+ * A filter: every field condition must hold (AND). A bare value means equality. `$or` holds a list of filters of
+ * which at least one must hold. Only scalar columns can be filtered (not JSON objects or arrays).
+ */
+export interface Where {
+  [field: string]: Scalar | FieldOps | Where[] | undefined;
+  $or?: Where[];
+}
+
+export interface OrderBy {
+  field: string;
+  direction?: 'asc' | 'desc';
+}
+
+export interface QueryOptions {
+  where?: Where;
+  /** Rows are ordered by this field then by id (ties never reorder between pages). Default: id ascending. */
+  orderBy?: OrderBy;
+  /** Opaque: the `nextCursor` of the previous page. Only valid with the same where and orderBy. */
+  cursor?: string | null;
+  /** 1..1000, default 50. */
+  limit?: number;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Null when this is the last page. */
+  nextCursor: string | null;
+}
+
+export type SystemFields = 'version' | 'createdAt' | 'updatedAt';
+
+/** What insert takes: the row without its system fields; `id` is generated from the table's prefix when absent. */
+export type NewRow<T extends { id: string }> = Omit<T, SystemFields | 'id'> & { id?: string };
+
+/** What update takes: any stored field but the identity and system fields. */
+export type RowPatch<T> = Partial<Omit<T, SystemFields | 'id' | 'workspaceId'>>;
+
+export interface UpdateOptions {
+  /** Fails with `version_conflict` unless the stored row has this version (optimistic concurrency). */
+  ifVersion?: number;
+}
+
+export interface IncrementOptions {
+  /** The result may not fall below this (fails with `bound_exceeded`, nothing changed). */
+  min?: number;
+  /** The result may not exceed this (fails with `bound_exceeded`, nothing changed). */
+  max?: number;
+}
+
+export interface Table<T extends { id: string; version: number }> {
+  readonly name: TableName;
+  get(id: string): Promise<T | null>;
+  /** Fails with `already_exists` (and the fields of the unique index) on a duplicate id or unique key. */
+  insert(row: NewRow<T>): Promise<T>;
+  /** Merges the patch, bumps `version`, sets `updatedAt`. Fails with `not_found` or `version_conflict`. */
+  update(id: string, patch: RowPatch<T>, options?: UpdateOptions): Promise<T>;
+  /** Fails with `not_found`, or `version_conflict` when ifVersion is given and stale. */
+  delete(id: string, options?: UpdateOptions): Promise<void>;
+  query(options?: QueryOptions): Promise<Page<T>>;
+  count(where?: Where): Promise<number>;
+  /** Deletes every matching row and says how many. */
+  deleteWhere(where: Where): Promise<number>;
+  /**
+   * Atomically adds `by` (negative to subtract) to an integer column, within bounds; returns the new row.
+   * Counters live outside optimistic versioning: `version` is not bumped (Appwrite's increment cannot bump it).
+   */
+  increment(id: string, field: keyof T & string, by: number, options?: IncrementOptions): Promise<T>;
+}
+
+export interface StoreTables {
+  table<N extends TableName>(name: N): Table<TableRows[N]>;
+}
+
+/** What domain code takes: the store itself or an open transaction, so that one function serves in both. */
+export interface Db extends StoreTables {
+  /**
+   * Runs `fn` with all-or-nothing writes. Keep it short and free of network calls: on SQLite other writers wait
+   * for it. Called on a transaction, it joins that transaction.
+   */
+  transaction<R>(fn: (tx: Db) => Promise<R>): Promise<R>;
+}
+
+export interface Store extends Db {
+  readonly kind: string;
+  /** A cheap round trip, for health checks. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,33 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createSqliteStore } from '../src/store/sqlite.ts';
+import { describeStoreContract } from './store-contract.ts';
+
+describeStoreContract('sqlite (memory)', { create: async () => createSqliteStore({ path: ':memory:' }) });
+
+describeStoreContract('sqlite (file, WAL)', {
+  create: async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hub-store-'));
+    return Object.assign(createSqliteStore({ path: join(dir, 'hub.db') }), { dir });
+  },
+  destroy: async (store) => {
+    await store.close();
+    rmSync((store as unknown as { dir: string }).dir, { recursive: true, force: true });
+  },
+});
+
+describe('sqlite store on disk', () => {
+  it('keeps rows across reopen and adds nothing twice when migrating again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hub-store-'));
+    const path = join(dir, 'hub.db');
+    const a = createSqliteStore({ path });
+    const row = await a.table('workspaces').insert({ name: 'A', slug: 'a', currency: 'EUR', timezone: 'UTC' });
+    await a.close();
+    const b = createSqliteStore({ path });
+    expect(await b.table('workspaces').get(row.id)).toEqual(row);
+    await b.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
