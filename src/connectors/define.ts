@@ -1,0 +1,84 @@
+// The connector seam: one definition object per vendor, registered in connectors/index.ts. Connectors return
+// vendor records as they are; all field shaping happens in mappings.
+import type { Clock } from '../lib/clock.ts';
+import type { Logger } from '../lib/log.ts';
+import type { JsonSchema } from '../schemas/registry.ts';
+
+export type ConnectorCategory = 'generic' | 'accounting' | 'ecommerce' | 'shipping';
+
+export type Capability = 'test' | 'request' | 'list' | 'get' | 'upsert' | 'webhooks';
+
+export interface ConnectorContext {
+  /** The fetch to reach the vendor with (injected so tests and simulators can stand in). */
+  fetch: typeof fetch;
+  clock: Clock;
+  log: Logger;
+  /** Waits `ms` (injected so retry tests need not sleep). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface TestResult {
+  ok: boolean;
+  latencyMs: number;
+  /** One sentence for an admin: what worked or what failed. */
+  message: string;
+  status?: number;
+  code?: string;
+}
+
+export interface ListOptions {
+  cursor?: string | null;
+  limit?: number;
+  /** Only records changed at or after this instant, where the vendor supports it. */
+  since?: string;
+}
+
+export interface ListPage {
+  items: Record<string, unknown>[];
+  nextCursor: string | null;
+}
+
+export interface RawRequest {
+  method: string;
+  headers: Headers;
+  /** The body exactly as received: signatures are computed over these bytes. */
+  body: Uint8Array;
+  url: string;
+}
+
+export type VerifyResult =
+  | { ok: true; deliveryId: string; handshake?: { status: number; headers?: Record<string, string>; body?: string } }
+  | { ok: false; reason: string };
+
+export interface ConnectorWebhooks {
+  /** Verifies the signature over the raw bytes in constant time; nothing is parsed before this succeeds. */
+  verify(request: RawRequest): Promise<VerifyResult> | VerifyResult;
+}
+
+export interface ConnectorInstance {
+  testConnection(): Promise<TestResult>;
+  list?(entity: string, options?: ListOptions): Promise<ListPage>;
+  get?(entity: string, id: string): Promise<Record<string, unknown> | null>;
+  upsert?(entity: string, record: Record<string, unknown>, options: { idempotencyKey: string }): Promise<{ id: string; created: boolean }>;
+  webhooks?: ConnectorWebhooks;
+}
+
+export interface ConnectorDefinition<Config = Record<string, unknown>, Credentials = Record<string, unknown>> {
+  id: string;
+  name: string;
+  category: ConnectorCategory;
+  description: string;
+  /** JSON Schema (2020-12) of the connection's non-secret configuration. */
+  configSchema: JsonSchema;
+  /** JSON Schema of the secrets; stored encrypted, never returned by the API. */
+  credentialsSchema: JsonSchema;
+  capabilities: readonly Capability[];
+  create(config: Config, credentials: Credentials, ctx: ConnectorContext): ConnectorInstance;
+}
+
+export function defineConnector<Config, Credentials>(
+  definition: ConnectorDefinition<Config, Credentials>,
+): ConnectorDefinition<Config, Credentials> {
+  if (!/^[a-z][a-z0-9-]*$/.test(definition.id)) throw new Error(`Connector id ${definition.id} must be kebab-case`);
+  return definition;
+}
