@@ -28,9 +28,9 @@ export function renderRowTypes(): string {
   for (const spec of TABLE_SPECS.values()) {
     const typeName = `${pascal(spec.name)}Row`;
     lines.push(`/** ${spec.title}: ${String(spec.schema.description ?? '')} */`);
-    lines.push(`export interface ${typeName} {`);
+    lines.push(`export type ${typeName} = {`);
     for (const col of spec.columns) lines.push(`  ${col.name}${col.required ? '' : '?'}: ${tsType(col)};`);
-    lines.push('}', '');
+    lines.push('};', '');
     map.push(`  ${spec.name}: ${typeName};`);
   }
   lines.push('export interface TableRows {', ...map, '}', '', 'export type TableName = keyof TableRows;', '');

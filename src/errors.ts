@@ -98,7 +98,7 @@ export interface ProblemDocument {
 export function toProblem(err: HubError, instance?: string): ProblemDocument {
   const doc: ProblemDocument = {
     ...err.extra,
-    type: `/docs#error-${err.code}`,
+    type: `/docs/errors#error-${err.code}`,
     title: ERROR_CODES[err.code].title,
     status: err.status,
     detail: err.message,

@@ -51,6 +51,12 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect(await store.table('workspaces').get(row.id)).toEqual(row);
       });
 
+      it('answers insert with the same shape as a later get (absent nullable fields are null)', async () => {
+        const row = await store.table('jobs').insert(job('t.x', '2026-01-01T00:00:00.000Z'));
+        expect(row.leaseOwner).toBeNull();
+        expect(await store.table('jobs').get(row.id)).toEqual(row);
+      });
+
       it('keeps a given id', async () => {
         const row = await store.table('workspaces').insert({ id: 'ws_given', ...workspace('given') });
         expect(row.id).toBe('ws_given');

@@ -18,6 +18,18 @@ describeStoreContract('sqlite (file, WAL)', {
   },
 });
 
+describe('sqlite store transactions', () => {
+  it('fails loudly, instead of hanging, when the store itself is used inside its own transaction', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    await expect(
+      store.transaction(async () => {
+        await store.table('workspaces').get('ws_x');
+      }),
+    ).rejects.toThrow(/transaction handle/);
+    await store.close();
+  });
+});
+
 describe('sqlite store on disk', () => {
   it('keeps rows across reopen and adds nothing twice when migrating again', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hub-store-'));

@@ -27,6 +27,8 @@ function compact(row: Record<string, unknown>): Record<string, unknown> {
 export function prepareInsert(spec: TableSpec, clock: Clock, input: Record<string, unknown>): AnyRow {
   const now = new Date(clock.now()).toISOString();
   const row = compact({ ...input, id: input.id ?? newId(spec.idPrefix), version: 1, createdAt: now, updatedAt: now });
+  // Absent nullable columns are stored as NULL and read back as null: insert answers the same shape as get.
+  for (const col of spec.columns) if (col.nullable && !(col.name in row)) row[col.name] = null;
   validateRow(spec, row);
   return row as AnyRow;
 }

@@ -2,6 +2,7 @@
 // better-sqlite3 is synchronous; an async transaction holds a gate that other callers await, so no statement of
 // another request can slip into an open transaction while it awaits.
 import Database from 'better-sqlite3';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { HubError } from '../errors.ts';
@@ -336,6 +337,7 @@ export class SqliteStore implements Store {
   /** Resolves when the open transaction ends; null when none is open. */
   private lock: Promise<void> | null = null;
   private readonly txView: Db;
+  private readonly inTransaction = new AsyncLocalStorage<boolean>();
 
   constructor(options: SqliteStoreOptions) {
     this.clock = options.clock ?? systemClock;
@@ -350,7 +352,14 @@ export class SqliteStore implements Store {
       for (const spec of TABLE_SPECS.values()) migrate(this.db, spec);
     })();
     const openGate = () => undefined;
-    const waitGate = () => (this.lock ? this.waitForUnlock() : undefined);
+    const waitGate = () => {
+      if (!this.lock) return undefined;
+      // Waiting here from inside our own transaction would wait forever: fail loudly instead.
+      if (this.inTransaction.getStore() === true) {
+        throw new Error('The store was used directly inside its own transaction: use the transaction handle (tx) instead');
+      }
+      return this.waitForUnlock();
+    };
     for (const spec of TABLE_SPECS.values()) {
       this.rootTables.set(spec.name, new SqliteTable(this, spec, waitGate));
       this.txTables.set(spec.name, new SqliteTable(this, spec, openGate));
@@ -387,7 +396,7 @@ export class SqliteStore implements Store {
     this.lock = new Promise<void>((resolve) => (release = resolve));
     try {
       this.db.exec('BEGIN IMMEDIATE');
-      const result = await fn(this.txView);
+      const result = await this.inTransaction.run(true, () => fn(this.txView));
       this.db.exec('COMMIT');
       return result;
     } catch (err) {

@@ -2,7 +2,7 @@
 // test/store-contract.ts; code above this line never knows which backend it runs on.
 import type { TableName, TableRows } from './rows.generated.ts';
 
-export type { TableName, TableRows };
+export type * from './rows.generated.ts';
 
 export type Scalar = string | number | boolean | null;
 

@@ -1,0 +1,111 @@
+// The hub's HTTP app: global middleware (request ids, metrics, CORS, body limit, errors as problem+json) and the
+// routes. No port, no server: tests call app.request(); src/main.ts and the Appwrite functions serve it.
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import { HTTPException } from 'hono/http-exception';
+import { ERROR_CODES, HubError, toProblem } from '../errors.ts';
+import { randomToken } from '../lib/ids.ts';
+import type { AppDeps, HubEnv } from './deps.ts';
+import { createRouteTable } from './define-route.ts';
+import { registerApiKeyRoutes } from './routes/api-keys.ts';
+import { registerAuditRoutes } from './routes/audit.ts';
+import { registerConnectionRoutes } from './routes/connections.ts';
+import { registerEventRoutes } from './routes/events.ts';
+import { registerJobRoutes } from './routes/jobs.ts';
+import { registerOAuthRoutes } from './routes/oauth.ts';
+import { registerSystemRoutes } from './routes/system.ts';
+import { registerWorkspaceRoutes } from './routes/workspace.ts';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function problemResponse(err: HubError, requestId: string | undefined): Response {
+  const headers = new Headers({ 'Content-Type': 'application/problem+json', ...err.headers });
+  if (requestId) headers.set('X-Request-Id', requestId);
+  return new Response(JSON.stringify(toProblem(err, requestId)), { status: err.status, headers });
+}
+
+/** Any thrown value becomes a HubError: ours as they are, Hono's by status, everything else as internal_error. */
+function asHubError(err: unknown): HubError {
+  if (err instanceof HubError) return err;
+  if (err instanceof HTTPException) {
+    const byStatus = Object.entries(ERROR_CODES).find(([, v]) => v.status === err.status);
+    if (err.status === 413) return new HubError('payload_too_large');
+    if (byStatus) return new HubError(byStatus[0] as keyof typeof ERROR_CODES, err.message || undefined);
+  }
+  return new HubError('internal_error', 'Something went wrong on our side; the request id identifies it in the logs', { cause: err });
+}
+
+export function createApp(deps: AppDeps) {
+  const app = new Hono<HubEnv>();
+
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    const given = c.req.header('x-request-id');
+    const requestId = given && REQUEST_ID.test(given) ? given : `req_${randomToken(12)}`;
+    c.set('deps', deps);
+    c.set('requestId', requestId);
+    await next();
+    c.res.headers.set('X-Request-Id', requestId);
+    c.res.headers.set('X-Content-Type-Options', 'nosniff');
+    const route = c.req.routePath && c.req.routePath !== '/*' ? c.req.routePath : 'unmatched';
+    const status = String(c.res.status);
+    deps.metrics.requests.inc({ method: c.req.method, route, status });
+    deps.metrics.latency.observe({ method: c.req.method, route }, (performance.now() - started) / 1000);
+  });
+
+  if (deps.config.corsOrigins.length) {
+    const origins = deps.config.corsOrigins;
+    app.use(
+      '*',
+      cors({
+        origin: origins.includes('*') ? '*' : origins,
+        allowHeaders: ['Authorization', 'X-API-Key', 'Content-Type', 'Idempotency-Key', 'If-Match', 'If-None-Match', 'X-Request-Id'],
+        allowMethods: ['GET', 'POST', 'PATCH', 'PUT', 'DELETE', 'OPTIONS'],
+        exposeHeaders: ['ETag', 'Link', 'Location', 'X-Request-Id', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'Retry-After', 'Idempotent-Replayed'],
+        maxAge: 600,
+      }),
+    );
+  }
+
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: deps.config.maxBodyBytes,
+      onError: () => {
+        throw new HubError('payload_too_large', `The body may be at most ${deps.config.maxBodyBytes} bytes`, {
+          extra: { maxBytes: deps.config.maxBodyBytes },
+        });
+      },
+    }),
+  );
+
+  app.onError((err, c) => {
+    const hubError = asHubError(err);
+    if (hubError.status >= 500) {
+      deps.log.error('request failed', { requestId: c.get('requestId'), path: c.req.path, err: hubError.cause ?? hubError });
+    }
+    const res = problemResponse(hubError, c.get('requestId'));
+    // keep headers set before the error (rate limit state, CORS)
+    c.res.headers.forEach((v, k) => {
+      if (!res.headers.has(k) && k !== 'content-type' && k !== 'content-length' && k !== 'etag') res.headers.set(k, v);
+    });
+    return res;
+  });
+
+  app.notFound((c) => problemResponse(new HubError('route_not_found', `No route ${c.req.method} ${c.req.path}`), c.get('requestId')));
+
+  const routes = createRouteTable(app);
+  registerSystemRoutes(app, routes);
+  registerWorkspaceRoutes(routes);
+  registerApiKeyRoutes(routes);
+  registerOAuthRoutes(routes);
+  registerConnectionRoutes(routes);
+  registerEventRoutes(routes);
+  registerAuditRoutes(routes);
+  registerJobRoutes(routes);
+
+  return Object.assign(app, { routeSpecs: routes.specs });
+}
+
+export type HubApp = ReturnType<typeof createApp>;

@@ -1,0 +1,160 @@
+// One declaration per operation: from it come the Hono route, its auth and scope check, body and query validation,
+// idempotency, and its entry in the OpenAPI document. What is documented is what is enforced.
+import type { Context, Hono, MiddlewareHandler } from 'hono';
+import type { Action, Resource } from '../auth/scopes.ts';
+import { requireScope } from '../auth/scopes.ts';
+import { HubError } from '../errors.ts';
+import { compileSchema, validatorFor, type JsonSchema } from '../schemas/registry.ts';
+import { assertValid, toFieldErrors } from '../schemas/validate.ts';
+import type { HubEnv } from './deps.ts';
+import { authenticate } from './middleware/auth.ts';
+import { idempotency } from './middleware/idempotency.ts';
+import { rateLimit } from './middleware/rate-limit.ts';
+
+export type Method = 'get' | 'post' | 'patch' | 'put' | 'delete';
+
+export interface QueryParam {
+  name: string;
+  description: string;
+  schema: JsonSchema & { type: 'string' | 'integer' | 'boolean' };
+  required?: boolean;
+}
+
+export interface ResponseSpec {
+  description: string;
+  /** A schema id (`hub:tables/connections`), `{ list: id }` for a page of them, or an inline schema. */
+  schema?: string | { list: string } | JsonSchema;
+  /** For representations of table rows: the private fields are dropped in the document too. */
+  headers?: string[];
+}
+
+export interface RouteSpec {
+  method: Method;
+  /** OpenAPI style: /v1/connections/{id} */
+  path: string;
+  operationId: string;
+  summary: string;
+  description?: string;
+  tag: string;
+  /** false for public routes; otherwise the scope the caller needs. */
+  auth: false | { resource: Resource; action: Action };
+  body?: { schema: string; required?: boolean; form?: boolean };
+  query?: QueryParam[];
+  ifMatch?: boolean;
+  responses: Record<number, ResponseSpec>;
+}
+
+export interface RouteInput<B> {
+  body: B;
+  query: Record<string, string | number | boolean | undefined>;
+}
+
+export type RouteHandler<B> = (c: Context<HubEnv>, input: RouteInput<B>) => Response | Promise<Response>;
+
+export interface RouteTable {
+  specs: RouteSpec[];
+  add<B = undefined>(spec: RouteSpec, handler: RouteHandler<B>): void;
+}
+
+const NO_QUERY: QueryParam[] = [];
+
+function queryValidator(spec: RouteSpec) {
+  const params = spec.query ?? NO_QUERY;
+  const schema: JsonSchema = {
+    type: 'object',
+    additionalProperties: false,
+    properties: Object.fromEntries(params.map((p) => [p.name, p.schema])),
+    required: params.filter((p) => p.required).map((p) => p.name),
+  };
+  const validate = compileSchema(schema);
+  return (c: Context<HubEnv>) => {
+    const raw = c.req.queries();
+    const out: Record<string, string | number | boolean> = {};
+    for (const [name, values] of Object.entries(raw)) {
+      if (values.length > 1) {
+        throw new HubError('invalid_query', `Query parameter ${name} is given more than once`, {
+          errors: [{ field: `/query/${name}`, code: 'duplicate', message: 'is given more than once' }],
+        });
+      }
+      const p = params.find((x) => x.name === name);
+      const v = values[0]!;
+      // Query strings are text: convert what the parameter's schema says is a number or boolean, then validate.
+      if (p?.schema.type === 'integer' && /^-?\d{1,15}$/.test(v)) out[name] = Number(v);
+      else if (p?.schema.type === 'boolean' && (v === 'true' || v === 'false')) out[name] = v === 'true';
+      else out[name] = v;
+    }
+    if (!validate(out)) {
+      throw new HubError('invalid_query', 'The query parameters are not valid', {
+        errors: toFieldErrors(validate.errors, '/query'),
+      });
+    }
+    return out;
+  };
+}
+
+function isJsonType(contentType: string): boolean {
+  const t = contentType.split(';')[0]!.trim().toLowerCase();
+  return t === 'application/json' || t.endsWith('+json');
+}
+
+async function readBody(c: Context<HubEnv>, spec: NonNullable<RouteSpec['body']>): Promise<unknown> {
+  const text = await c.req.text();
+  if (text.length === 0) {
+    if (spec.required === false) return {};
+    throw new HubError('validation_failed', 'The request needs a body', {
+      errors: [{ field: '/', code: 'required', message: 'a body is required' }],
+    });
+  }
+  const type = c.req.header('content-type') ?? '';
+  if (spec.form && type.split(';')[0]!.trim().toLowerCase() === 'application/x-www-form-urlencoded') {
+    const form = new URLSearchParams(text);
+    const out: Record<string, string> = {};
+    for (const [k, v] of form) {
+      if (k in out) throw new HubError('validation_failed', `Form field ${k} is given more than once`);
+      out[k] = v;
+    }
+    return out;
+  }
+  if (!isJsonType(type)) {
+    throw new HubError('unsupported_media_type', `Send the body as application/json${spec.form ? ' or application/x-www-form-urlencoded' : ''}`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new HubError('invalid_json', `The body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function scopeCheck(resource: Resource, action: Action): MiddlewareHandler<HubEnv> {
+  return async (c, next) => {
+    requireScope(c.get('principal'), resource, action);
+    await next();
+  };
+}
+
+export function createRouteTable(app: Hono<HubEnv>): RouteTable {
+  const specs: RouteSpec[] = [];
+  return {
+    specs,
+    add<B>(spec: RouteSpec, handler: RouteHandler<B>) {
+      specs.push(spec);
+      const honoPath = spec.path.replace(/\{(\w+)\}/g, ':$1');
+      const chain: MiddlewareHandler<HubEnv>[] = [];
+      if (spec.auth) {
+        chain.push(authenticate(), rateLimit(), scopeCheck(spec.auth.resource, spec.auth.action));
+        if (spec.method === 'post') chain.push(idempotency());
+      }
+      const parseQuery = queryValidator(spec);
+      const bodyValidator = spec.body ? validatorFor(spec.body.schema) : null;
+      const final = async (c: Context<HubEnv>) => {
+        const query = parseQuery(c);
+        let body: unknown = undefined;
+        if (spec.body && bodyValidator) {
+          body = assertValid(bodyValidator, await readBody(c, spec.body), 'The body');
+        }
+        return handler(c, { body: body as B, query });
+      };
+      app.on([spec.method.toUpperCase()], [honoPath], ...(chain as [MiddlewareHandler<HubEnv>]), final);
+    },
+  };
+}

@@ -1,0 +1,37 @@
+// What the app needs from outside, passed in once: createApp({ store, clock, fetch, ... }) so tests can swap any of it.
+import type { TokenService } from '../auth/tokens.ts';
+import type { HubConfig } from '../config.ts';
+import type { ConnectorDefinition } from '../connectors/define.ts';
+import type { Clock } from '../lib/clock.ts';
+import type { Logger } from '../lib/log.ts';
+import type { HubMetrics } from '../lib/metrics.ts';
+import type { Cipher } from '../lib/secrets.ts';
+import type { Store } from '../store/types.ts';
+import type { Principal } from '../auth/scopes.ts';
+import type { RateLimiter } from './middleware/rate-limit.ts';
+
+export interface AppDeps {
+  config: HubConfig;
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  cipher: Cipher;
+  tokens: TokenService;
+  metrics: HubMetrics;
+  rateLimiter: RateLimiter;
+  /** The fetch connectors use to reach vendors. */
+  fetch: typeof fetch;
+  connectors: readonly ConnectorDefinition<any, any>[];
+  /** Called after a commit that enqueued jobs, so an in-process worker wakes at once. */
+  onJobsEnqueued?: () => void;
+}
+
+export interface HubEnv {
+  Variables: {
+    deps: AppDeps;
+    requestId: string;
+    principal: Principal;
+    /** Set by the idempotency middleware so that handlers can tell a first run. */
+    idempotencyKey?: string;
+  };
+}

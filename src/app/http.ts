@@ -1,0 +1,86 @@
+// Small HTTP helpers shared by the routes: JSON bodies, ETags, pagination envelopes, client addresses.
+import type { Context } from 'hono';
+import { HubError } from '../errors.ts';
+import { tableSpec } from '../schemas/tables.ts';
+import type { TableName } from '../store/types.ts';
+import type { HubEnv } from './deps.ts';
+
+const privateFields = new Map<string, string[]>();
+
+/** The API representation of a row: the stored row without its private fields (hashes, ciphertexts). */
+export function present<T extends Record<string, unknown>>(table: TableName, row: T): Record<string, unknown> {
+  let hidden = privateFields.get(table);
+  if (!hidden) {
+    hidden = tableSpec(table).columns.filter((c) => c.private).map((c) => c.name);
+    privateFields.set(table, hidden);
+  }
+  if (hidden.length === 0) return row;
+  const out: Record<string, unknown> = { ...row };
+  for (const f of hidden) delete out[f];
+  return out;
+}
+
+export function etagOf(row: { version: number }): string {
+  return `"v${row.version}"`;
+}
+
+/**
+ * Reads If-Match: undefined when absent, the version it names otherwise. `*` matches any version. A value that is
+ * not one of our ETags can never match the stored row, so it fails with version_conflict rather than being ignored.
+ */
+export function ifMatchVersion(c: Context<HubEnv>): number | undefined | 'any' {
+  const raw = c.req.header('if-match');
+  if (raw === undefined) return undefined;
+  const value = raw.trim();
+  if (value === '*') return 'any';
+  const m = /^(?:W\/)?"v(\d{1,15})"$/.exec(value);
+  if (!m) throw new HubError('version_conflict', 'If-Match does not name a version of this resource');
+  return Number(m[1]);
+}
+
+/** Checks If-Match against the row; returns the version to update at (optimistic concurrency). */
+export function expectVersion(c: Context<HubEnv>, row: { version: number }): number {
+  const wanted = ifMatchVersion(c);
+  if (wanted === undefined || wanted === 'any') return row.version;
+  if (wanted !== row.version) {
+    throw new HubError('version_conflict', `The resource is at ${etagOf(row)}, not "v${wanted}"`, {
+      extra: { currentEtag: etagOf(row) },
+    });
+  }
+  return wanted;
+}
+
+export function jsonWithEtag(c: Context<HubEnv>, body: Record<string, unknown> & { version: number }, status: 200 | 201 = 200) {
+  c.header('ETag', etagOf(body));
+  return c.json(body, status);
+}
+
+/** A GET of one resource: 304 when If-None-Match names the current version. */
+export function respondResource(c: Context<HubEnv>, body: Record<string, unknown> & { version: number }) {
+  const inm = c.req.header('if-none-match');
+  const tag = etagOf(body);
+  if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === tag)) {
+    c.header('ETag', tag);
+    return c.body(null, 304);
+  }
+  return jsonWithEtag(c, body);
+}
+
+export function listResponse(c: Context<HubEnv>, data: unknown[], nextCursor: string | null) {
+  if (nextCursor) {
+    const url = new URL(c.req.url);
+    url.searchParams.set('cursor', nextCursor);
+    c.header('Link', `<${url.pathname}${url.search}>; rel="next"`);
+  }
+  return c.json({ data, nextCursor });
+}
+
+export function clientIp(c: Context<HubEnv>): string | null {
+  const deps = c.get('deps');
+  if (deps.config.trustProxy) {
+    const fwd = c.req.header('x-forwarded-for');
+    if (fwd) return fwd.split(',')[0]!.trim().slice(0, 64);
+  }
+  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+  return incoming?.socket?.remoteAddress ?? null;
+}

@@ -1,0 +1,100 @@
+// Authentication: an API key (Authorization: Bearer or X-API-Key) or an OAuth access token (Bearer JWT).
+// Every failure is the same 401 without detail on which part failed, so keys cannot be probed.
+import type { Context, MiddlewareHandler } from 'hono';
+import { hashSecret, looksLikeApiKey } from '../../auth/secrets.ts';
+import type { Principal } from '../../auth/scopes.ts';
+import { HubError } from '../../errors.ts';
+import type { AppDeps, HubEnv } from '../deps.ts';
+import { clientIp } from '../http.ts';
+
+const LAST_USED_EVERY_MS = 60_000;
+const lastUsedWrites = new Map<string, number>();
+
+function credentialsOf(c: Context<HubEnv>): string | null {
+  const header = c.req.header('authorization');
+  if (header !== undefined) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!m) throw new HubError('unauthenticated', 'Use "Authorization: Bearer <key or token>"');
+    return m[1]!;
+  }
+  return c.req.header('x-api-key')?.trim() || null;
+}
+
+/** Records when a key or client was last used, at most once a minute each, off the request's path. */
+function touch(deps: AppDeps, table: 'api_keys' | 'oauth_clients', id: string, now: number): void {
+  const last = lastUsedWrites.get(id) ?? 0;
+  if (now - last < LAST_USED_EVERY_MS) return;
+  lastUsedWrites.set(id, now);
+  if (lastUsedWrites.size > 100_000) lastUsedWrites.clear();
+  const at = new Date(now).toISOString();
+  queueMicrotask(() => {
+    deps.store
+      .table(table)
+      .get(id)
+      .then((row) => row && deps.store.table(table).update(id, { lastUsedAt: at }, { ifVersion: row.version }))
+      .catch((err: unknown) => deps.log.debug('lastUsedAt not recorded', { id, err }));
+  });
+}
+
+async function principalFromApiKey(deps: AppDeps, secret: string): Promise<Principal> {
+  const page = await deps.store.table('api_keys').query({ where: { hash: hashSecret(secret) }, limit: 1 });
+  const key = page.items[0];
+  const now = deps.clock.now();
+  if (!key || key.revokedAt || (key.expiresAt && Date.parse(key.expiresAt) <= now)) {
+    throw new HubError('unauthenticated', 'The API key is not valid, or it was revoked or has expired');
+  }
+  touch(deps, 'api_keys', key.id, now);
+  return {
+    type: 'api_key',
+    id: key.id,
+    workspaceId: key.workspaceId,
+    scopes: key.scopes,
+    rateLimitPerMinute: key.rateLimitPerMinute ?? null,
+  };
+}
+
+async function principalFromToken(deps: AppDeps, token: string): Promise<Principal> {
+  const claims = await deps.tokens.verify(token);
+  // A revoked client's tokens stop working at once, not when they expire.
+  const client = await deps.store.table('oauth_clients').get(claims.clientId);
+  if (!client || client.revokedAt || client.workspaceId !== claims.workspaceId) {
+    throw new HubError('unauthenticated', 'The access token is not valid');
+  }
+  touch(deps, 'oauth_clients', client.id, deps.clock.now());
+  return { type: 'oauth_client', id: client.id, workspaceId: client.workspaceId, scopes: claims.scopes, rateLimitPerMinute: null };
+}
+
+export function authenticate(): MiddlewareHandler<HubEnv> {
+  return async (c, next) => {
+    const deps = c.get('deps');
+    const failKey = `authfail:${clientIp(c) ?? 'local'}`;
+    const limited = deps.rateLimiter.check(failKey, AUTH_FAILURES_PER_MINUTE, false);
+    if (limited.remaining <= 0) {
+      throw new HubError('rate_limited', 'Too many failed authentication attempts from this address', {
+        headers: { 'Retry-After': String(limited.retryAfterSeconds) },
+      });
+    }
+    try {
+      const credential = credentialsOf(c);
+      if (!credential) throw new HubError('unauthenticated', 'Send an API key (Authorization: Bearer … or X-API-Key) or an access token');
+      const principal = looksLikeApiKey(credential)
+        ? await principalFromApiKey(deps, credential)
+        : credential.split('.').length === 3
+          ? await principalFromToken(deps, credential)
+          : (() => {
+              throw new HubError('unauthenticated', 'The API key is not valid, or it was revoked or has expired');
+            })();
+      c.set('principal', principal);
+    } catch (err) {
+      if (err instanceof HubError && err.code === 'unauthenticated') {
+        deps.rateLimiter.check(failKey, AUTH_FAILURES_PER_MINUTE, true);
+        throw new HubError('unauthenticated', err.message, { headers: { 'WWW-Authenticate': 'Bearer realm="hub"' } });
+      }
+      throw err;
+    }
+    await next();
+  };
+}
+
+/** Failed authentications allowed per address and minute before 429 (slows down guessing). */
+export const AUTH_FAILURES_PER_MINUTE = 30;

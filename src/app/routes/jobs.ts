@@ -1,0 +1,46 @@
+// The workspace's background jobs: state, attempts, last error, progress and result.
+import type { RouteTable } from '../define-route.ts';
+import { listResponse, respondResource } from '../http.ts';
+import { LIST_PARAMS, loadOwned, pageQuery, PROBLEM } from './common.ts';
+
+const JOB = 'hub:tables/jobs';
+
+export function registerJobRoutes(routes: RouteTable): void {
+  routes.add(
+    {
+      method: 'get',
+      path: '/v1/jobs',
+      operationId: 'listJobs',
+      summary: 'List the background jobs of the workspace, newest first',
+      tag: 'Jobs',
+      auth: { resource: 'jobs', action: 'read' },
+      query: [
+        ...LIST_PARAMS,
+        { name: 'state', description: 'Only jobs in this state.', schema: { type: 'string', enum: ['queued', 'running', 'succeeded', 'dead', 'cancelled'] } },
+        { name: 'type', description: 'Only jobs of this type.', schema: { type: 'string', maxLength: 64 } },
+      ],
+      responses: { 200: { description: 'A page of jobs', schema: { list: JOB } } },
+    },
+    async (c, { query }) => {
+      const page = await c.get('deps').store.table('jobs').query({
+        where: { workspaceId: c.get('principal').workspaceId, state: query.state as string | undefined, type: query.type as string | undefined },
+        orderBy: { field: 'id', direction: 'desc' },
+        ...pageQuery(query),
+      });
+      return listResponse(c, page.items, page.nextCursor);
+    },
+  );
+
+  routes.add(
+    {
+      method: 'get',
+      path: '/v1/jobs/{id}',
+      operationId: 'getJob',
+      summary: 'Get a job',
+      tag: 'Jobs',
+      auth: { resource: 'jobs', action: 'read' },
+      responses: { 200: { description: 'The job', schema: JOB, headers: ['ETag'] }, 404: PROBLEM('No such job') },
+    },
+    async (c) => respondResource(c, await loadOwned(c, 'jobs', c.req.param('id')!)),
+  );
+}

@@ -1,0 +1,190 @@
+// OAuth2 client credentials (RFC 6749 §4.4): clients of the workspace, and the token endpoint that trades a
+// client's id and secret for a short-lived JWT. Token errors carry RFC 6749's `error` member inside problem+json.
+import type { Context } from 'hono';
+import { auditRequest } from '../../audit/log.ts';
+import { checkScopes, coversScope } from '../../auth/scopes.ts';
+import { CLIENT_SECRET_PREFIX, generateSecret, hashSecret } from '../../auth/secrets.ts';
+import { HubError } from '../../errors.ts';
+import { safeEqual } from '../../lib/secrets.ts';
+import type { OauthClientsRow } from '../../store/types.ts';
+import type { HubEnv } from '../deps.ts';
+import type { RouteTable } from '../define-route.ts';
+import { jsonWithEtag, listResponse, present, respondResource } from '../http.ts';
+import { LIST_PARAMS, loadOwned, nowIso, pageQuery, PROBLEM } from './common.ts';
+
+const CLIENT = 'hub:tables/oauth_clients';
+
+interface TokenRequest {
+  grant_type: string;
+  client_id?: string;
+  client_secret?: string;
+  scope?: string;
+}
+
+function oauthError(code: 'invalid_client' | 'invalid_grant' | 'unsupported_grant_type' | 'invalid_scope', message: string, extraHeaders?: Record<string, string>) {
+  return new HubError(code, message, { extra: { error: code, error_description: message }, headers: extraHeaders });
+}
+
+/** Client authentication by HTTP Basic (preferred by RFC 6749 §2.3.1) or by form fields, not both. */
+function clientCredentials(c: Context<HubEnv>, body: TokenRequest): { id: string; secret: string } {
+  const header = c.req.header('authorization');
+  if (header?.toLowerCase().startsWith('basic ')) {
+    if (body.client_id !== undefined || body.client_secret !== undefined) {
+      throw oauthError('invalid_client', 'Authenticate with HTTP Basic or with client_id and client_secret, not both');
+    }
+    const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+    const i = decoded.indexOf(':');
+    if (i < 0) throw oauthError('invalid_client', 'The Basic credentials are malformed', { 'WWW-Authenticate': 'Basic realm="hub"' });
+    return { id: decodeURIComponent(decoded.slice(0, i)), secret: decodeURIComponent(decoded.slice(i + 1)) };
+  }
+  if (!body.client_id || !body.client_secret) {
+    throw oauthError('invalid_client', 'Send the client id and secret (HTTP Basic, or client_id and client_secret)', { 'WWW-Authenticate': 'Basic realm="hub"' });
+  }
+  return { id: body.client_id, secret: body.client_secret };
+}
+
+export function registerOAuthRoutes(routes: RouteTable): void {
+  routes.add<TokenRequest>(
+    {
+      method: 'post',
+      path: '/v1/oauth/token',
+      operationId: 'issueToken',
+      summary: 'Issue an access token for a client (client credentials grant)',
+      description: 'Form-encoded as RFC 6749 prescribes (JSON is accepted too). The token is an ES256 JWT; verify it with `/.well-known/jwks.json`.',
+      tag: 'OAuth',
+      auth: false,
+      body: { schema: 'hub:api/oauth-token-request', form: true },
+      responses: {
+        200: {
+          description: 'The access token',
+          schema: {
+            type: 'object',
+            required: ['access_token', 'token_type', 'expires_in', 'scope'],
+            properties: { access_token: { type: 'string' }, token_type: { const: 'Bearer' }, expires_in: { type: 'integer' }, scope: { type: 'string' } },
+          },
+        },
+        400: PROBLEM('unsupported_grant_type, invalid_scope'),
+        401: PROBLEM('invalid_client'),
+      },
+    },
+    async (c, { body }) => {
+      const { store, tokens } = c.get('deps');
+      if (body.grant_type !== 'client_credentials') {
+        throw oauthError('unsupported_grant_type', 'Only the client_credentials grant is supported');
+      }
+      const creds = clientCredentials(c, body);
+      const client = creds.id.length <= 36 ? await store.table('oauth_clients').get(creds.id) : null;
+      // Compare even when the client is unknown, so response time does not tell which ids exist.
+      const ok = safeEqual(client?.secretHash ?? '0'.repeat(64), hashSecret(creds.secret));
+      if (!client || !ok || client.revokedAt) throw oauthError('invalid_client', 'Client authentication failed');
+      let scopes = client.scopes;
+      if (body.scope !== undefined && body.scope.trim() !== '') {
+        const asked = [...new Set(body.scope.trim().split(/\s+/))];
+        const refused = asked.filter((s) => !coversScope(client.scopes, s));
+        if (refused.length) throw oauthError('invalid_scope', `The client may not request: ${refused.join(' ')}`);
+        scopes = asked;
+      }
+      const { token, expiresIn } = await tokens.issue({ clientId: client.id, workspaceId: client.workspaceId, scopes, ttlSeconds: client.tokenTtlSeconds });
+      c.header('Cache-Control', 'no-store');
+      c.header('Pragma', 'no-cache');
+      return c.json({ access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope: scopes.join(' ') });
+    },
+  );
+
+  routes.add<{ name: string; scopes: string[]; tokenTtlSeconds?: number }>(
+    {
+      method: 'post',
+      path: '/v1/oauth/clients',
+      operationId: 'createOAuthClient',
+      summary: 'Create an OAuth client; its secret is returned once',
+      tag: 'OAuth',
+      auth: { resource: 'oauth_clients', action: 'write' },
+      body: { schema: 'hub:api/oauth-client-create' },
+      responses: {
+        201: {
+          description: 'The client, with `clientId` and `clientSecret` (shown once)',
+          schema: { allOf: [{ $ref: CLIENT }, { type: 'object', required: ['clientId', 'clientSecret'], properties: { clientId: { type: 'string' }, clientSecret: { type: 'string' } } }] },
+        },
+      },
+    },
+    async (c, { body }) => {
+      const { store } = c.get('deps');
+      const principal = c.get('principal');
+      checkScopes(body.scopes, principal.scopes);
+      const { secret, hash } = generateSecret(CLIENT_SECRET_PREFIX);
+      const row = await store.transaction(async (tx) => {
+        const client = await tx.table('oauth_clients').insert({
+          workspaceId: principal.workspaceId,
+          name: body.name,
+          secretHash: hash,
+          scopes: body.scopes,
+          tokenTtlSeconds: body.tokenTtlSeconds ?? 900,
+          revokedAt: null,
+          lastUsedAt: null,
+          createdBy: `${principal.type}:${principal.id}`,
+        });
+        await auditRequest(tx, c, { action: 'oauth_client.created', resourceType: 'oauth_client', resourceId: client.id, details: { scopes: client.scopes } });
+        return client;
+      });
+      c.header('Location', `/v1/oauth/clients/${row.id}`);
+      return jsonWithEtag(c, { ...present('oauth_clients', row), clientId: row.id, clientSecret: secret, version: row.version }, 201);
+    },
+  );
+
+  routes.add(
+    {
+      method: 'get',
+      path: '/v1/oauth/clients',
+      operationId: 'listOAuthClients',
+      summary: 'List the OAuth clients of the workspace, newest first',
+      tag: 'OAuth',
+      auth: { resource: 'oauth_clients', action: 'read' },
+      query: LIST_PARAMS,
+      responses: { 200: { description: 'A page of clients', schema: { list: CLIENT } } },
+    },
+    async (c, { query }) => {
+      const page = await c.get('deps').store.table('oauth_clients').query({
+        where: { workspaceId: c.get('principal').workspaceId },
+        orderBy: { field: 'id', direction: 'desc' },
+        ...pageQuery(query),
+      });
+      return listResponse(c, page.items.map((r) => present('oauth_clients', r)), page.nextCursor);
+    },
+  );
+
+  routes.add(
+    {
+      method: 'get',
+      path: '/v1/oauth/clients/{id}',
+      operationId: 'getOAuthClient',
+      summary: 'Get an OAuth client (never its secret)',
+      tag: 'OAuth',
+      auth: { resource: 'oauth_clients', action: 'read' },
+      responses: { 200: { description: 'The client', schema: CLIENT }, 404: PROBLEM('No such client') },
+    },
+    async (c) => respondResource(c, present('oauth_clients', await loadOwned(c, 'oauth_clients', c.req.param('id')!)) as OauthClientsRow),
+  );
+
+  routes.add(
+    {
+      method: 'post',
+      path: '/v1/oauth/clients/{id}/revoke',
+      operationId: 'revokeOAuthClient',
+      summary: 'Revoke a client: it gets no new tokens and its current tokens stop working at once',
+      tag: 'OAuth',
+      auth: { resource: 'oauth_clients', action: 'write' },
+      responses: { 200: { description: 'The revoked client', schema: CLIENT }, 404: PROBLEM('No such client') },
+    },
+    async (c) => {
+      const { store } = c.get('deps');
+      const row = await store.transaction(async (tx) => {
+        const client = await loadOwned(c, 'oauth_clients', c.req.param('id')!, tx);
+        if (client.revokedAt) return client;
+        const updated = await tx.table('oauth_clients').update(client.id, { revokedAt: nowIso(c) }, { ifVersion: client.version });
+        await auditRequest(tx, c, { action: 'oauth_client.revoked', resourceType: 'oauth_client', resourceId: client.id });
+        return updated;
+      });
+      return jsonWithEtag(c, present('oauth_clients', row) as OauthClientsRow);
+    },
+  );
+}

@@ -1,0 +1,110 @@
+// Configuration from the environment, checked once at start: a bad value names its variable and what is wrong.
+import { resolve } from 'node:path';
+import type { LogLevel } from './lib/log.ts';
+
+export interface HubConfig {
+  port: number;
+  host: string;
+  dataDir: string;
+  /** Base URL the hub is reached at (for docs links, token issuer); derived from host and port when unset. */
+  publicUrl: string;
+  /** HUB_ENCRYPTION_KEY as given (parsed later); undefined means "use or create data/encryption.key". */
+  encryptionKey: string | undefined;
+  corsOrigins: string[];
+  maxBodyBytes: number;
+  rateLimitPerMinute: number;
+  workerConcurrency: number;
+  keyGraceSeconds: number;
+  trustProxy: boolean;
+  metricsToken: string | undefined;
+  logLevel: LogLevel;
+  shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Configuration is not valid:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): HubConfig {
+  const problems: string[] = [];
+
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return fallback;
+    const n = Number(raw);
+    if (!/^\s*\d+\s*$/.test(raw) || !Number.isSafeInteger(n) || n < min || n > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return n;
+  };
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = env[name]?.trim().toLowerCase();
+    if (raw === undefined || raw === '') return fallback;
+    if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+    if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+    problems.push(`${name} must be true or false (got "${env[name]}")`);
+    return fallback;
+  };
+
+  const port = int('HUB_PORT', 8787, 0, 65535);
+  const host = env.HUB_HOST?.trim() || '127.0.0.1';
+  const dataDir = resolve(cwd, env.HUB_DATA_DIR?.trim() || 'data');
+
+  let publicUrl = env.HUB_PUBLIC_URL?.trim() || '';
+  if (publicUrl) {
+    try {
+      const u = new URL(publicUrl);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('protocol');
+      publicUrl = publicUrl.replace(/\/+$/, '');
+    } catch {
+      problems.push(`HUB_PUBLIC_URL must be an http(s) URL such as https://hub.example.com (got "${publicUrl}")`);
+    }
+  } else {
+    const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+    publicUrl = `http://${shownHost}:${port}`;
+  }
+
+  const corsOrigins = (env.HUB_CORS_ORIGINS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const o of corsOrigins) {
+    if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) {
+      problems.push(`HUB_CORS_ORIGINS must list origins like https://app.example.com or *, separated by commas (got "${o}")`);
+    }
+  }
+
+  const levels: LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+  const logLevel = (env.HUB_LOG_LEVEL?.trim() || 'info') as LogLevel;
+  if (!levels.includes(logLevel)) problems.push(`HUB_LOG_LEVEL must be one of ${levels.join(', ')} (got "${env.HUB_LOG_LEVEL}")`);
+
+  const config: HubConfig = {
+    port,
+    host,
+    dataDir,
+    publicUrl,
+    encryptionKey: env.HUB_ENCRYPTION_KEY?.trim() || undefined,
+    corsOrigins,
+    maxBodyBytes: int('HUB_MAX_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
+    rateLimitPerMinute: int('HUB_RATE_LIMIT_PER_MINUTE', 600, 1, 10_000_000),
+    workerConcurrency: int('HUB_WORKER_CONCURRENCY', 4, 0, 256),
+    keyGraceSeconds: int('HUB_KEY_GRACE_SECONDS', 86_400, 0, 30 * 86_400),
+    trustProxy: bool('HUB_TRUST_PROXY', false),
+    metricsToken: env.HUB_METRICS_TOKEN?.trim() || undefined,
+    logLevel,
+    shutdownTimeoutMs: int('HUB_SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
+  };
+  if (problems.length) throw new ConfigError(problems);
+  return config;
+}
+
+/** A config for tests and embedding: defaults, overridden by what is given. */
+export function testConfig(overrides: Partial<HubConfig> = {}): HubConfig {
+  return { ...loadConfig({ HUB_DATA_DIR: '/nonexistent-test-data' }), logLevel: 'silent', ...overrides };
+}

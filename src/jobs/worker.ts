@@ -1,0 +1,260 @@
+// The in-process worker: claims jobs from the queue up to a concurrency bound, runs their handlers, renews their
+// leases while they run, and records each outcome. Delivery is at least once: handlers must be idempotent.
+import { hostname } from 'node:os';
+import { randomToken } from '../lib/ids.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
+import type { JobsRow } from '../store/rows.generated.ts';
+import { isLeaseLost, type JobQueue } from './queue.ts';
+
+export interface JobContext {
+  /** Aborted when the worker stops past its timeout or the lease is lost: stop work, another worker will retry. */
+  signal: AbortSignal;
+  /** Saves progress on the job row (and proves the lease is still held: it throws once it is lost). */
+  progress(p: Record<string, unknown>): Promise<void>;
+  log: Logger;
+}
+
+export type JobHandler = (job: JobsRow, ctx: JobContext) => Promise<Record<string, unknown> | void>;
+
+export interface WorkerOptions {
+  queue: JobQueue;
+  handlers: Record<string, JobHandler>;
+  /** The lease owner name (≤ 64 characters); default host, pid and a random suffix. */
+  owner?: string;
+  concurrency?: number;
+  /** How long to sleep when there is no work (an enqueue in this process wakes the worker sooner). */
+  pollIntervalMs?: number;
+  /** Default a third of the queue's lease, so that two renewals can fail before the lease runs out. */
+  renewEveryMs?: number;
+  log?: Logger;
+}
+
+export interface Worker {
+  readonly owner: string;
+  start(): void;
+  /** Stops claiming at once, waits for running jobs up to timeoutMs, then aborts their signals and returns. */
+  stop(options?: { timeoutMs?: number }): Promise<void>;
+  /** Claims now instead of at the end of the current poll interval. */
+  wake(): void;
+  inFlight(): number;
+}
+
+interface Running {
+  /** The latest row of the lease: every write returns a new version, and the next write must name it. */
+  row: JobsRow;
+  controller: AbortController;
+  /** Lease writes of one job run one after another, else a renewal and a progress write conflict with each other. */
+  chain: Promise<unknown>;
+  renewTimer: ReturnType<typeof setInterval>;
+  /** Set when stop() gave up on it: its outcome is no longer written and its lease is left to expire. */
+  abandoned: boolean;
+  done: Promise<void>;
+}
+
+function defaultOwner(): string {
+  return `${hostname().slice(0, 40)}:${process.pid}:${randomToken(6)}`.slice(0, 64);
+}
+
+function unknownType(type: string): Error {
+  // Not retryable: no retry makes a handler appear, and a dead job with this message is what an operator needs.
+  return Object.assign(new Error(`No handler is registered for job type "${type}"`), {
+    code: 'unknown_job_type',
+    retryable: false,
+  });
+}
+
+export function createWorker(options: WorkerOptions): Worker {
+  const { queue, handlers } = options;
+  const owner = options.owner ?? defaultOwner();
+  const concurrency = Math.max(1, Math.floor(options.concurrency ?? 4));
+  const pollIntervalMs = options.pollIntervalMs ?? 500;
+  const renewEveryMs = options.renewEveryMs ?? Math.max(10, Math.floor(queue.leaseMs / 3));
+  const log = (options.log ?? silentLogger).child({ worker: owner });
+  const running = new Map<string, Running>();
+
+  let started = false;
+  let stopping = false;
+  let loop: Promise<void> | null = null;
+  let stopped: Promise<void> | null = null;
+  let unsubscribe: (() => void) | null = null;
+  // A wake that arrives while the loop is busy claiming is kept, not lost, so the loop claims once more.
+  let wakePending = false;
+  let wakeSleeper: (() => void) | null = null;
+
+  function wake(): void {
+    wakePending = true;
+    wakeSleeper?.();
+  }
+
+  function sleep(ms: number): Promise<void> {
+    if (wakePending || stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wakeSleeper = null;
+        resolve();
+      }
+      wakeSleeper = done;
+    });
+  }
+
+  function serial<T>(entry: Running, op: () => Promise<T>): Promise<T> {
+    const result = entry.chain.then(op);
+    entry.chain = result.catch(() => undefined);
+    return result;
+  }
+
+  function onLeaseLost(entry: Running, err: unknown): void {
+    if (!entry.controller.signal.aborted) {
+      log.warn('job lease lost; aborting its handler', { jobId: entry.row.id, err });
+      entry.controller.abort(err);
+    }
+    clearInterval(entry.renewTimer);
+  }
+
+  async function execute(entry: Running, jobLog: Logger): Promise<void> {
+    const job = entry.row;
+    const handler = Object.hasOwn(handlers, job.type) ? handlers[job.type] : undefined;
+    let outcome: { ok: true; result: unknown } | { ok: false; error: unknown };
+    if (!handler) outcome = { ok: false, error: unknownType(job.type) };
+    else {
+      const ctx: JobContext = {
+        signal: entry.controller.signal,
+        log: jobLog,
+        progress: async (p) => {
+          // After stop() gave up, the store may be closing: the handler hears of it through its signal instead.
+          if (entry.abandoned) throw entry.controller.signal.reason;
+          await serial(entry, async () => {
+            entry.row = await queue.setProgress(entry.row, p);
+          });
+        },
+      };
+      try {
+        outcome = { ok: true, result: await handler(job, ctx) };
+      } catch (error) {
+        outcome = { ok: false, error };
+      }
+    }
+    clearInterval(entry.renewTimer);
+    if (entry.abandoned) {
+      jobLog.info('job finished after the worker stopped; its lease is left to expire', { ok: outcome.ok });
+      return;
+    }
+    try {
+      if (outcome.ok) {
+        await serial(entry, () => queue.complete(entry.row, outcome.result));
+        jobLog.debug('job succeeded');
+      } else {
+        const after = await serial(entry, () => queue.fail(entry.row, outcome.error));
+        jobLog.warn(after.state === 'dead' ? 'job failed for good' : 'job failed; will retry', {
+          err: outcome.error,
+          state: after.state,
+          runAt: after.runAt,
+        });
+      }
+    } catch (err) {
+      // The lease was lost (another worker reclaimed it) or the store is down: either way the job's row is not
+      // ours to write now, and lease expiry hands it to a worker again.
+      if (isLeaseLost(err)) jobLog.warn('job outcome not recorded: the lease was lost', { ok: outcome.ok });
+      else jobLog.error('job outcome not recorded', { err, ok: outcome.ok });
+    }
+  }
+
+  function run(job: JobsRow): void {
+    const jobLog = log.child({ jobId: job.id, type: job.type, attempt: job.attempts });
+    const entry: Running = {
+      row: job,
+      controller: new AbortController(),
+      chain: Promise.resolve(),
+      renewTimer: setInterval(() => {
+        serial(entry, async () => {
+          entry.row = await queue.renewLease(entry.row);
+        }).catch((err) => {
+          if (isLeaseLost(err)) onLeaseLost(entry, err);
+          else jobLog.warn('lease renewal failed; will try again', { err });
+        });
+      }, renewEveryMs),
+      abandoned: false,
+      done: Promise.resolve(),
+    };
+    running.set(job.id, entry);
+    entry.done = execute(entry, jobLog)
+      .catch((err) => jobLog.error('job runner failed', { err }))
+      .finally(() => {
+        clearInterval(entry.renewTimer);
+        running.delete(job.id);
+        // A slot is free: claim the next job now rather than at the end of the poll interval.
+        wake();
+      });
+  }
+
+  async function runLoop(): Promise<void> {
+    while (!stopping) {
+      wakePending = false;
+      let delay = pollIntervalMs;
+      const free = concurrency - running.size;
+      if (free > 0) {
+        try {
+          const jobs = await queue.claim(owner, { limit: free });
+          // Jobs claimed while stop() was called are still run: they are leased to us, and stop() waits for them.
+          for (const job of jobs) run(job);
+          // A full batch suggests more is due: go again at once.
+          if (jobs.length === free) delay = 0;
+        } catch (err) {
+          log.error('claiming jobs failed; will retry after the poll interval', { err });
+        }
+      }
+      // With no free slot, the next wake comes from a finishing job; the poll interval is only a backstop.
+      if (delay > 0 && !stopping) await sleep(delay);
+      else await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  async function drain(timeoutMs: number): Promise<void> {
+    stopping = true;
+    unsubscribe?.();
+    wakeSleeper?.();
+    await loop;
+    const pending = [...running.values()];
+    if (pending.length === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = await Promise.race([
+      Promise.all(pending.map((e) => e.done)).then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    if (!timedOut) return;
+    for (const entry of running.values()) {
+      entry.abandoned = true;
+      // Renewing would keep the lease of a stuck handler alive for ever; stopping it lets another worker reclaim.
+      clearInterval(entry.renewTimer);
+      entry.controller.abort(new Error('The worker stopped before the job finished'));
+    }
+    log.warn('worker stopped with jobs still running; their leases will expire', { jobs: [...running.keys()] });
+  }
+
+  return {
+    owner,
+
+    start() {
+      if (started) return;
+      started = true;
+      unsubscribe = queue.onEnqueue(() => wake());
+      loop = runLoop();
+      log.info('worker started', { concurrency, pollIntervalMs });
+    },
+
+    stop({ timeoutMs = 30_000 } = {}) {
+      // A second call waits for the first rather than returning before the jobs are settled.
+      stopped ??= drain(timeoutMs);
+      return stopped;
+    },
+
+    wake,
+
+    inFlight() {
+      return running.size;
+    },
+  };
+}
