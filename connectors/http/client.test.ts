@@ -145,6 +145,7 @@ describe('auth', () => {
     [{ type: 'bearer' } as const, { apiKey: 'x' }, ['/token']],
     [{ type: 'basic' } as const, {}, ['/username', '/password']],
     [{ type: 'basic' } as const, { password: 'p' }, ['/username']],
+    [{ type: 'api_key', in: 'query' } as const, { apiKey: 'k' }, ['/auth/queryParam']],
   ])('refuses auth %j without its credential', (auth, credentials, fields) => {
     const err = thrown(() => setup({ auth }, credentials));
     expect(err.code).toBe('validation_failed');

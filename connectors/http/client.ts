@@ -140,21 +140,10 @@ function checkCredentials(auth: ResolvedHttpConfig['auth'], creds: HttpCredentia
 }
 
 function parseBaseUrl(baseUrl: string): URL {
-  let base: URL;
-  try {
-    base = new URL(baseUrl);
-  } catch {
-    throw invalid([{ field: '/baseUrl', code: 'format', message: 'must be an absolute http or https URL' }], 'The base URL is not valid');
-  }
-  if (base.protocol !== 'http:' && base.protocol !== 'https:') {
-    throw invalid([{ field: '/baseUrl', code: 'format', message: 'must use http or https' }], 'The base URL is not valid');
-  }
-  if (base.username || base.password || base.search || base.hash) {
-    throw invalid(
-      [{ field: '/baseUrl', code: 'format', message: 'must not carry user:password, a query or a fragment' }],
-      'The base URL is not valid',
-    );
-  }
+  const refuse = (message: string) => invalid([{ field: '/baseUrl', code: 'format', message }], 'The base URL is not valid');
+  const base = URL.canParse(baseUrl) ? new URL(baseUrl) : undefined;
+  if (!base || (base.protocol !== 'http:' && base.protocol !== 'https:')) throw refuse('must be an absolute http or https URL');
+  if (base.username || base.password || base.search || base.hash) throw refuse('must not carry user:password, a query or a fragment');
   return base;
 }
 
@@ -186,16 +175,12 @@ function appendQuery(url: URL, query: HttpRequest['query']): void {
 
 function encodeBody(body: unknown, headers: Headers): string | Uint8Array | undefined {
   if (body === undefined) return undefined;
-  if (typeof body === 'string') {
-    if (!headers.has('content-type')) headers.set('content-type', 'text/plain; charset=utf-8');
-    return body;
-  }
-  if (body instanceof Uint8Array) {
-    if (!headers.has('content-type')) headers.set('content-type', 'application/octet-stream');
-    return body;
-  }
-  if (!headers.has('content-type')) headers.set('content-type', 'application/json');
-  return JSON.stringify(body);
+  const [type, encoded] =
+    typeof body === 'string' ? ['text/plain; charset=utf-8', body]
+    : body instanceof Uint8Array ? ['application/octet-stream', body]
+    : ['application/json', JSON.stringify(body)];
+  if (!headers.has('content-type')) headers.set('content-type', type);
+  return encoded;
 }
 
 async function readBody(res: Response): Promise<Uint8Array> {
@@ -221,14 +206,15 @@ async function readBody(res: Response): Promise<Uint8Array> {
 
 const JSON_TYPE = /^\s*application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
 
-export function createHttpClient(config: HttpConnectorConfig, credentials: HttpCredentials, ctx: ConnectorContext): HttpClient {
+export function createHttpClient(config: HttpConnectorConfig, given: HttpCredentials, ctx: ConnectorContext): HttpClient {
   const cfg = resolveHttpConfig(config);
+  const credentials: HttpCredentials = given ?? {};
   const base = parseBaseUrl(cfg.baseUrl);
   if (cfg.auth.type === 'api_key' && cfg.auth.in === 'query' && !cfg.auth.queryParam) {
     const error = { field: '/auth/queryParam', code: 'required', message: 'is required when auth.in is query' };
     throw invalid([error], 'The auth configuration is not valid');
   }
-  const missing = checkCredentials(cfg.auth, credentials ?? {});
+  const missing = checkCredentials(cfg.auth, credentials);
   if (missing.length) throw invalid(missing, `The credentials do not fit auth.type ${cfg.auth.type}`);
   const sleep = ctx.sleep ?? ((ms: number) => wait(ms));
   const { auth } = cfg;
@@ -343,7 +329,8 @@ export function createHttpClient(config: HttpConnectorConfig, credentials: HttpC
     if (auth.type === 'api_key' && auth.in === 'query') url.searchParams.set(auth.queryParam ?? '', credentials.apiKey ?? '');
     const headers = buildHeaders(req);
     if (req.body !== undefined && (method === 'GET' || method === 'HEAD')) {
-      throw invalid([{ field: '/body', code: 'not', message: `is not allowed with ${method}` }], `A ${method} request cannot have a body`);
+      const error = { field: '/body', code: 'not', message: `is not allowed with ${method}` };
+      throw invalid([error], `A ${method} request cannot have a body`);
     }
     const body = encodeBody(req.body, headers);
     // Messages and logs name the path without its query: the caller's query may carry anything.
@@ -361,7 +348,9 @@ export function createHttpClient(config: HttpConnectorConfig, credentials: HttpC
       let res: Response;
       let bytes: Uint8Array;
       try {
-        res = await ctx.fetch(url, { method, headers, body, redirect: 'manual', signal: AbortSignal.timeout(cfg.timeoutMs) });
+        // redirect 'manual': following would resend credentials to wherever the Location points.
+        const signal = AbortSignal.timeout(cfg.timeoutMs);
+        res = await ctx.fetch(url, { method, headers, body, redirect: 'manual', signal });
         bytes = await readBody(res);
       } catch (err) {
         const failure = networkError(err, where, attempts);
@@ -384,10 +373,8 @@ export function createHttpClient(config: HttpConnectorConfig, credentials: HttpC
           try {
             parsed = JSON.parse(text);
           } catch {
-            throw new HubError('upstream_error', `The server declared JSON for ${where.method} ${where.path} but sent something else.`, {
-              extra: { status, ...where },
-              retryable: false,
-            });
+            const message = `The server declared JSON for ${where.method} ${where.path} but sent something else.`;
+            throw new HubError('upstream_error', message, { extra: { status, ...where }, retryable: false });
           }
         }
         ctx.log.debug('http request', { ...where, status, latencyMs, attempts });
@@ -395,17 +382,20 @@ export function createHttpClient(config: HttpConnectorConfig, credentials: HttpC
       }
 
       if (RETRY_STATUSES.has(status)) {
-        const retryAfterMs = status === 429 || status === 503 ? parseRetryAfter(res.headers.get('retry-after'), ctx.clock.now()) : undefined;
+        const retryAfterMs =
+          status === 429 || status === 503 ? parseRetryAfter(res.headers.get('retry-after'), ctx.clock.now()) : undefined;
         if (retryAfterMs !== undefined && retryAfterMs > MAX_RETRY_AFTER_MS) {
           // Waiting minutes inside one request would hold a worker hostage; hand the wait to the caller instead.
           // 503 stays upstream_error: the server is down for a while, not throttling the hub.
           const seconds = Math.ceil(retryAfterMs / 1000);
           const extra = { status, ...where, attempts, retryAfterMs };
           const message = `The server asked the hub to wait ${seconds} s before repeating ${where.method} ${where.path} (HTTP ${status}).`;
-          throw new HubError(status === 429 ? 'upstream_rate_limited' : 'upstream_error', message, { extra, headers: { 'retry-after': String(seconds) } });
+          const code = status === 429 ? 'upstream_rate_limited' : 'upstream_error';
+          throw new HubError(code, message, { extra, headers: { 'retry-after': String(seconds) } });
         }
-        // 429 means the server did not process the request (RFC 6585 §4), so even a POST can be sent again;
-        // a 5xx gives no such promise, so only idempotent methods are repeated.
+        // A 429 (https://www.rfc-editor.org/rfc/rfc6585#section-4) comes from a rate limiter that turned the request
+        // away before any handler ran, so even a POST or PATCH can be sent again. A 5xx makes no such promise: the
+        // handler may have written before it failed, so only idempotent methods (RFC 9110 §9.2.2) are repeated.
         if (canRetry && (status === 429 || idempotent)) {
           await retryIn(retryAfterMs ?? backoffDelay(attempt), { status });
           continue;

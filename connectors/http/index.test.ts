@@ -171,6 +171,13 @@ describe('testConnection', () => {
     expect(seen).toHaveLength(2);
   });
 
+  it('reports a 2xx that claims JSON but is not', async () => {
+    handler = (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('<html>');
+    const result = await connect().testConnection();
+    expect(result).toMatchObject({ ok: false, status: 200, code: 'upstream_error' });
+    expect(result.message).toContain('declared JSON');
+  });
+
   it('reports a server that does not answer in time', async () => {
     handler = () => undefined;
     const result = await connect({ timeoutMs: 200 }).testConnection();

@@ -20,7 +20,11 @@ export interface HttpConnectorInstance extends ConnectorInstance {
 }
 
 /** The instance behind `httpConnector.create`, typed with `request` for callers that know they hold an http connection. */
-export function createHttpConnection(config: HttpConnectorConfig, credentials: HttpCredentials, ctx: ConnectorContext): HttpConnectorInstance {
+export function createHttpConnection(
+  config: HttpConnectorConfig,
+  credentials: HttpCredentials,
+  ctx: ConnectorContext,
+): HttpConnectorInstance {
   const cfg = resolveHttpConfig(config);
   const client = createHttpClient(cfg, credentials, ctx);
   // The test runs without retries: an admin is waiting on the button, the first answer is the honest one, and
@@ -33,19 +37,22 @@ export function createHttpConnection(config: HttpConnectorConfig, credentials: H
     const started = ctx.clock.now();
     try {
       const res = await testClient.request({ method: cfg.testMethod, path: cfg.testPath });
-      return { ok: true, latencyMs: res.latencyMs, status: res.status, message: `Reached ${target} in ${res.latencyMs} ms (HTTP ${res.status}).` };
+      const message = `Reached ${target} in ${res.latencyMs} ms (HTTP ${res.status}).`;
+      return { ok: true, latencyMs: res.latencyMs, status: res.status, message };
     } catch (err) {
       // Remote failures become a result the admin can read; anything else is a bug and should surface as one.
       if (!isHubError(err)) throw err;
       const status = typeof err.extra?.status === 'number' ? err.extra.status : undefined;
-      const result: TestResult = { ok: false, latencyMs: ctx.clock.now() - started, code: err.code, message: describeFailure(err, status) };
+      const latencyMs = ctx.clock.now() - started;
+      const result: TestResult = { ok: false, latencyMs, code: err.code, message: describeFailure(err, status) };
       if (status !== undefined) result.status = status;
       return result;
     }
   }
 
   function describeFailure(err: HubError, status: number | undefined): string {
-    if (status === undefined) return err.message; // timeouts, unreachable hosts, invalid settings: already one sentence
+    // Timeouts, unreachable hosts, invalid settings and unreadable 2xx answers: the client's message is already one sentence.
+    if (status === undefined || status < 300) return err.message;
     if (err.code === 'upstream_auth_failed') return `The server refused the credentials (HTTP ${status}).`;
     if (err.code === 'upstream_rate_limited') return `The server is rate limiting the hub (HTTP ${status}); try again later.`;
     if (status >= 300 && status < 400) {
@@ -66,7 +73,8 @@ export const httpConnector = defineConnector<HttpConnectorConfig, HttpCredential
   name: 'Generic HTTP (REST)',
   category: 'generic',
   description:
-    'Calls any REST system over HTTP(S) with an API key, bearer token or basic authentication, retrying throttled and failed calls with backoff.',
+    'Calls any REST system over HTTP(S) with an API key, bearer token or basic authentication, ' +
+    'retrying throttled and failed calls with backoff.',
   configSchema,
   credentialsSchema,
   capabilities: ['test', 'request'],

@@ -55,8 +55,25 @@ export interface ConnectorWebhooks {
   verify(request: RawRequest): Promise<VerifyResult> | VerifyResult;
 }
 
+export interface ConnectorRequest {
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS';
+  path: string;
+  query?: Record<string, string | number | boolean | readonly (string | number | boolean)[]>;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export interface ConnectorResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+  latencyMs: number;
+}
+
 export interface ConnectorInstance {
   testConnection(): Promise<TestResult>;
+  /** A raw call to the remote API (capability `request`), with the connector's auth, retries and timeouts. */
+  request?(req: ConnectorRequest): Promise<ConnectorResponse>;
   list?(entity: string, options?: ListOptions): Promise<ListPage>;
   get?(entity: string, id: string): Promise<Record<string, unknown> | null>;
   upsert?(entity: string, record: Record<string, unknown>, options: { idempotencyKey: string }): Promise<{ id: string; created: boolean }>;

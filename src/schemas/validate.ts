@@ -30,6 +30,13 @@ export function toFieldErrors(errors: ErrorObject[] | null | undefined, root = '
         break;
       case 'if':
         continue; // the failing branch reports its own errors
+      case 'false schema':
+        message = 'is not allowed here';
+        break;
+      case 'propertyNames':
+        field += `/${escapePointer(String(params.propertyName))}`;
+        message = 'is not an allowed name';
+        break;
     }
     const key = `${field}|${e.keyword}|${message}`;
     if (seen.has(key)) continue;

@@ -1,0 +1,93 @@
+// The composition root: builds every part of the hub from a config and a store. `npm start`, the tests and the
+// Appwrite functions all start here, so they run the same code.
+import { createApp, type HubApp } from './app/create-app.ts';
+import type { AppDeps } from './app/deps.ts';
+import { createMemoryRateLimiter, type RateLimiter } from './app/middleware/rate-limit.ts';
+import { createTokenService } from './auth/tokens.ts';
+import type { HubConfig } from './config.ts';
+import type { ConnectorDefinition } from './connectors/define.ts';
+import { CONNECTORS } from '../connectors/index.ts';
+import { createJobQueue, JOB_STATES, type JobQueue } from './jobs/queue.ts';
+import { createWorker, type JobHandler, type Worker } from './jobs/worker.ts';
+import { systemClock, type Clock } from './lib/clock.ts';
+import { createLogger, type Logger } from './lib/log.ts';
+import { CollectedGauge, createHubMetrics } from './lib/metrics.ts';
+import { createCipher } from './lib/secrets.ts';
+import type { Store } from './store/types.ts';
+
+export interface HubOptions {
+  config: HubConfig;
+  store: Store;
+  /** The 32-byte key that encrypts credentials and signing keys. */
+  encryptionKey: Buffer;
+  clock?: Clock;
+  log?: Logger;
+  fetch?: typeof fetch;
+  connectors?: readonly ConnectorDefinition<any, any>[];
+  rateLimiter?: RateLimiter;
+  /** Extra job handlers by type (built-in maintenance handlers are always there). */
+  handlers?: Record<string, JobHandler>;
+}
+
+export interface Hub {
+  app: HubApp;
+  deps: AppDeps;
+  queue: JobQueue;
+  worker: Worker;
+  /** Stops the worker (waiting for running jobs up to the timeout) and closes the store. */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+export const MAINTENANCE_JOB = 'maintenance.cleanup';
+
+/** Deletes what has outlived its use: expired idempotency records. Idempotent, so at-least-once is fine. */
+function maintenanceHandler(store: Store, clock: Clock): JobHandler {
+  return async () => {
+    const idempotencyDeleted = await store.table('idempotency_keys').deleteWhere({ expiresAt: { lt: new Date(clock.now()).toISOString() } });
+    return { idempotencyDeleted };
+  };
+}
+
+export function createHub(options: HubOptions): Hub {
+  const { config, store } = options;
+  const clock = options.clock ?? systemClock;
+  const log = options.log ?? createLogger(config.logLevel);
+  const cipher = createCipher(options.encryptionKey);
+  const metrics = createHubMetrics();
+  const queue = createJobQueue({ store, clock, log: log.child({ part: 'jobs' }) });
+  metrics.registry.register(
+    new CollectedGauge('hub_jobs', 'Jobs by state.', async () => {
+      const counts = await queue.countByState();
+      return JOB_STATES.map((state) => ({ labels: { state }, value: counts[state] ?? 0 }));
+    }),
+  );
+  const worker = createWorker({
+    queue,
+    handlers: { [MAINTENANCE_JOB]: maintenanceHandler(store, clock), ...options.handlers },
+    concurrency: Math.max(1, config.workerConcurrency),
+    log: log.child({ part: 'worker' }),
+  });
+  const deps: AppDeps = {
+    config,
+    store,
+    clock,
+    log,
+    cipher,
+    tokens: createTokenService({ store, cipher, clock, issuer: config.publicUrl }),
+    metrics,
+    rateLimiter: options.rateLimiter ?? createMemoryRateLimiter(clock),
+    fetch: options.fetch ?? globalThis.fetch,
+    connectors: options.connectors ?? CONNECTORS,
+    onJobsEnqueued: () => worker.wake(),
+  };
+  return {
+    app: createApp(deps),
+    deps,
+    queue,
+    worker,
+    async close(timeoutMs = config.shutdownTimeoutMs) {
+      await worker.stop({ timeoutMs });
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,116 @@
+// `npm start`: the embedded hub in one process: the API on one port, the worker loop, and a SQLite file under data/.
+import { serve, type ServerType } from '@hono/node-server';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { bootstrapIfEmpty } from './bootstrap.ts';
+import { ConfigError, loadConfig, type HubConfig } from './config.ts';
+import { createHub, MAINTENANCE_JOB, type Hub } from './hub.ts';
+import { resolveEncryptionKey } from './lib/key-file.ts';
+import { createLogger } from './lib/log.ts';
+import { createSqliteStore } from './store/sqlite.ts';
+
+const MAINTENANCE_EVERY_MS = 3600_000;
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(code);
+}
+
+function listen(hub: Hub, config: HubConfig): Promise<ServerType> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: hub.app.fetch, port: config.port, hostname: config.host }, () => resolve(server));
+    server.once('error', reject);
+  });
+}
+
+async function main(): Promise<void> {
+  let config: HubConfig;
+  try {
+    config = loadConfig();
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    fail(`Cannot use the data directory (HUB_DATA_DIR): ${(err as Error).message}`);
+  }
+  const log = createLogger(config.logLevel);
+  let key: ReturnType<typeof resolveEncryptionKey>;
+  try {
+    key = resolveEncryptionKey(config.encryptionKey, config.dataDir);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
+  const dbPath = join(config.dataDir, 'hub.db');
+  let store;
+  try {
+    store = createSqliteStore({ path: dbPath });
+  } catch (err) {
+    fail(`Cannot open the database ${dbPath}: ${(err as Error).message}`);
+  }
+  const hub = createHub({ config, store, encryptionKey: key.key, log });
+  const boot = await bootstrapIfEmpty(store, hub.deps.clock);
+
+  let server: ServerType;
+  try {
+    server = await listen(hub, config);
+  } catch (err) {
+    await store.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') fail(`Port ${config.port} on ${config.host} is already in use: stop the other process or set HUB_PORT.`);
+    if (code === 'EACCES') fail(`Not allowed to listen on port ${config.port}: choose a port above 1024 with HUB_PORT.`);
+    fail(`Cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
+  }
+  hub.worker.start();
+
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const base = config.publicUrl.replace(/:\d+$/, `:${port}`);
+  const lines = ['', `  Hub running at ${base}`, `  API docs:      ${base}/docs`, `  Data:          ${dbPath}`];
+  if (key.created) lines.push(`  Created the encryption key ${key.source} (back it up with the database).`);
+  if (boot) {
+    lines.push(
+      '',
+      `  Created workspace "${boot.workspace.name}" (${boot.workspace.id}) and its admin API key.`,
+      '  It is shown this once; store it now:',
+      '',
+      `    ${boot.secret}`,
+      '',
+      `  Try: curl -H "Authorization: Bearer ${boot.secret}" ${base}/v1/workspace`,
+    );
+  }
+  process.stdout.write(lines.join('\n') + '\n\n');
+  log.info('hub started', { port, store: store.kind });
+
+  const enqueueMaintenance = () =>
+    hub.queue
+      .enqueue({ type: MAINTENANCE_JOB, payload: {}, dedupeKey: `${MAINTENANCE_JOB}:${Math.floor(Date.now() / MAINTENANCE_EVERY_MS)}`, maxAttempts: 3 })
+      .catch((err: unknown) => log.warn('maintenance not scheduled', { err }));
+  void enqueueMaintenance();
+  const timer = setInterval(enqueueMaintenance, MAINTENANCE_EVERY_MS);
+  timer.unref();
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) {
+      log.warn('second signal: exiting at once', { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    log.info('shutting down', { signal });
+    clearInterval(timer);
+    // Stop taking requests, let running jobs finish, then close the database.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    if ('closeIdleConnections' in server) (server as { closeIdleConnections(): void }).closeIdleConnections();
+    await hub.close();
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`The hub failed to start: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

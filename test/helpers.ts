@@ -1,0 +1,84 @@
+// A hub in memory for tests: SQLite ':memory:', a clock the test can move, a bootstrapped workspace and admin key,
+// and a `call` helper over app.request() (no port, no server).
+import { createWorkspace, type CreatedKey } from '../src/bootstrap.ts';
+import { testConfig, type HubConfig } from '../src/config.ts';
+import { createHub, type Hub, type HubOptions } from '../src/hub.ts';
+import { createManualClock } from '../src/lib/clock.ts';
+import { createSqliteStore } from '../src/store/sqlite.ts';
+import type { WorkspacesRow } from '../src/store/types.ts';
+
+export interface CallOptions {
+  key?: string | null;
+  body?: unknown;
+  /** Sent as is (no JSON encoding, no content type unless given in headers). */
+  rawBody?: string;
+  headers?: Record<string, string>;
+}
+
+export interface CallResult {
+  status: number;
+  headers: Headers;
+  body: any;
+  text: string;
+}
+
+export interface TestHub {
+  hub: Hub;
+  clock: ReturnType<typeof createManualClock>;
+  workspace: WorkspacesRow;
+  adminKey: string;
+  call(method: string, path: string, options?: CallOptions): Promise<CallResult>;
+  /** Another workspace with its own admin key, to test isolation. */
+  addWorkspace(name: string): Promise<{ workspace: WorkspacesRow } & CreatedKey>;
+  close(): Promise<void>;
+}
+
+export async function createTestHub(
+  options: { config?: Partial<HubConfig> } & Partial<Omit<HubOptions, 'config' | 'store' | 'encryptionKey'>> = {},
+): Promise<TestHub> {
+  const clock = createManualClock(Date.parse('2026-03-01T12:00:00Z'));
+  const store = createSqliteStore({ path: ':memory:', clock });
+  const config = testConfig({ publicUrl: 'http://hub.test', ...options.config });
+  const hub = createHub({ clock, ...options, config, store, encryptionKey: Buffer.alloc(32, 7) });
+  const first = await createWorkspace(store, clock, { name: 'Acme', slug: 'acme', actor: 'test' });
+
+  const call = async (method: string, path: string, opts: CallOptions = {}): Promise<CallResult> => {
+    const headers: Record<string, string> = { ...opts.headers };
+    const key = opts.key === undefined ? first.secret : opts.key;
+    if (key !== null && !Object.keys(headers).some((h) => h.toLowerCase() === 'authorization')) headers.Authorization = `Bearer ${key}`;
+    let body: string | undefined = opts.rawBody;
+    if (opts.body !== undefined) {
+      body = JSON.stringify(opts.body);
+      headers['Content-Type'] ??= 'application/json';
+    }
+    const res = await hub.app.request(path, { method, headers, body });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: res.status, headers: res.headers, body: parsed, text };
+  };
+
+  return {
+    hub,
+    clock,
+    workspace: first.workspace,
+    adminKey: first.secret,
+    call,
+    addWorkspace: (name) => createWorkspace(store, clock, { name, actor: 'test' }),
+    close: () => hub.close(1000),
+  };
+}
+
+/** Asserts the RFC 9457 shape and returns the document. */
+export function expectProblem(res: CallResult, status: number, code: string): Record<string, any> {
+  if (res.status !== status || res.body?.code !== code) {
+    throw new Error(`expected ${status} ${code}, got ${res.status} ${res.text}`);
+  }
+  if (!res.headers.get('content-type')?.startsWith('application/problem+json')) throw new Error('not application/problem+json');
+  for (const k of ['type', 'title', 'status', 'detail', 'code']) if (!(k in res.body)) throw new Error(`problem lacks ${k}`);
+  return res.body;
+}
