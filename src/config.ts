@@ -19,6 +19,8 @@ export interface HubConfig {
   metricsToken: string | undefined;
   logLevel: LogLevel;
   shutdownTimeoutMs: number;
+  /** How long a claimed job is leased before another worker may take it over. */
+  jobLeaseMs: number;
 }
 
 export class ConfigError extends Error {
@@ -99,6 +101,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): HubConf
     metricsToken: env.HUB_METRICS_TOKEN?.trim() || undefined,
     logLevel,
     shutdownTimeoutMs: int('HUB_SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
+    jobLeaseMs: int('HUB_JOB_LEASE_MS', 30_000, 1000, 3_600_000),
   };
   if (problems.length) throw new ConfigError(problems);
   return config;

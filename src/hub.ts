@@ -54,7 +54,7 @@ export function createHub(options: HubOptions): Hub {
   const log = options.log ?? createLogger(config.logLevel);
   const cipher = createCipher(options.encryptionKey);
   const metrics = createHubMetrics();
-  const queue = createJobQueue({ store, clock, log: log.child({ part: 'jobs' }) });
+  const queue = createJobQueue({ store, clock, leaseMs: config.jobLeaseMs, log: log.child({ part: 'jobs' }) });
   metrics.registry.register(
     new CollectedGauge('hub_jobs', 'Jobs by state.', async () => {
       const counts = await queue.countByState();
