@@ -74,11 +74,12 @@ describe('npm start (src/main.ts)', () => {
   }, 60_000);
 
   it('names the bad variable and exits 2 without a stack trace', async () => {
-    for (const [env, needle] of [
+    const cases: [Record<string, string>, string][] = [
       [{ HUB_PORT: 'eighty' }, 'HUB_PORT'],
       [{ HUB_ENCRYPTION_KEY: 'too-short' }, 'HUB_ENCRYPTION_KEY'],
       [{ HUB_CORS_ORIGINS: 'not an origin' }, 'HUB_CORS_ORIGINS'],
-    ] as const) {
+    ];
+    for (const [env, needle] of cases) {
       const p = run('src/main.ts', Object.assign({ HUB_DATA_DIR: tempDir(), HUB_PORT: '0' }, env));
       expect(await p.exit).toBe(2);
       expect(p.err()).toContain(needle);
