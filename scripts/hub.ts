@@ -1,0 +1,14 @@
+// Entry of `npm run hub -- <command>`: the operator CLI (see scripts/cli.ts).
+import { runCli } from './cli.ts';
+
+runCli(process.argv.slice(2), {
+  env: process.env,
+  cwd: process.cwd(),
+  out: (line) => process.stdout.write(line + '\n'),
+  err: (line) => process.stderr.write(line + '\n'),
+})
+  .then((code) => process.exit(code))
+  .catch((err: unknown) => {
+    process.stderr.write(`The command failed: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
