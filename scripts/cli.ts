@@ -132,6 +132,22 @@ async function doctor(config: HubConfig, io: CliIo): Promise<number> {
 }
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  try {
+    return await run(argv, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(err.message);
+      return 2;
+    }
+    if (err instanceof HubError) {
+      io.err(`${err.message}${err.errors?.length ? ':\n' + err.errors.map((e) => `  ${e.field}: ${e.message}`).join('\n') : ''}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+async function run(argv: string[], io: CliIo): Promise<number> {
   const clock = io.clock ?? systemClock;
   let config: HubConfig;
   try {
@@ -240,16 +256,6 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       default:
         throw new UsageError(`Unknown command "${command}"\n\n${HELP}`);
     }
-  } catch (err) {
-    if (err instanceof UsageError) {
-      io.err(err.message);
-      return 2;
-    }
-    if (err instanceof HubError) {
-      io.err(`${err.message}${err.errors?.length ? ':\n' + err.errors.map((e) => `  ${e.field}: ${e.message}`).join('\n') : ''}`);
-      return 2;
-    }
-    throw err;
   } finally {
     await store.close();
   }
