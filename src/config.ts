@@ -21,6 +21,8 @@ export interface HubConfig {
   shutdownTimeoutMs: number;
   /** How long a claimed job is leased before another worker may take it over. */
   jobLeaseMs: number;
+  /** How long a looked-up API key is trusted before it is read again (changes through this process apply at once). */
+  authCacheMs: number;
 }
 
 export class ConfigError extends Error {
@@ -102,6 +104,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): HubConf
     logLevel,
     shutdownTimeoutMs: int('HUB_SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
     jobLeaseMs: int('HUB_JOB_LEASE_MS', 30_000, 1000, 3_600_000),
+    authCacheMs: int('HUB_AUTH_CACHE_MS', 5000, 0, 60_000),
   };
   if (problems.length) throw new ConfigError(problems);
   return config;

@@ -3,6 +3,7 @@
 import { createApp, type HubApp } from './app/create-app.ts';
 import type { AppDeps } from './app/deps.ts';
 import { createMemoryRateLimiter, type RateLimiter } from './app/middleware/rate-limit.ts';
+import { createKeyCache } from './auth/key-cache.ts';
 import { createTokenService } from './auth/tokens.ts';
 import type { HubConfig } from './config.ts';
 import type { ConnectorDefinition } from './connectors/define.ts';
@@ -76,6 +77,7 @@ export function createHub(options: HubOptions): Hub {
     tokens: createTokenService({ store, cipher, clock, issuer: config.publicUrl }),
     metrics,
     rateLimiter: options.rateLimiter ?? createMemoryRateLimiter(clock),
+    keyCache: createKeyCache(clock, config.authCacheMs),
     fetch: options.fetch ?? globalThis.fetch,
     connectors: options.connectors ?? CONNECTORS,
     onJobsEnqueued: () => worker.wake(),

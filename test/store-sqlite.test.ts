@@ -20,12 +20,29 @@ describeStoreContract('sqlite (file, WAL)', {
 
 describe('sqlite store transactions', () => {
   it('fails loudly, instead of hanging, when the store itself is used inside its own transaction', async () => {
-    const store = createSqliteStore({ path: ':memory:' });
+    const store = createSqliteStore({ path: ':memory:', lockTimeoutMs: 100 });
     await expect(
       store.transaction(async () => {
         await store.table('workspaces').get('ws_x');
       }),
     ).rejects.toThrow(/transaction handle/);
+    // and the store is usable afterwards
+    expect(await store.table('workspaces').count()).toBe(0);
+    await store.close();
+  });
+
+  it('lets other callers wait for a transaction that ends in time', async () => {
+    const store = createSqliteStore({ path: ':memory:', lockTimeoutMs: 1000 });
+    let inserted = false;
+    const tx = store.transaction(async (t) => {
+      await new Promise((r) => setTimeout(r, 50));
+      await t.table('workspaces').insert({ name: 'A', slug: 'a', currency: 'EUR', timezone: 'UTC' });
+      inserted = true;
+    });
+    const count = await store.table('workspaces').count();
+    expect(inserted).toBe(true);
+    expect(count).toBe(1);
+    await tx;
     await store.close();
   });
 });

@@ -2,14 +2,12 @@
 // idempotency, and its entry in the OpenAPI document. What is documented is what is enforced.
 import type { Context, Hono, MiddlewareHandler } from 'hono';
 import type { Action, Resource } from '../auth/scopes.ts';
-import { requireScope } from '../auth/scopes.ts';
 import { HubError } from '../errors.ts';
 import { compileSchema, validatorFor, type JsonSchema } from '../schemas/registry.ts';
 import { assertValid, toFieldErrors } from '../schemas/validate.ts';
 import type { HubEnv } from './deps.ts';
-import { authenticate } from './middleware/auth.ts';
+import { guard } from './middleware/auth.ts';
 import { idempotency } from './middleware/idempotency.ts';
-import { rateLimit } from './middleware/rate-limit.ts';
 
 export type Method = 'get' | 'post' | 'patch' | 'put' | 'delete';
 
@@ -67,7 +65,9 @@ function queryValidator(spec: RouteSpec) {
     required: params.filter((p) => p.required).map((p) => p.name),
   };
   const validate = compileSchema(schema);
+  const anyRequired = params.some((p) => p.required);
   return (c: Context<HubEnv>) => {
+    if (!anyRequired && !c.req.url.includes('?')) return {};
     const raw = c.req.queries();
     const out: Record<string, string | number | boolean> = {};
     for (const [name, values] of Object.entries(raw)) {
@@ -125,13 +125,6 @@ async function readBody(c: Context<HubEnv>, spec: NonNullable<RouteSpec['body']>
   }
 }
 
-function scopeCheck(resource: Resource, action: Action): MiddlewareHandler<HubEnv> {
-  return async (c, next) => {
-    requireScope(c.get('principal'), resource, action);
-    await next();
-  };
-}
-
 export function createRouteTable(app: Hono<HubEnv>): RouteTable {
   const specs: RouteSpec[] = [];
   return {
@@ -141,7 +134,7 @@ export function createRouteTable(app: Hono<HubEnv>): RouteTable {
       const honoPath = spec.path.replace(/\{(\w+)\}/g, ':$1');
       const chain: MiddlewareHandler<HubEnv>[] = [];
       if (spec.auth) {
-        chain.push(authenticate(), rateLimit(), scopeCheck(spec.auth.resource, spec.auth.action));
+        chain.push(guard(spec.auth.resource, spec.auth.action));
         if (spec.method === 'post') chain.push(idempotency());
       }
       const parseQuery = queryValidator(spec);

@@ -9,6 +9,7 @@ import type { Cipher } from '../lib/secrets.ts';
 import type { Store } from '../store/types.ts';
 import type { Principal } from '../auth/scopes.ts';
 import type { RateLimiter } from './middleware/rate-limit.ts';
+import type { KeyCache } from '../auth/key-cache.ts';
 
 export interface AppDeps {
   config: HubConfig;
@@ -19,6 +20,7 @@ export interface AppDeps {
   tokens: TokenService;
   metrics: HubMetrics;
   rateLimiter: RateLimiter;
+  keyCache: KeyCache;
   /** The fetch connectors use to reach vendors. */
   fetch: typeof fetch;
   connectors: readonly ConnectorDefinition<any, any>[];

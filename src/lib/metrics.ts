@@ -4,9 +4,16 @@ type Labels = Record<string, string>;
 
 const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
+const keyCache = new WeakMap<Labels, string>();
+
 function labelKey(labels: Labels): string {
-  const keys = Object.keys(labels).sort();
-  return keys.map((k) => `${k}="${escapeLabel(labels[k]!)}"`).join(',');
+  let key = keyCache.get(labels);
+  if (key === undefined) {
+    const keys = Object.keys(labels).sort();
+    key = keys.map((k) => `${k}="${escapeLabel(labels[k]!)}"`).join(',');
+    keyCache.set(labels, key);
+  }
+  return key;
 }
 
 function fmt(name: string, key: string, value: number): string {
@@ -98,11 +105,25 @@ export class MetricsRegistry {
 /** The hub's standard metrics. Gauges that need the store are registered where the store is known. */
 export function createHubMetrics() {
   const registry = new MetricsRegistry();
+  const requests = registry.register(new Counter('hub_http_requests_total', 'HTTP requests by method, route and status.'));
+  const latency = registry.register(new Histogram('hub_http_request_duration_seconds', 'HTTP request latency by method and route.'));
+  // Label sets of the request path, built once per method/route/status instead of on every request.
+  const labelCache = new Map<string, { all: Labels; route: Labels }>();
   return {
     registry,
-    requests: registry.register(new Counter('hub_http_requests_total', 'HTTP requests by method, route and status.')),
-    latency: registry.register(new Histogram('hub_http_request_duration_seconds', 'HTTP request latency by method and route.')),
+    requests,
+    latency,
     deliveries: registry.register(new Counter('hub_webhook_deliveries_total', 'Outbound webhook delivery attempts by outcome.')),
+    observeRequest(method: string, route: string, status: number, seconds: number): void {
+      const k = `${method} ${status} ${route}`;
+      let labels = labelCache.get(k);
+      if (!labels) {
+        labels = { all: { method, route, status: String(status) }, route: { method, route } };
+        if (labelCache.size < 10_000) labelCache.set(k, labels);
+      }
+      requests.inc(labels.all);
+      latency.observe(labels.route, seconds);
+    },
   };
 }
 

@@ -2,7 +2,6 @@
 // better-sqlite3 is synchronous; an async transaction holds a gate that other callers await, so no statement of
 // another request can slip into an open transaction while it awaits.
 import Database from 'better-sqlite3';
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { HubError } from '../errors.ts';
@@ -325,6 +324,8 @@ export interface SqliteStoreOptions {
   /** A file path, or ':memory:'. */
   path: string;
   clock?: Clock;
+  /** How long a call waits for another caller's transaction before failing (default 30 s). */
+  lockTimeoutMs?: number;
 }
 
 export class SqliteStore implements Store {
@@ -337,10 +338,11 @@ export class SqliteStore implements Store {
   /** Resolves when the open transaction ends; null when none is open. */
   private lock: Promise<void> | null = null;
   private readonly txView: Db;
-  private readonly inTransaction = new AsyncLocalStorage<boolean>();
+  private readonly lockTimeoutMs: number;
 
   constructor(options: SqliteStoreOptions) {
     this.clock = options.clock ?? systemClock;
+    this.lockTimeoutMs = options.lockTimeoutMs ?? 30_000;
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
     this.db = new Database(options.path);
     this.db.pragma('journal_mode = WAL');
@@ -352,14 +354,7 @@ export class SqliteStore implements Store {
       for (const spec of TABLE_SPECS.values()) migrate(this.db, spec);
     })();
     const openGate = () => undefined;
-    const waitGate = () => {
-      if (!this.lock) return undefined;
-      // Waiting here from inside our own transaction would wait forever: fail loudly instead.
-      if (this.inTransaction.getStore() === true) {
-        throw new Error('The store was used directly inside its own transaction: use the transaction handle (tx) instead');
-      }
-      return this.waitForUnlock();
-    };
+    const waitGate = () => (this.lock ? this.waitForUnlock() : undefined);
     for (const spec of TABLE_SPECS.values()) {
       this.rootTables.set(spec.name, new SqliteTable(this, spec, waitGate));
       this.txTables.set(spec.name, new SqliteTable(this, spec, openGate));
@@ -379,8 +374,25 @@ export class SqliteStore implements Store {
     return s;
   }
 
+  /**
+   * Waits for the open transaction to end, but not forever: the usual cause of a long wait is code that uses the
+   * store itself inside its own transaction, which would otherwise hang. (AsyncLocalStorage could tell that case
+   * apart exactly, but it switches on promise hooks for the whole process: a measured 2× on the request path.)
+   */
   private async waitForUnlock(): Promise<void> {
-    while (this.lock) await this.lock;
+    const deadline = Date.now() + this.lockTimeoutMs;
+    while (this.lock) {
+      const lock = this.lock;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = await Promise.race([
+        lock.then(() => false),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), Math.max(0, deadline - Date.now())))),
+      ]);
+      clearTimeout(timer);
+      if (timedOut && this.lock === lock) {
+        throw new HubError('store_unavailable', `Waited ${this.lockTimeoutMs} ms for a transaction to finish. If this call is made inside a transaction, use the transaction handle (tx), not the store.`);
+      }
+    }
   }
 
   table<N extends TableName>(name: N): Table<TableRows[N]> {
@@ -396,7 +408,7 @@ export class SqliteStore implements Store {
     this.lock = new Promise<void>((resolve) => (release = resolve));
     try {
       this.db.exec('BEGIN IMMEDIATE');
-      const result = await this.inTransaction.run(true, () => fn(this.txView));
+      const result = await fn(this.txView);
       this.db.exec('COMMIT');
       return result;
     } catch (err) {

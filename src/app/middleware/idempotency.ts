@@ -41,6 +41,8 @@ export function idempotency(): MiddlewareHandler<HubEnv> {
       if (record.state === 'completed') {
         const headers = new Headers((record.responseHeaders ?? {}) as Record<string, string>);
         headers.set('Idempotent-Replayed', 'true');
+        headers.set('X-Request-Id', c.get('requestId'));
+        headers.set('X-Content-Type-Options', 'nosniff');
         const status = record.responseStatus ?? 200;
         return new Response(status === 204 || status === 304 ? null : (record.responseBody ?? null), { status, headers });
       }

@@ -1,7 +1,8 @@
 // Rate limiting per principal: a token bucket per key or client, refilled continuously, with the IETF
 // RateLimit-* headers on every response and Retry-After on 429.
 // In-memory, which is right for the embedded single process; the Appwrite shape swaps in a store-backed limiter.
-import type { MiddlewareHandler } from 'hono';
+import type { Context } from 'hono';
+import type { Principal } from '../../auth/scopes.ts';
 import { HubError } from '../../errors.ts';
 import type { Clock } from '../../lib/clock.ts';
 import type { HubEnv } from '../deps.ts';
@@ -50,24 +51,24 @@ export function createMemoryRateLimiter(clock: Clock, maxBuckets = 100_000): Rat
   };
 }
 
-export function rateLimit(): MiddlewareHandler<HubEnv> {
-  return async (c, next) => {
+/** Takes one request from the principal's budget, setting the RateLimit-* headers; throws 429 when it is spent. */
+export function applyRateLimit(c: Context<HubEnv>, principal: Principal): void {
+  {
     const deps = c.get('deps');
-    const principal = c.get('principal');
     const perMinute = principal.rateLimitPerMinute ?? deps.config.rateLimitPerMinute;
     const d = deps.rateLimiter.check(`${principal.type}:${principal.id}`, perMinute);
     const headers = {
       'RateLimit-Limit': String(d.limit),
       'RateLimit-Remaining': String(d.remaining),
       'RateLimit-Reset': String(d.resetSeconds),
-      'RateLimit-Policy': `${d.limit};w=60`,
     };
     if (!d.allowed) {
       throw new HubError('rate_limited', `This key may make ${d.limit} requests a minute; try again in ${d.retryAfterSeconds} s`, {
         headers: { ...headers, 'Retry-After': String(d.retryAfterSeconds) },
       });
     }
-    for (const [k, v] of Object.entries(headers)) c.header(k, v);
-    await next();
-  };
+    c.header('RateLimit-Limit', headers['RateLimit-Limit']);
+    c.header('RateLimit-Remaining', headers['RateLimit-Remaining']);
+    c.header('RateLimit-Reset', headers['RateLimit-Reset']);
+  }
 }

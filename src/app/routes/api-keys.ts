@@ -68,6 +68,7 @@ export function registerApiKeyRoutes(routes: RouteTable): void {
         await auditRequest(tx, c, { action: 'api_key.created', resourceType: 'api_key', resourceId: key.id, details: { scopes: key.scopes } });
         return key;
       });
+      c.get('deps').keyCache.clear();
       c.header('Location', `/v1/api-keys/${row.id}`);
       return jsonWithEtag(c, { ...present('api_keys', row), secret, version: row.version }, 201);
     },
@@ -130,6 +131,7 @@ export function registerApiKeyRoutes(routes: RouteTable): void {
         await auditRequest(tx, c, { action: 'api_key.updated', resourceType: 'api_key', resourceId: key.id, details: { fields: Object.keys(body) } });
         return updated;
       });
+      c.get('deps').keyCache.clear();
       return jsonWithEtag(c, present('api_keys', row) as ApiKeysRow);
     },
   );
@@ -153,6 +155,7 @@ export function registerApiKeyRoutes(routes: RouteTable): void {
         await auditRequest(tx, c, { action: 'api_key.revoked', resourceType: 'api_key', resourceId: key.id });
         return updated;
       });
+      c.get('deps').keyCache.clear();
       return jsonWithEtag(c, present('api_keys', row) as ApiKeysRow);
     },
   );
@@ -199,6 +202,7 @@ export function registerApiKeyRoutes(routes: RouteTable): void {
         await auditRequest(tx, c, { action: 'api_key.rotated', resourceType: 'api_key', resourceId: old.id, details: { newKeyId: key.id, gracePeriodSeconds: grace } });
         return key;
       });
+      c.get('deps').keyCache.clear();
       c.header('Location', `/v1/api-keys/${fresh.id}`);
       return jsonWithEtag(c, { ...present('api_keys', fresh), secret, version: fresh.version }, 201);
     },
