@@ -18,7 +18,6 @@ export const ERROR_CODES = {
   // resources
   not_found: { status: 404, title: 'Not found', retryable: false },
   route_not_found: { status: 404, title: 'No such route', retryable: false },
-  method_not_allowed: { status: 405, title: 'Method not allowed', retryable: false },
   already_exists: { status: 409, title: 'It already exists', retryable: false },
   conflict: { status: 409, title: 'The request conflicts with the current state', retryable: false },
   version_conflict: { status: 412, title: 'The resource has changed since it was read', retryable: false },

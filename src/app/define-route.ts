@@ -20,8 +20,11 @@ export interface QueryParam {
 
 export interface ResponseSpec {
   description: string;
-  /** A schema id (`hub:tables/connections`), `{ list: id }` for a page of them, or an inline schema. */
-  schema?: string | { list: string } | JsonSchema;
+  /**
+   * A schema id (`hub:tables/connections`), `problem`, `{ list: id }` for a page of rows, `{ extend: id, properties,
+   * required }` for a row with more members (a secret shown once), or an inline schema.
+   */
+  schema?: string | { list: string } | { extend: string; properties: Record<string, JsonSchema>; required: string[] } | JsonSchema;
   /** For representations of table rows: the private fields are dropped in the document too. */
   headers?: string[];
 }

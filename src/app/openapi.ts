@@ -66,6 +66,15 @@ function responseSchema(schema: RouteSpec['responses'][number]['schema']): JsonS
   if (schema === undefined) return undefined;
   if (schema === 'problem') return { $ref: '#/components/schemas/Problem' };
   if (typeof schema === 'string') return { $ref: `#/components/schemas/${componentName(schema)}` };
+  if ('extend' in schema && typeof schema.extend === 'string') {
+    // one object schema: allOf with a closed base (additionalProperties: false) could never match
+    const base = publicTableSchema(getSchema(schema.extend));
+    return {
+      ...base,
+      properties: { ...(base.properties as JsonSchema), ...(rewrite(schema.properties) as JsonSchema) },
+      required: [...(base.required as string[]), ...(schema.required as string[])],
+    };
+  }
   if ('list' in schema && typeof schema.list === 'string') {
     return {
       type: 'object',
@@ -104,10 +113,22 @@ function operation(spec: RouteSpec): JsonSchema {
       : { description: r.description };
   }
   if (spec.body || spec.query?.length) responses['400'] ??= problem('The request is not valid (see `errors`)');
+  if (spec.body) {
+    responses['413'] ??= problem('The body is larger than HUB_MAX_BODY_BYTES');
+    responses['415'] ??= problem(`The body is not ${spec.body.form ? 'application/json or application/x-www-form-urlencoded' : 'application/json'}`);
+  }
+  if (spec.method === 'get' && spec.responses[200]?.headers?.includes('ETag')) {
+    responses['304'] ??= { description: 'Not modified: If-None-Match names the current ETag' };
+  }
   if (spec.auth) {
     responses['401'] ??= problem('Missing, invalid, revoked or expired credentials');
     responses['403'] ??= problem(`The credentials lack the scope ${spec.auth.resource}:${spec.auth.action}`);
     responses['429'] ??= problem('Rate limited; see Retry-After');
+    if (spec.method === 'post') {
+      responses['400'] ??= problem('The Idempotency-Key is malformed');
+      responses['409'] ??= problem('A request with this Idempotency-Key is still running (or another conflict)');
+      responses['422'] ??= problem('The Idempotency-Key was used with a different request');
+    }
   }
   const op: JsonSchema = {
     operationId: spec.operationId,
@@ -133,7 +154,13 @@ function operation(spec: RouteSpec): JsonSchema {
 
 export function buildOpenApi(specs: readonly RouteSpec[], options: { serverUrl: string; version: string }): JsonSchema {
   const schemas: JsonSchema = { Problem: PROBLEM_SCHEMA };
-  for (const t of TABLE_SPECS.values()) schemas[t.title] = publicTableSchema(t.schema);
+  // only the tables some operation returns: internal ones (signing keys, idempotency records) stay out
+  const used = new Set<string>();
+  JSON.stringify(specs.map((s) => s.responses), (_k, v: unknown) => {
+    if (typeof v === 'string' && v.startsWith('hub:tables/')) used.add(v);
+    return v;
+  });
+  for (const t of TABLE_SPECS.values()) if (used.has(t.schemaId)) schemas[t.title] = publicTableSchema(t.schema);
   for (const spec of specs) {
     if (spec.body) schemas[componentName(spec.body.schema)] = rewrite(getSchema(spec.body.schema));
   }

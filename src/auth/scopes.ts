@@ -30,6 +30,15 @@ export interface Principal {
   rateLimitPerMinute: number | null;
 }
 
+const SCOPE_SHAPE = /^(\*|[a-z_]+:(\*|read|write)|\*:(read|write))$/;
+
+/** A well-formed scope naming a known resource (the shape is the one in schemas/common.schema.json). */
+export function isScope(scope: string): boolean {
+  if (!SCOPE_SHAPE.test(scope)) return false;
+  const r = scope.split(':')[0]!;
+  return r === '*' || (RESOURCES as readonly string[]).includes(r);
+}
+
 function grants(scope: string, resource: string, action: Action): boolean {
   if (scope === '*') return true;
   const [r, a] = scope.split(':') as [string, string];

@@ -366,6 +366,7 @@ export class SqliteStore implements Store {
   }
 
   stmt(sql: string): Database.Statement {
+    if (!this.db.open) throw new HubError('store_unavailable', 'The database is closed');
     let s = this.statements.get(sql);
     if (!s) {
       s = this.db.prepare(sql);

@@ -21,7 +21,7 @@ export function idempotency(): MiddlewareHandler<HubEnv> {
         errors: [{ field: '/headers/idempotency-key', code: 'format', message: 'must be 1 to 255 visible ASCII characters' }],
       });
     }
-    const { store, clock } = c.get('deps');
+    const { store, clock, cipher } = c.get('deps');
     const table = store.table('idempotency_keys');
     const workspaceId = c.get('principal').workspaceId;
     const id = `idem_${sha256Hex(`${workspaceId}\u0000${key}`).slice(0, 31)}`;
@@ -44,7 +44,9 @@ export function idempotency(): MiddlewareHandler<HubEnv> {
         headers.set('X-Request-Id', c.get('requestId'));
         headers.set('X-Content-Type-Options', 'nosniff');
         const status = record.responseStatus ?? 200;
-        return new Response(status === 204 || status === 304 ? null : (record.responseBody ?? null), { status, headers });
+        // Stored encrypted: a response may carry a secret shown once (a new API key, a client secret).
+        const body = record.responseBody ? cipher.decrypt(record.responseBody) : null;
+        return new Response(status === 204 || status === 304 ? null : body, { status, headers });
       }
       if (now - Date.parse(record.updatedAt) < ABANDONED_AFTER_MS) {
         throw new HubError('idempotency_key_in_progress', 'A request with this Idempotency-Key is still running; retry shortly', {
@@ -92,7 +94,7 @@ export function idempotency(): MiddlewareHandler<HubEnv> {
       state: 'completed',
       responseStatus: res.status,
       responseHeaders: headers,
-      responseBody: await res.clone().text(),
+      responseBody: cipher.encrypt(await res.clone().text()),
     });
   };
 }

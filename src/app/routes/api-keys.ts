@@ -18,10 +18,9 @@ type KeyUpdate = Partial<{ name: string; scopes: string[]; expiresAt: string | n
 
 const KEY = 'hub:tables/api_keys';
 const WITH_SECRET = {
-  allOf: [
-    { $ref: KEY },
-    { type: 'object', required: ['secret'], properties: { secret: { type: 'string', description: 'The key. Shown this once; store it now.' } } },
-  ],
+  extend: KEY,
+  required: ['secret'],
+  properties: { secret: { type: 'string', description: 'The key. Shown this once; store it now.' } },
 };
 
 function futureOrNull(value: string | null | undefined, now: number, field: string): void {

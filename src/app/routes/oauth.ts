@@ -2,14 +2,15 @@
 // client's id and secret for a short-lived JWT. Token errors carry RFC 6749's `error` member inside problem+json.
 import type { Context } from 'hono';
 import { auditRequest } from '../../audit/log.ts';
-import { checkScopes, coversScope } from '../../auth/scopes.ts';
+import { checkScopes, coversScope, isScope } from '../../auth/scopes.ts';
 import { CLIENT_SECRET_PREFIX, generateSecret, hashSecret } from '../../auth/secrets.ts';
 import { HubError } from '../../errors.ts';
 import { safeEqual } from '../../lib/secrets.ts';
 import type { OauthClientsRow } from '../../store/types.ts';
 import type { HubEnv } from '../deps.ts';
 import type { RouteTable } from '../define-route.ts';
-import { jsonWithEtag, listResponse, present, respondResource } from '../http.ts';
+import { clientIp, jsonWithEtag, listResponse, present, respondResource } from '../http.ts';
+import { AUTH_FAILURES_PER_MINUTE } from '../middleware/auth.ts';
 import { LIST_PARAMS, loadOwned, nowIso, pageQuery, PROBLEM } from './common.ts';
 
 const CLIENT = 'hub:tables/oauth_clients';
@@ -26,7 +27,9 @@ function oauthError(code: 'invalid_client' | 'invalid_grant' | 'unsupported_gran
 }
 
 /** Client authentication by HTTP Basic (preferred by RFC 6749 §2.3.1) or by form fields, not both. */
-function clientCredentials(c: Context<HubEnv>, body: TokenRequest): { id: string; secret: string } {
+const BASIC_CHALLENGE = { 'WWW-Authenticate': 'Basic realm="hub"' };
+
+function clientCredentials(c: Context<HubEnv>, body: TokenRequest): { id: string; secret: string; basic: boolean } {
   const header = c.req.header('authorization');
   if (header?.toLowerCase().startsWith('basic ')) {
     if (body.client_id !== undefined || body.client_secret !== undefined) {
@@ -34,13 +37,18 @@ function clientCredentials(c: Context<HubEnv>, body: TokenRequest): { id: string
     }
     const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
     const i = decoded.indexOf(':');
-    if (i < 0) throw oauthError('invalid_client', 'The Basic credentials are malformed', { 'WWW-Authenticate': 'Basic realm="hub"' });
-    return { id: decodeURIComponent(decoded.slice(0, i)), secret: decodeURIComponent(decoded.slice(i + 1)) };
+    if (i < 0) throw oauthError('invalid_client', 'The Basic credentials are malformed', BASIC_CHALLENGE);
+    try {
+      // RFC 6749 §2.3.1: id and secret are form-urlencoded before they are joined
+      return { id: decodeURIComponent(decoded.slice(0, i)), secret: decodeURIComponent(decoded.slice(i + 1)), basic: true };
+    } catch {
+      throw oauthError('invalid_client', 'The Basic credentials are not validly encoded', BASIC_CHALLENGE);
+    }
   }
   if (!body.client_id || !body.client_secret) {
-    throw oauthError('invalid_client', 'Send the client id and secret (HTTP Basic, or client_id and client_secret)', { 'WWW-Authenticate': 'Basic realm="hub"' });
+    throw oauthError('invalid_client', 'Send the client id and secret (HTTP Basic, or client_id and client_secret)', BASIC_CHALLENGE);
   }
-  return { id: body.client_id, secret: body.client_secret };
+  return { id: body.client_id, secret: body.client_secret, basic: false };
 }
 
 export function registerOAuthRoutes(routes: RouteTable): void {
@@ -68,19 +76,37 @@ export function registerOAuthRoutes(routes: RouteTable): void {
       },
     },
     async (c, { body }) => {
-      const { store, tokens } = c.get('deps');
+      const { store, tokens, rateLimiter } = c.get('deps');
       if (body.grant_type !== 'client_credentials') {
         throw oauthError('unsupported_grant_type', 'Only the client_credentials grant is supported');
       }
-      const creds = clientCredentials(c, body);
+      // Failed client authentications count against the same per-address budget as failed API keys.
+      const failKey = `authfail:${clientIp(c) ?? 'local'}`;
+      const budget = rateLimiter.check(failKey, AUTH_FAILURES_PER_MINUTE, false);
+      if (budget.remaining <= 0) {
+        throw new HubError('rate_limited', 'Too many failed authentication attempts from this address', {
+          headers: { 'Retry-After': String(budget.retryAfterSeconds) },
+        });
+      }
+      let creds: ReturnType<typeof clientCredentials>;
+      try {
+        creds = clientCredentials(c, body);
+      } catch (err) {
+        rateLimiter.check(failKey, AUTH_FAILURES_PER_MINUTE, true);
+        throw err;
+      }
       const client = creds.id.length <= 36 ? await store.table('oauth_clients').get(creds.id) : null;
       // Compare even when the client is unknown, so response time does not tell which ids exist.
       const ok = safeEqual(client?.secretHash ?? '0'.repeat(64), hashSecret(creds.secret));
-      if (!client || !ok || client.revokedAt) throw oauthError('invalid_client', 'Client authentication failed');
+      if (!client || !ok || client.revokedAt) {
+        rateLimiter.check(failKey, AUTH_FAILURES_PER_MINUTE, true);
+        // RFC 6749 §5.2: a client that authenticated with the Authorization header is answered with a challenge
+        throw oauthError('invalid_client', 'Client authentication failed', creds.basic ? BASIC_CHALLENGE : undefined);
+      }
       let scopes = client.scopes;
       if (body.scope !== undefined && body.scope.trim() !== '') {
         const asked = [...new Set(body.scope.trim().split(/\s+/))];
-        const refused = asked.filter((s) => !coversScope(client.scopes, s));
+        const refused = asked.filter((s) => !isScope(s) || !coversScope(client.scopes, s));
         if (refused.length) throw oauthError('invalid_scope', `The client may not request: ${refused.join(' ')}`);
         scopes = asked;
       }
@@ -103,7 +129,7 @@ export function registerOAuthRoutes(routes: RouteTable): void {
       responses: {
         201: {
           description: 'The client, with `clientId` and `clientSecret` (shown once)',
-          schema: { allOf: [{ $ref: CLIENT }, { type: 'object', required: ['clientId', 'clientSecret'], properties: { clientId: { type: 'string' }, clientSecret: { type: 'string' } } }] },
+          schema: { extend: CLIENT, required: ['clientId', 'clientSecret'], properties: { clientId: { type: 'string' }, clientSecret: { type: 'string', description: 'Shown this once; store it now.' } } },
         },
       },
     },

@@ -107,7 +107,7 @@ export function registerSystemRoutes(app: Hono<HubEnv>, routes: RouteTable): voi
   app.get('/docs/assets/:file', async (c) => {
     const file = c.req.param('file');
     const dir = swaggerDir();
-    const type = DOCS_ASSETS[file];
+    const type = Object.hasOwn(DOCS_ASSETS, file) ? DOCS_ASSETS[file] : undefined;
     if (!dir || !type) return c.notFound();
     c.header('Cache-Control', 'public, max-age=86400');
     return c.body(await readFile(join(dir, file)), 200, { 'Content-Type': type });
