@@ -5,8 +5,8 @@ import { API_KEY_PREFIX, generateSecret } from '../../auth/secrets.ts';
 import { HubError } from '../../errors.ts';
 import type { ApiKeysRow } from '../../store/types.ts';
 import type { RouteTable } from '../define-route.ts';
-import { expectVersion, jsonWithEtag, listResponse, present, respondResource } from '../http.ts';
-import { LIST_PARAMS, loadOwned, nowIso, pageQuery, PROBLEM } from './common.ts';
+import { expectVersion, jsonWithEtag, present, respondResource } from '../http.ts';
+import { LIST_PARAMS, listOwned, loadOwned, nowIso, PROBLEM } from './common.ts';
 
 interface KeyCreate {
   name: string;
@@ -84,14 +84,7 @@ export function registerApiKeyRoutes(routes: RouteTable): void {
       query: LIST_PARAMS,
       responses: { 200: { description: 'A page of keys', schema: { list: KEY } } },
     },
-    async (c, { query }) => {
-      const page = await c.get('deps').store.table('api_keys').query({
-        where: { workspaceId: c.get('principal').workspaceId },
-        orderBy: { field: 'id', direction: 'desc' },
-        ...pageQuery(query),
-      });
-      return listResponse(c, page.items.map((k) => present('api_keys', k)), page.nextCursor);
-    },
+    (c, { query }) => listOwned(c, 'api_keys', query),
   );
 
   routes.add(

@@ -1,7 +1,6 @@
 // The audit log, newest first: who did what to which resource, when and from where.
 import type { RouteTable } from '../define-route.ts';
-import { listResponse } from '../http.ts';
-import { LIST_PARAMS, pageQuery } from './common.ts';
+import { LIST_PARAMS, listOwned } from './common.ts';
 
 export function registerAuditRoutes(routes: RouteTable): void {
   routes.add(
@@ -20,18 +19,11 @@ export function registerAuditRoutes(routes: RouteTable): void {
       ],
       responses: { 200: { description: 'A page of audit entries', schema: { list: 'hub:tables/audit_log' } } },
     },
-    async (c, { query }) => {
-      const page = await c.get('deps').store.table('audit_log').query({
-        where: {
-          workspaceId: c.get('principal').workspaceId,
-          resourceId: query.resourceId as string | undefined,
-          action: query.action as string | undefined,
-          actorId: query.actorId as string | undefined,
-        },
-        orderBy: { field: 'id', direction: 'desc' },
-        ...pageQuery(query),
-      });
-      return listResponse(c, page.items, page.nextCursor);
-    },
+    (c, { query }) =>
+      listOwned(c, 'audit_log', query, {
+        resourceId: query.resourceId as string | undefined,
+        action: query.action as string | undefined,
+        actorId: query.actorId as string | undefined,
+      }),
   );
 }

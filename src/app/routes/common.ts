@@ -2,7 +2,8 @@
 import type { Context } from 'hono';
 import { HubError } from '../../errors.ts';
 import { tableSpec } from '../../schemas/tables.ts';
-import type { Db, TableName, TableRows } from '../../store/types.ts';
+import type { Db, TableName, TableRows, Where } from '../../store/types.ts';
+import { listResponse, present } from '../http.ts';
 import type { HubEnv } from '../deps.ts';
 import type { QueryParam, ResponseSpec } from '../define-route.ts';
 
@@ -35,6 +36,18 @@ export async function loadOwned<N extends TableName>(
   return row;
 }
 
-export function pageQuery(query: Record<string, unknown>) {
-  return { limit: (query.limit as number | undefined) ?? 50, cursor: (query.cursor as string | undefined) ?? null };
+/** A page of the caller's workspace's rows, newest first, as the API shows them (private fields dropped). */
+export async function listOwned<N extends TableName>(
+  c: Context<HubEnv>,
+  table: N,
+  query: Record<string, unknown>,
+  where: Where = {},
+): Promise<Response> {
+  const page = await c.get('deps').store.table(table).query({
+    where: { ...where, workspaceId: c.get('principal').workspaceId },
+    orderBy: { field: 'id', direction: 'desc' },
+    limit: (query.limit as number | undefined) ?? 50,
+    cursor: (query.cursor as string | undefined) ?? null,
+  });
+  return listResponse(c, page.items.map((row) => present(table, row)), page.nextCursor);
 }

@@ -10,8 +10,8 @@ import { assertValid } from '../../schemas/validate.ts';
 import type { ConnectionsRow } from '../../store/types.ts';
 import type { HubEnv } from '../deps.ts';
 import type { RouteTable } from '../define-route.ts';
-import { expectVersion, jsonWithEtag, listResponse, present, respondResource } from '../http.ts';
-import { LIST_PARAMS, loadOwned, nowIso, pageQuery, PROBLEM } from './common.ts';
+import { expectVersion, jsonWithEtag, present, respondResource } from '../http.ts';
+import { LIST_PARAMS, listOwned, loadOwned, nowIso, PROBLEM } from './common.ts';
 
 const CONNECTION = 'hub:tables/connections';
 
@@ -142,18 +142,7 @@ export function registerConnectionRoutes(routes: RouteTable): void {
       ],
       responses: { 200: { description: 'A page of connections', schema: { list: CONNECTION } } },
     },
-    async (c, { query }) => {
-      const page = await c.get('deps').store.table('connections').query({
-        where: {
-          workspaceId: c.get('principal').workspaceId,
-          connectorId: query.connectorId as string | undefined,
-          status: query.status as string | undefined,
-        },
-        orderBy: { field: 'id', direction: 'desc' },
-        ...pageQuery(query),
-      });
-      return listResponse(c, page.items.map(publicConnection), page.nextCursor);
-    },
+    (c, { query }) => listOwned(c, 'connections', query, { connectorId: query.connectorId as string | undefined, status: query.status as string | undefined }),
   );
 
   routes.add(

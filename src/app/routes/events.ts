@@ -41,7 +41,7 @@ export function registerEventRoutes(routes: RouteTable): void {
       if (after) where.id = { gt: after };
       if (query.type !== undefined) {
         const filter = typeFilter(String(query.type).split(',').map((t) => t.trim()));
-        if (filter) Object.assign(where, filter.$or ? { $or: filter.$or } : filter);
+        if (filter) Object.assign(where, filter);
       }
       // Ids are time-ordered and assigned in commit order in one process, so `id > after` is a gap-free feed.
       const page = await c.get('deps').store.table('events').query({ where, orderBy: { field: 'id' }, limit: (query.limit as number | undefined) ?? 100 });

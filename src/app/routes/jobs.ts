@@ -1,7 +1,7 @@
 // The workspace's background jobs: state, attempts, last error, progress and result.
 import type { RouteTable } from '../define-route.ts';
-import { listResponse, respondResource } from '../http.ts';
-import { LIST_PARAMS, loadOwned, pageQuery, PROBLEM } from './common.ts';
+import { respondResource } from '../http.ts';
+import { LIST_PARAMS, listOwned, loadOwned, PROBLEM } from './common.ts';
 
 const JOB = 'hub:tables/jobs';
 
@@ -21,14 +21,7 @@ export function registerJobRoutes(routes: RouteTable): void {
       ],
       responses: { 200: { description: 'A page of jobs', schema: { list: JOB } } },
     },
-    async (c, { query }) => {
-      const page = await c.get('deps').store.table('jobs').query({
-        where: { workspaceId: c.get('principal').workspaceId, state: query.state as string | undefined, type: query.type as string | undefined },
-        orderBy: { field: 'id', direction: 'desc' },
-        ...pageQuery(query),
-      });
-      return listResponse(c, page.items, page.nextCursor);
-    },
+    (c, { query }) => listOwned(c, 'jobs', query, { state: query.state as string | undefined, type: query.type as string | undefined }),
   );
 
   routes.add(

@@ -9,9 +9,9 @@ import { safeEqual } from '../../lib/secrets.ts';
 import type { OauthClientsRow } from '../../store/types.ts';
 import type { HubEnv } from '../deps.ts';
 import type { RouteTable } from '../define-route.ts';
-import { clientIp, jsonWithEtag, listResponse, present, respondResource } from '../http.ts';
+import { clientIp, jsonWithEtag, present, respondResource } from '../http.ts';
 import { AUTH_FAILURES_PER_MINUTE } from '../middleware/auth.ts';
-import { LIST_PARAMS, loadOwned, nowIso, pageQuery, PROBLEM } from './common.ts';
+import { LIST_PARAMS, listOwned, loadOwned, nowIso, PROBLEM } from './common.ts';
 
 const CLIENT = 'hub:tables/oauth_clients';
 
@@ -168,14 +168,7 @@ export function registerOAuthRoutes(routes: RouteTable): void {
       query: LIST_PARAMS,
       responses: { 200: { description: 'A page of clients', schema: { list: CLIENT } } },
     },
-    async (c, { query }) => {
-      const page = await c.get('deps').store.table('oauth_clients').query({
-        where: { workspaceId: c.get('principal').workspaceId },
-        orderBy: { field: 'id', direction: 'desc' },
-        ...pageQuery(query),
-      });
-      return listResponse(c, page.items.map((r) => present('oauth_clients', r)), page.nextCursor);
-    },
+    (c, { query }) => listOwned(c, 'oauth_clients', query),
   );
 
   routes.add(
