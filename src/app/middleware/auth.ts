@@ -83,35 +83,33 @@ export function guard(resource: Resource, action: Action): MiddlewareHandler<Hub
   };
 }
 
+function principalOf(deps: AppDeps, credential: string): Promise<Principal> {
+  if (looksLikeApiKey(credential)) return principalFromApiKey(deps, credential);
+  if (credential.split('.').length === 3) return principalFromToken(deps, credential);
+  throw new HubError('unauthenticated', 'The API key is not valid, or it was revoked or has expired');
+}
+
 async function authenticate(c: Context<HubEnv>): Promise<Principal> {
-  {
-    const deps = c.get('deps');
-    const failKey = `authfail:${clientIp(c) ?? 'local'}`;
-    const limited = deps.rateLimiter.check(failKey, AUTH_FAILURES_PER_MINUTE, false);
-    if (limited.remaining <= 0) {
-      throw new HubError('rate_limited', 'Too many failed authentication attempts from this address', {
-        headers: { 'Retry-After': String(limited.retryAfterSeconds) },
-      });
+  const deps = c.get('deps');
+  const failKey = `authfail:${clientIp(c) ?? 'local'}`;
+  const limited = deps.rateLimiter.check(failKey, AUTH_FAILURES_PER_MINUTE, false);
+  if (limited.remaining <= 0) {
+    throw new HubError('rate_limited', 'Too many failed authentication attempts from this address', {
+      headers: { 'Retry-After': String(limited.retryAfterSeconds) },
+    });
+  }
+  try {
+    const credential = credentialsOf(c);
+    if (!credential) throw new HubError('unauthenticated', 'Send an API key (Authorization: Bearer … or X-API-Key) or an access token');
+    const principal = await principalOf(deps, credential);
+    c.set('principal', principal);
+    return principal;
+  } catch (err) {
+    if (err instanceof HubError && err.code === 'unauthenticated') {
+      deps.rateLimiter.check(failKey, AUTH_FAILURES_PER_MINUTE, true);
+      throw new HubError('unauthenticated', err.message, { headers: { 'WWW-Authenticate': 'Bearer realm="hub"' } });
     }
-    try {
-      const credential = credentialsOf(c);
-      if (!credential) throw new HubError('unauthenticated', 'Send an API key (Authorization: Bearer … or X-API-Key) or an access token');
-      const principal = looksLikeApiKey(credential)
-        ? await principalFromApiKey(deps, credential)
-        : credential.split('.').length === 3
-          ? await principalFromToken(deps, credential)
-          : (() => {
-              throw new HubError('unauthenticated', 'The API key is not valid, or it was revoked or has expired');
-            })();
-      c.set('principal', principal);
-      return principal;
-    } catch (err) {
-      if (err instanceof HubError && err.code === 'unauthenticated') {
-        deps.rateLimiter.check(failKey, AUTH_FAILURES_PER_MINUTE, true);
-        throw new HubError('unauthenticated', err.message, { headers: { 'WWW-Authenticate': 'Bearer realm="hub"' } });
-      }
-      throw err;
-    }
+    throw err;
   }
 }
 

@@ -53,22 +53,18 @@ export function createMemoryRateLimiter(clock: Clock, maxBuckets = 100_000): Rat
 
 /** Takes one request from the principal's budget, setting the RateLimit-* headers; throws 429 when it is spent. */
 export function applyRateLimit(c: Context<HubEnv>, principal: Principal): void {
-  {
-    const deps = c.get('deps');
-    const perMinute = principal.rateLimitPerMinute ?? deps.config.rateLimitPerMinute;
-    const d = deps.rateLimiter.check(`${principal.type}:${principal.id}`, perMinute);
-    const headers = {
-      'RateLimit-Limit': String(d.limit),
-      'RateLimit-Remaining': String(d.remaining),
-      'RateLimit-Reset': String(d.resetSeconds),
-    };
-    if (!d.allowed) {
-      throw new HubError('rate_limited', `This key may make ${d.limit} requests a minute; try again in ${d.retryAfterSeconds} s`, {
-        headers: { ...headers, 'Retry-After': String(d.retryAfterSeconds) },
-      });
-    }
-    c.header('RateLimit-Limit', headers['RateLimit-Limit']);
-    c.header('RateLimit-Remaining', headers['RateLimit-Remaining']);
-    c.header('RateLimit-Reset', headers['RateLimit-Reset']);
+  const deps = c.get('deps');
+  const perMinute = principal.rateLimitPerMinute ?? deps.config.rateLimitPerMinute;
+  const d = deps.rateLimiter.check(`${principal.type}:${principal.id}`, perMinute);
+  const limit = String(d.limit);
+  const remaining = String(d.remaining);
+  const reset = String(d.resetSeconds);
+  if (!d.allowed) {
+    throw new HubError('rate_limited', `This key may make ${d.limit} requests a minute; try again in ${d.retryAfterSeconds} s`, {
+      headers: { 'RateLimit-Limit': limit, 'RateLimit-Remaining': remaining, 'RateLimit-Reset': reset, 'Retry-After': String(d.retryAfterSeconds) },
+    });
   }
+  c.header('RateLimit-Limit', limit);
+  c.header('RateLimit-Remaining', remaining);
+  c.header('RateLimit-Reset', reset);
 }
