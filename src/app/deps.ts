@@ -32,6 +32,10 @@ export interface HubEnv {
   Variables: {
     deps: AppDeps;
     requestId: string;
+    /** Headers for this request's response (request id, rate limit state), as a plain object: see sendJson. */
+    resHeaders: Record<string, string>;
+    /** Set when sendJson built the response with resHeaders in it already. */
+    headersSent?: boolean;
     principal: Principal;
     /** Set by the idempotency middleware so that handlers can tell a first run. */
     idempotencyKey?: string;

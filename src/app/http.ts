@@ -50,29 +50,42 @@ export function expectVersion(c: Context<HubEnv>, row: { version: number }): num
   return wanted;
 }
 
-export function jsonWithEtag(c: Context<HubEnv>, body: Record<string, unknown> & { version: number }, status: 200 | 201 = 200) {
-  c.header('ETag', etagOf(body));
-  return c.json(body, status);
+/**
+ * A JSON response with the request's collected headers, built as a plain-headers Response (the fast path of
+ * @hono/node-server). Prefer it to c.json on routes that matter for throughput.
+ */
+export function sendJson(c: Context<HubEnv>, status: number, body: unknown, extra?: Record<string, string>): Response {
+  c.set('headersSent', true);
+  return new Response(status === 304 ? null : JSON.stringify(body), {
+    status,
+    headers: { ...c.get('resHeaders'), 'content-type': 'application/json', ...extra },
+  });
+}
+
+export function jsonWithEtag(
+  c: Context<HubEnv>,
+  body: Record<string, unknown> & { version: number },
+  status: 200 | 201 = 200,
+  location?: string,
+) {
+  const extra: Record<string, string> = { etag: etagOf(body) };
+  if (location) extra.location = location;
+  return sendJson(c, status, body, extra);
 }
 
 /** A GET of one resource: 304 when If-None-Match names the current version. */
 export function respondResource(c: Context<HubEnv>, body: Record<string, unknown> & { version: number }) {
   const inm = c.req.header('if-none-match');
   const tag = etagOf(body);
-  if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === tag)) {
-    c.header('ETag', tag);
-    return c.body(null, 304);
-  }
+  if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === tag)) return sendJson(c, 304, null, { etag: tag });
   return jsonWithEtag(c, body);
 }
 
 export function listResponse(c: Context<HubEnv>, data: unknown[], nextCursor: string | null) {
-  if (nextCursor) {
-    const url = new URL(c.req.url);
-    url.searchParams.set('cursor', nextCursor);
-    c.header('Link', `<${url.pathname}${url.search}>; rel="next"`);
-  }
-  return c.json({ data, nextCursor });
+  if (!nextCursor) return sendJson(c, 200, { data, nextCursor });
+  const url = new URL(c.req.url);
+  url.searchParams.set('cursor', nextCursor);
+  return sendJson(c, 200, { data, nextCursor }, { link: `<${url.pathname}${url.search}>; rel="next"` });
 }
 
 export function clientIp(c: Context<HubEnv>): string | null {

@@ -64,7 +64,8 @@ export function applyRateLimit(c: Context<HubEnv>, principal: Principal): void {
       headers: { 'RateLimit-Limit': limit, 'RateLimit-Remaining': remaining, 'RateLimit-Reset': reset, 'Retry-After': String(d.retryAfterSeconds) },
     });
   }
-  c.header('RateLimit-Limit', limit);
-  c.header('RateLimit-Remaining', remaining);
-  c.header('RateLimit-Reset', reset);
+  const h = c.get('resHeaders');
+  h['ratelimit-limit'] = limit;
+  h['ratelimit-remaining'] = remaining;
+  h['ratelimit-reset'] = reset;
 }

@@ -68,8 +68,7 @@ export function registerApiKeyRoutes(routes: RouteTable): void {
         return key;
       });
       c.get('deps').keyCache.clear();
-      c.header('Location', `/v1/api-keys/${row.id}`);
-      return jsonWithEtag(c, { ...present('api_keys', row), secret, version: row.version }, 201);
+      return jsonWithEtag(c, { ...present('api_keys', row), secret, version: row.version }, 201, `/v1/api-keys/${row.id}`);
     },
   );
 
@@ -195,8 +194,7 @@ export function registerApiKeyRoutes(routes: RouteTable): void {
         return key;
       });
       c.get('deps').keyCache.clear();
-      c.header('Location', `/v1/api-keys/${fresh.id}`);
-      return jsonWithEtag(c, { ...present('api_keys', fresh), secret, version: fresh.version }, 201);
+      return jsonWithEtag(c, { ...present('api_keys', fresh), secret, version: fresh.version }, 201, `/v1/api-keys/${fresh.id}`);
     },
   );
 }

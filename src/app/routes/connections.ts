@@ -122,8 +122,7 @@ export function registerConnectionRoutes(routes: RouteTable): void {
         await appendEvent(tx, { type: 'connection.created', workspaceId, subject: conn.id, data: { connection: publicConnection(conn) }, correlationId: c.get('requestId') }, nowIso(c));
         return conn;
       });
-      c.header('Location', `/v1/connections/${row.id}`);
-      return jsonWithEtag(c, publicConnection(row), 201);
+      return jsonWithEtag(c, publicConnection(row), 201, `/v1/connections/${row.id}`);
     },
   );
 

@@ -152,8 +152,7 @@ export function registerOAuthRoutes(routes: RouteTable): void {
         await auditRequest(tx, c, { action: 'oauth_client.created', resourceType: 'oauth_client', resourceId: client.id, details: { scopes: client.scopes } });
         return client;
       });
-      c.header('Location', `/v1/oauth/clients/${row.id}`);
-      return jsonWithEtag(c, { ...present('oauth_clients', row), clientId: row.id, clientSecret: secret, version: row.version }, 201);
+      return jsonWithEtag(c, { ...present('oauth_clients', row), clientId: row.id, clientSecret: secret, version: row.version }, 201, `/v1/oauth/clients/${row.id}`);
     },
   );
 
