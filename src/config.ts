@@ -23,6 +23,10 @@ export interface HubConfig {
   jobLeaseMs: number;
   /** How long a looked-up API key is trusted before it is read again (changes through this process apply at once). */
   authCacheMs: number;
+  /** Finished jobs (succeeded, cancelled, dead) are deleted this many days after they finished. */
+  jobRetentionDays: number;
+  /** Events are deleted from the feed this many days after they happened. */
+  eventRetentionDays: number;
 }
 
 export class ConfigError extends Error {
@@ -105,6 +109,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): HubConf
     shutdownTimeoutMs: int('HUB_SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
     jobLeaseMs: int('HUB_JOB_LEASE_MS', 30_000, 1000, 3_600_000),
     authCacheMs: int('HUB_AUTH_CACHE_MS', 5000, 0, 60_000),
+    jobRetentionDays: int('HUB_JOB_RETENTION_DAYS', 14, 1, 3650),
+    eventRetentionDays: int('HUB_EVENT_RETENTION_DAYS', 30, 1, 3650),
   };
   if (problems.length) throw new ConfigError(problems);
   return config;

@@ -41,11 +41,23 @@ export interface Hub {
 
 export const MAINTENANCE_JOB = 'maintenance.cleanup';
 
-/** Deletes what has outlived its use: expired idempotency records. Idempotent, so at-least-once is fine. */
-function maintenanceHandler(store: Store, clock: Clock): JobHandler {
+const DAY_MS = 86_400_000;
+
+/**
+ * Deletes what has outlived its use: expired idempotency records, finished jobs and old events past their
+ * retention. The audit log is kept. Idempotent, so at-least-once delivery is fine.
+ */
+function maintenanceHandler(store: Store, clock: Clock, config: HubConfig): JobHandler {
   return async () => {
-    const idempotencyDeleted = await store.table('idempotency_keys').deleteWhere({ expiresAt: { lt: new Date(clock.now()).toISOString() } });
-    return { idempotencyDeleted };
+    const now = clock.now();
+    const before = (days: number) => new Date(now - days * DAY_MS).toISOString();
+    const idempotencyDeleted = await store.table('idempotency_keys').deleteWhere({ expiresAt: { lt: new Date(now).toISOString() } });
+    const jobsDeleted = await store.table('jobs').deleteWhere({
+      state: { in: ['succeeded', 'cancelled', 'dead'] },
+      finishedAt: { lt: before(config.jobRetentionDays) },
+    });
+    const eventsDeleted = await store.table('events').deleteWhere({ time: { lt: before(config.eventRetentionDays) } });
+    return { idempotencyDeleted, jobsDeleted, eventsDeleted };
   };
 }
 
@@ -64,7 +76,7 @@ export function createHub(options: HubOptions): Hub {
   );
   const worker = createWorker({
     queue,
-    handlers: { [MAINTENANCE_JOB]: maintenanceHandler(store, clock), ...options.handlers },
+    handlers: { [MAINTENANCE_JOB]: maintenanceHandler(store, clock, config), ...options.handlers },
     concurrency: Math.max(1, config.workerConcurrency),
     log: log.child({ part: 'worker' }),
   });
@@ -80,7 +92,7 @@ export function createHub(options: HubOptions): Hub {
     keyCache: createKeyCache(clock, config.authCacheMs),
     fetch: options.fetch ?? globalThis.fetch,
     connectors: options.connectors ?? CONNECTORS,
-    onJobsEnqueued: () => worker.wake(),
+    queue,
   };
   return {
     app: createApp(deps),

@@ -10,6 +10,7 @@ import type { Store } from '../store/types.ts';
 import type { Principal } from '../auth/scopes.ts';
 import type { RateLimiter } from './middleware/rate-limit.ts';
 import type { KeyCache } from '../auth/key-cache.ts';
+import type { JobQueue } from '../jobs/queue.ts';
 
 export interface AppDeps {
   config: HubConfig;
@@ -24,8 +25,7 @@ export interface AppDeps {
   /** The fetch connectors use to reach vendors. */
   fetch: typeof fetch;
   connectors: readonly ConnectorDefinition<any, any>[];
-  /** Called after a commit that enqueued jobs, so an in-process worker wakes at once. */
-  onJobsEnqueued?: () => void;
+  queue: JobQueue;
 }
 
 export interface HubEnv {

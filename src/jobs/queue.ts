@@ -51,6 +51,8 @@ export interface JobQueue {
   setProgress(job: JobsRow, progress: Record<string, unknown>): Promise<JobsRow>;
   /** Cancels a queued job; a cancelled one is returned as is; any other state is a `conflict`. */
   cancel(id: string): Promise<JobsRow>;
+  /** Puts a dead or cancelled job back in the queue with a fresh set of attempts (an operator's "try again"). */
+  retry(id: string): Promise<JobsRow>;
   get(id: string): Promise<JobsRow | null>;
   countByState(): Promise<Record<JobState, number>>;
   /** Called after each new job is inserted (in this process only); returns the unsubscribe function. */
@@ -297,6 +299,22 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
         }
       }
       throw new HubError('conflict', `Job ${id} kept changing while it was being cancelled`, { retryable: true });
+    },
+
+    async retry(id) {
+      const job = await jobs().get(id);
+      if (!job) throw new HubError('not_found', `Job ${id} does not exist`);
+      if (job.state !== 'dead' && job.state !== 'cancelled') {
+        throw new HubError('conflict', `Job ${id} is ${job.state}; only a dead or cancelled job can be retried`);
+      }
+      // Finished jobs are never written by a worker again, so a version conflict here means a concurrent retry.
+      const row = await jobs().update(
+        id,
+        { state: 'queued', runAt: nowIso(), attempts: 0, leaseOwner: null, leaseUntil: null, finishedAt: null },
+        { ifVersion: job.version },
+      );
+      notify(row);
+      return row;
     },
 
     get(id) {

@@ -1,6 +1,7 @@
 // The workspace's background jobs: state, attempts, last error, progress and result.
 import type { RouteTable } from '../define-route.ts';
-import { respondResource } from '../http.ts';
+import { auditRequest } from '../../audit/log.ts';
+import { jsonWithEtag, respondResource } from '../http.ts';
 import { LIST_PARAMS, listOwned, loadOwned, PROBLEM } from './common.ts';
 
 const JOB = 'hub:tables/jobs';
@@ -36,4 +37,28 @@ export function registerJobRoutes(routes: RouteTable): void {
     },
     async (c) => respondResource(c, await loadOwned(c, 'jobs', c.req.param('id')!)),
   );
+
+  for (const [verb, summary, action] of [
+    ['cancel', 'Cancel a queued job', 'job.cancelled'],
+    ['retry', 'Put a dead or cancelled job back in the queue with fresh attempts', 'job.retried'],
+  ] as const) {
+    routes.add(
+      {
+        method: 'post',
+        path: `/v1/jobs/{id}/${verb}`,
+        operationId: `${verb}Job`,
+        summary,
+        tag: 'Jobs',
+        auth: { resource: 'jobs', action: 'write' },
+        responses: { 200: { description: 'The job', schema: JOB, headers: ['ETag'] }, 404: PROBLEM('No such job'), 409: PROBLEM('The job is not in a state this applies to') },
+      },
+      async (c) => {
+        const { store, queue } = c.get('deps');
+        const job = await loadOwned(c, 'jobs', c.req.param('id')!);
+        const row = verb === 'cancel' ? await queue.cancel(job.id) : await queue.retry(job.id);
+        await auditRequest(store, c, { action, resourceType: 'job', resourceId: job.id, details: { type: job.type } });
+        return jsonWithEtag(c, row);
+      },
+    );
+  }
 }
