@@ -1,0 +1,97 @@
+// The Appwrite TablesDB layout of the hub's tables, derived from the table schemas: what appwrite.json declares
+// (npm run appwrite:schema) and what the Appwrite store provisions. One derivation, so the two cannot disagree.
+import { TABLE_SPECS, type ColumnSpec, type TableSpec } from '../schemas/tables.ts';
+
+export const DEFAULT_DATABASE_ID = 'hub';
+
+/** Longest varchar Appwrite 1.8 accepts (spec: createVarcharColumn `size`). */
+const MAX_VARCHAR = 16381;
+
+export interface AppwriteColumn {
+  key: string;
+  type: 'varchar' | 'longtext' | 'integer' | 'float' | 'boolean' | 'enum';
+  required: boolean;
+  array: false;
+  size?: number;
+  elements?: string[];
+}
+
+export interface AppwriteIndex {
+  key: string;
+  type: 'key' | 'unique';
+  columns: string[];
+  orders: ('ASC' | 'DESC')[];
+}
+
+export interface AppwriteTable {
+  $id: string;
+  $permissions: string[];
+  databaseId: string;
+  name: string;
+  enabled: true;
+  rowSecurity: false;
+  columns: AppwriteColumn[];
+  indexes: AppwriteIndex[];
+}
+
+/** Our `id` is Appwrite's `$id`; every other column is stored under its own name. */
+export function appwriteField(field: string): string {
+  return field === 'id' ? '$id' : field;
+}
+
+/**
+ * Column types. Timestamps are varchar, not Appwrite datetime: Appwrite rewrites datetimes as `+00:00`, and the
+ * hub compares and pages on the exact ISO strings it wrote. JSON objects and arrays are stored as text.
+ */
+function columnOf(col: ColumnSpec): AppwriteColumn {
+  const required = col.required && !col.nullable;
+  switch (col.kind) {
+    case 'integer':
+      return { key: col.name, type: 'integer', required, array: false };
+    case 'real':
+      return { key: col.name, type: 'float', required, array: false };
+    case 'boolean':
+      return { key: col.name, type: 'boolean', required, array: false };
+    case 'json':
+      return { key: col.name, type: 'longtext', required, array: false };
+    case 'text':
+      if (col.enum) return { key: col.name, type: 'enum', required, array: false, elements: col.enum };
+      if (col.maxLength !== undefined && col.maxLength <= MAX_VARCHAR) return { key: col.name, type: 'varchar', required, array: false, size: col.maxLength };
+      return { key: col.name, type: 'longtext', required, array: false };
+  }
+}
+
+function indexKey(fields: string[], unique: boolean): string {
+  // Appwrite keys: up to 36 characters of [A-Za-z0-9_-]
+  return `${unique ? 'uq' : 'ix'}_${fields.join('_')}`.replace(/[^A-Za-z0-9_-]/g, '').slice(0, 36);
+}
+
+export function appwriteTable(spec: TableSpec, databaseId = DEFAULT_DATABASE_ID): AppwriteTable {
+  return {
+    $id: spec.name,
+    $permissions: [], // server-side only: the functions use an API key, no client ever reads these tables
+    databaseId,
+    name: spec.name,
+    enabled: true,
+    rowSecurity: false,
+    columns: spec.columns.filter((c) => c.name !== 'id').map(columnOf),
+    indexes: spec.indexes.map((idx) => ({
+      key: indexKey(idx.fields, idx.unique),
+      type: idx.unique ? 'unique' : 'key',
+      columns: idx.fields.map(appwriteField),
+      orders: idx.fields.map(() => 'ASC' as const),
+    })),
+  };
+}
+
+export function appwriteTables(databaseId = DEFAULT_DATABASE_ID): AppwriteTable[] {
+  return [...TABLE_SPECS.values()].map((spec) => appwriteTable(spec, databaseId));
+}
+
+/** The generated part of appwrite.json: the database and its tables. */
+export function appwriteSchemaSection(databaseId = DEFAULT_DATABASE_ID) {
+  return {
+    tablesDB: [{ $id: databaseId, name: 'Integration hub', enabled: true }],
+    tables: appwriteTables(databaseId),
+  };
+}
