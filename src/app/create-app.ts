@@ -77,12 +77,12 @@ export function createApp(deps: AppDeps) {
   }
 
   const limitBody = bodyLimit({
-      maxSize: deps.config.maxBodyBytes,
-      onError: () => {
-        throw new HubError('payload_too_large', `The body may be at most ${deps.config.maxBodyBytes} bytes`, {
-          extra: { maxBytes: deps.config.maxBodyBytes },
-        });
-      },
+    maxSize: deps.config.maxBodyBytes,
+    onError: () => {
+      throw new HubError('payload_too_large', `The body may be at most ${deps.config.maxBodyBytes} bytes`, {
+        extra: { maxBytes: deps.config.maxBodyBytes },
+      });
+    },
   });
   // Only methods that carry a body: bodyLimit reads c.req.raw.body, and on @hono/node-server that builds a full
   // Request object for every GET too (measured: a sixth of the cost of an authenticated GET).
