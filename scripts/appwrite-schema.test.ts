@@ -20,7 +20,7 @@ describe('appwrite.json', () => {
     expect(col('payload')).toMatchObject({ type: 'longtext', required: true });
     expect(col('state')).toMatchObject({ type: 'enum', elements: ['queued', 'running', 'succeeded', 'dead', 'cancelled'] });
     expect(col('leaseOwner')).toMatchObject({ type: 'varchar', required: false });
-    expect(jobs.indexes).toContainEqual({ key: 'uq_dedupeKey', type: 'unique', columns: ['dedupeKey'], orders: ['ASC'] });
+    expect(jobs.indexes).toContainEqual({ key: 'uq_dedupeKey', type: 'unique', columns: ['dedupeKey'], orders: ['asc'] });
     const events = tables.find((t) => t.$id === 'events')!;
     expect(events.indexes).toContainEqual(expect.objectContaining({ columns: ['workspaceId', '$id'] }));
   });

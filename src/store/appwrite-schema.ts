@@ -20,7 +20,7 @@ export interface AppwriteIndex {
   key: string;
   type: 'key' | 'unique';
   columns: string[];
-  orders: ('ASC' | 'DESC')[];
+  orders: ('asc' | 'desc')[];
 }
 
 export interface AppwriteTable {
@@ -79,7 +79,7 @@ export function appwriteTable(spec: TableSpec, databaseId = DEFAULT_DATABASE_ID)
       key: indexKey(idx.fields, idx.unique),
       type: idx.unique ? 'unique' : 'key',
       columns: idx.fields.map(appwriteField),
-      orders: idx.fields.map(() => 'ASC' as const),
+      orders: idx.fields.map(() => 'asc' as const),
     })),
   };
 }

@@ -1,0 +1,603 @@
+// The Appwrite store: the hub's tables in Appwrite TablesDB through node-appwrite. Optimistic concurrency rides on
+// Appwrite transactions: a row read and written inside one makes the commit fail if anyone else changed the row,
+// which is how update-if-version stays a true compare-and-set across function executions.
+import { AppwriteException, Client, Query, TablesDB } from 'node-appwrite';
+import { HubError, isHubError } from '../errors.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
+import { TABLE_SPECS, type TableSpec } from '../schemas/tables.ts';
+import { appwriteField, appwriteTables, DEFAULT_DATABASE_ID } from './appwrite-schema.ts';
+import { checkOrder, checkWhere, clampLimit, prepareInsert, prepareUpdate } from './rows.ts';
+import type {
+  Db,
+  FieldOps,
+  IncrementOptions,
+  NewRow,
+  Page,
+  QueryOptions,
+  RowPatch,
+  Store,
+  Table,
+  TableName,
+  TableRows,
+  UpdateOptions,
+  Where,
+} from './types.ts';
+
+type AnyRow = Record<string, unknown> & { id: string; version: number };
+type AppwriteRow = Record<string, unknown> & { $id: string };
+
+export interface AppwriteStoreOptions {
+  endpoint: string;
+  projectId: string;
+  /** An API key, or the function's dynamic key (x-appwrite-key). */
+  apiKey: string;
+  databaseId?: string;
+  clock?: Clock;
+  /** Attempts for a retryable failure (429, 5xx, network) before giving up with store_unavailable. */
+  maxAttempts?: number;
+  /** Times a transaction body is re-run after a commit conflict. */
+  maxTransactionAttempts?: number;
+  /** Per-request time limit (node-appwrite sets none); a request over it counts as a retryable failure. */
+  requestTimeoutMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+const NOT_FOUND = new Set(['row_not_found', 'document_not_found']);
+const ALREADY_EXISTS = new Set(['row_already_exists', 'document_already_exists']);
+const CONFLICT = new Set(['transaction_conflict']);
+const BOUNDS = new Set(['column_limit_exceeded', 'attribute_limit_exceeded']);
+/** 5xx answers that no retry can fix (Appwrite 1.8.1 sends transaction_expired as a 500). */
+const FINAL = new Set(['transaction_expired', 'transaction_not_found', 'transaction_not_ready']);
+
+function typeOf(err: unknown): string {
+  return err instanceof AppwriteException ? err.type : '';
+}
+
+/** Marks a conflict that re-running the transaction can resolve (someone else committed meanwhile). */
+const RACE = Symbol('race');
+
+function raceConflict(what: string, cause?: unknown): HubError {
+  return Object.assign(new HubError('version_conflict', `${what} changed while it was being written`, { cause }), { [RACE]: true });
+}
+
+function isRace(err: unknown): boolean {
+  return isHubError(err, 'version_conflict') && (err as unknown as Record<symbol, unknown>)[RACE] === true;
+}
+
+class RequestTimeout extends Error {
+  override name = 'TimeoutError';
+}
+
+function isRetryable(err: unknown): boolean {
+  if (err instanceof AppwriteException) return !FINAL.has(err.type) && (err.code === 429 || err.code >= 500 || err.code === 0);
+  // fetch failures (connection refused, reset, timeouts) reach us as TypeError / AbortError
+  return err instanceof TypeError || (err as Error)?.name === 'AbortError' || (err as Error)?.name === 'TimeoutError';
+}
+
+/** Appwrite's errors in the hub's vocabulary. */
+function toHubError(err: unknown, what: string): HubError {
+  if (isHubError(err)) return err;
+  const type = typeOf(err);
+  if (NOT_FOUND.has(type)) return new HubError('not_found', `${what} does not exist`, { cause: err });
+  if (ALREADY_EXISTS.has(type)) return new HubError('already_exists', `${what} already exists`, { cause: err });
+  if (CONFLICT.has(type)) return raceConflict(what, err);
+  if (type === 'general_cursor_not_found') return new HubError('invalid_cursor', 'The cursor points at a row that no longer exists', { cause: err });
+  if (FINAL.has(type)) return new HubError('store_unavailable', `${what}: the Appwrite transaction ended (${type})`, { cause: err, retryable: true });
+  if (isRetryable(err)) return new HubError('store_unavailable', `Appwrite did not answer (${(err as Error).message})`, { cause: err });
+  return new HubError('internal_error', `Appwrite refused the request: ${(err as Error).message}`, { cause: err });
+}
+
+function toData(spec: TableSpec, row: Record<string, unknown>): Record<string, unknown> {
+  const data: Record<string, unknown> = {};
+  for (const col of spec.columns) {
+    if (col.name === 'id' || !(col.name in row)) continue;
+    const v = row[col.name];
+    data[col.name] = v === null || v === undefined ? null : col.kind === 'json' ? JSON.stringify(v) : v;
+  }
+  return data;
+}
+
+function fromRow(spec: TableSpec, raw: AppwriteRow): AnyRow {
+  const row: Record<string, unknown> = { id: raw.$id };
+  for (const col of spec.columns) {
+    if (col.name === 'id') continue;
+    const v = raw[col.name];
+    if (v === null || v === undefined) {
+      if (col.nullable) row[col.name] = null;
+      continue;
+    }
+    row[col.name] = col.kind === 'json' ? JSON.parse(v as string) : v;
+  }
+  return row as AnyRow;
+}
+
+/**
+ * The filter evaluated exactly, in JS. Appwrite (MariaDB's default collation) compares text without regard to case
+ * or accents; every adapter must give the same answers, so rows Appwrite returns are checked again here.
+ */
+function matches(row: Record<string, unknown>, where: Where | undefined): boolean {
+  if (!where) return true;
+  for (const [field, cond] of Object.entries(where)) {
+    if (cond === undefined) continue;
+    if (field === '$or') {
+      if (!(cond as Where[]).some((w) => matches(row, w))) return false;
+      continue;
+    }
+    const v = row[field] ?? null;
+    if (cond === null || typeof cond !== 'object') {
+      if (v !== cond) return false;
+      continue;
+    }
+    const o = cond as FieldOps;
+    if ('eq' in o && v !== o.eq) return false;
+    if ('ne' in o && v === o.ne) return false;
+    if (o.gt !== undefined && !(v !== null && (v as number | string) > o.gt)) return false;
+    if (o.gte !== undefined && !(v !== null && (v as number | string) >= o.gte)) return false;
+    if (o.lt !== undefined && !(v !== null && (v as number | string) < o.lt)) return false;
+    if (o.lte !== undefined && !(v !== null && (v as number | string) <= o.lte)) return false;
+    if (o.in !== undefined && !o.in.includes(v as never)) return false;
+    if (o.startsWith !== undefined && !(typeof v === 'string' && v.startsWith(o.startsWith))) return false;
+    if (o.isNull !== undefined && (v === null) !== o.isNull) return false;
+  }
+  return true;
+}
+
+/** A filter in Appwrite's query language; values travel as JSON data, never as query text. */
+function whereQueries(where: Where | undefined): string[] {
+  if (!where) return [];
+  const out: string[] = [];
+  for (const [field, cond] of Object.entries(where)) {
+    if (cond === undefined) continue;
+    if (field === '$or') {
+      const alternatives = (cond as Where[]).map((w) => {
+        const qs = whereQueries(w);
+        return qs.length === 1 ? qs[0]! : Query.and(qs.length ? qs : [Query.isNotNull('$id')]);
+      });
+      out.push(alternatives.length === 0 ? Query.equal('$id', ['\u0000none']) : alternatives.length === 1 ? alternatives[0]! : Query.or(alternatives));
+      continue;
+    }
+    const f = appwriteField(field);
+    if (cond === null) {
+      out.push(Query.isNull(f));
+      continue;
+    }
+    if (typeof cond !== 'object') {
+      out.push(Query.equal(f, [cond]));
+      continue;
+    }
+    const ops = cond as FieldOps;
+    if ('eq' in ops) out.push(ops.eq === null ? Query.isNull(f) : Query.equal(f, [ops.eq!]));
+    if ('ne' in ops) out.push(ops.ne === null ? Query.isNotNull(f) : Query.or([Query.isNull(f), Query.notEqual(f, [ops.ne!])]));
+    if (ops.gt !== undefined) out.push(Query.greaterThan(f, ops.gt));
+    if (ops.gte !== undefined) out.push(Query.greaterThanEqual(f, ops.gte));
+    if (ops.lt !== undefined) out.push(Query.lessThan(f, ops.lt));
+    if (ops.lte !== undefined) out.push(Query.lessThanEqual(f, ops.lte));
+    if (ops.in !== undefined) out.push(ops.in.length ? Query.equal(f, ops.in as (string | number | boolean)[]) : Query.equal('$id', ['\u0000none']));
+    if (ops.startsWith !== undefined) out.push(Query.startsWith(f, ops.startsWith));
+    if (ops.isNull !== undefined) out.push(ops.isNull ? Query.isNull(f) : Query.isNotNull(f));
+  }
+  return out;
+}
+
+interface Ctx {
+  tables: TablesDB;
+  databaseId: string;
+  clock: Clock;
+  /** Set inside a transaction: reads see its staged writes, writes are staged until commit. */
+  transactionId?: string;
+  /** Inside a transaction: each touched row's committed version when first touched (null: it did not exist). */
+  baseVersions?: Map<string, number | null>;
+  call<T>(fn: () => Promise<T>, what: string): Promise<T>;
+}
+
+class AppwriteTable implements Table<AnyRow> {
+  readonly name: TableName;
+
+  constructor(
+    private readonly ctx: Ctx,
+    private readonly spec: TableSpec,
+  ) {
+    this.name = spec.name as TableName;
+  }
+
+  private get base() {
+    const b: { databaseId: string; tableId: string; transactionId?: string } = { databaseId: this.ctx.databaseId, tableId: this.spec.name };
+    if (this.ctx.transactionId) b.transactionId = this.ctx.transactionId;
+    return b;
+  }
+
+  private what(id?: string): string {
+    return id ? `${this.spec.title} ${id}` : `A ${this.spec.title}`;
+  }
+
+  async get(id: string): Promise<AnyRow | null> {
+    let row: AnyRow | null;
+    try {
+      const raw = await this.ctx.call(() => this.ctx.tables.getRow({ ...this.base, rowId: id }), this.what(id));
+      row = fromRow(this.spec, raw as unknown as AppwriteRow);
+    } catch (err) {
+      if (!isHubError(err, 'not_found')) throw err;
+      row = null;
+    }
+    // A row this transaction has not written reads as committed: that is the version it builds on.
+    const key = `${this.spec.name}/${id}`;
+    if (this.ctx.baseVersions && !this.ctx.baseVersions.has(key)) this.ctx.baseVersions.set(key, row?.version ?? null);
+    return row;
+  }
+
+  /** The row as committed, ignoring this transaction's staged writes. */
+  private async getCommitted(id: string): Promise<AnyRow | null> {
+    try {
+      const raw = await this.ctx.call(() => this.ctx.tables.getRow({ databaseId: this.ctx.databaseId, tableId: this.spec.name, rowId: id }), this.what(id));
+      return fromRow(this.spec, raw as unknown as AppwriteRow);
+    } catch (err) {
+      if (isHubError(err, 'not_found')) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Appwrite fails a commit only for rows someone else committed after our write was staged. Remember each row's
+   * committed version when first touched, and check it again after staging: a change before that check is seen
+   * here, one after it fails the commit. Together no change goes unnoticed (no lost update).
+   */
+  private async rememberBase(id: string): Promise<void> {
+    const key = `${this.spec.name}/${id}`;
+    if (!this.ctx.baseVersions!.has(key)) this.ctx.baseVersions!.set(key, (await this.getCommitted(id))?.version ?? null);
+  }
+
+  private async checkBase(id: string): Promise<void> {
+    const expected = this.ctx.baseVersions!.get(`${this.spec.name}/${id}`);
+    const now = (await this.getCommitted(id))?.version ?? null;
+    if (now !== expected) throw raceConflict(this.what(id));
+  }
+
+  async insert(input: NewRow<AnyRow>): Promise<AnyRow> {
+    const row = prepareInsert(this.spec, this.ctx.clock, input as Record<string, unknown>);
+    if (this.ctx.transactionId) {
+      // Staged writes are checked only at commit, where a clash reads as a transaction conflict: check first.
+      const clash = await this.clashingFields(row);
+      if (clash.length) throw this.clashError(clash);
+      await this.rememberBase(row.id);
+    }
+    try {
+      await this.ctx.call(() => this.ctx.tables.createRow({ ...this.base, rowId: row.id, data: toData(this.spec, row) }), this.what(row.id));
+    } catch (err) {
+      if (!isHubError(err, 'already_exists')) throw err;
+      // A retried create whose first attempt got through but lost its answer finds its own row: that is success.
+      const existing = await this.get(row.id);
+      if (existing && JSON.stringify(existing) === JSON.stringify(row)) return row;
+      throw this.clashError(await this.clashingFields(row), err);
+    }
+    return row;
+  }
+
+  /**
+   * Appwrite does not say which index clashed: find the fields, so callers get them as on every adapter. For an
+   * update (`updating`), the row's own id is no clash and the row itself is not a rival.
+   */
+  private async clashingFields(row: AnyRow, updating = false): Promise<string[]> {
+    const fields: string[] = [];
+    if (!updating && (await this.get(row.id))) fields.push('id');
+    for (const idx of this.spec.indexes.filter((i) => i.unique)) {
+      if (idx.fields.some((f) => row[f] === null || row[f] === undefined)) continue; // NULLs never clash
+      const where: Where = { id: { ne: row.id } };
+      for (const f of idx.fields) where[f] = row[f] as Where[string];
+      if ((await this.query({ where, limit: 1 })).items.length) fields.push(...idx.fields);
+    }
+    return fields;
+  }
+
+  private clashError(fields: string[], cause?: unknown): HubError {
+    return new HubError('already_exists', `A ${this.spec.title} with the same ${fields.join(', ') || 'key'} already exists`, {
+      errors: fields.map((f) => ({ field: `/${f}`, code: 'unique', message: 'is already taken' })),
+      cause,
+    });
+  }
+
+  async update(id: string, patch: RowPatch<AnyRow>, options: UpdateOptions = {}): Promise<AnyRow> {
+    if (this.ctx.transactionId) return this.updateStaged(id, patch, options);
+    // Compare-and-set: the update applies only to the row at the version we read; without ifVersion a lost race
+    // is retried from a fresh read, so no concurrent change is overwritten.
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.get(id);
+      if (!current) throw new HubError('not_found', `${this.what(id)} does not exist`);
+      if (options.ifVersion !== undefined && options.ifVersion !== current.version) {
+        throw new HubError('version_conflict', `${this.what(id)} is at version ${current.version}, not ${options.ifVersion}`);
+      }
+      const row = prepareUpdate(this.spec, this.ctx.clock, current, patch as Record<string, unknown>);
+      const data = toData(this.spec, row);
+      const res = await this.ctx.call(
+        () => this.ctx.tables.updateRows({ databaseId: this.ctx.databaseId, tableId: this.spec.name, data, queries: [Query.equal('$id', [id]), Query.equal('version', [current.version])] }),
+        this.what(id),
+      ).catch(async (err: unknown) => {
+        if (isHubError(err, 'already_exists')) throw this.clashError(await this.clashingFields(row, true), err);
+        throw err;
+      });
+      if (res.total === 1) return row;
+      if (options.ifVersion !== undefined || attempt >= 8) throw new HubError('version_conflict', `${this.what(id)} changed while it was being updated`);
+    }
+  }
+
+  /** A stale version is a race when this transaction itself first saw the row at that version. */
+  private staleVersion(id: string, current: AnyRow, ifVersion: number): HubError {
+    if (this.ctx.baseVersions?.get(`${this.spec.name}/${id}`) === ifVersion) return raceConflict(this.what(id));
+    return new HubError('version_conflict', `${this.what(id)} is at version ${current.version}, not ${ifVersion}`);
+  }
+
+  private async updateStaged(id: string, patch: RowPatch<AnyRow>, options: UpdateOptions): Promise<AnyRow> {
+    await this.rememberBase(id);
+    const current = await this.get(id);
+    if (!current) throw new HubError('not_found', `${this.what(id)} does not exist`);
+    if (options.ifVersion !== undefined && options.ifVersion !== current.version) throw this.staleVersion(id, current, options.ifVersion);
+    const row = prepareUpdate(this.spec, this.ctx.clock, current, patch as Record<string, unknown>);
+    await this.ctx.call(() => this.ctx.tables.updateRow({ ...this.base, rowId: id, data: toData(this.spec, row) }), this.what(id));
+    await this.checkBase(id);
+    return row;
+  }
+
+  async delete(id: string, options: UpdateOptions = {}): Promise<void> {
+    const current = await this.get(id);
+    if (!current) throw new HubError('not_found', `${this.what(id)} does not exist`);
+    if (options.ifVersion !== undefined && options.ifVersion !== current.version) throw this.staleVersion(id, current, options.ifVersion);
+    if (this.ctx.transactionId) {
+      await this.rememberBase(id);
+      await this.ctx.call(() => this.ctx.tables.deleteRow({ ...this.base, rowId: id }), this.what(id));
+      await this.checkBase(id);
+      return;
+    }
+    const queries = [Query.equal('$id', [id]), ...(options.ifVersion !== undefined ? [Query.equal('version', [options.ifVersion])] : [])];
+    const res = await this.ctx.call(() => this.ctx.tables.deleteRows({ databaseId: this.ctx.databaseId, tableId: this.spec.name, queries }), this.what(id));
+    if (res.total !== 1) {
+      if (await this.get(id)) throw new HubError('version_conflict', `${this.what(id)} changed while it was being deleted`);
+      throw new HubError('not_found', `${this.what(id)} does not exist`);
+    }
+  }
+
+  async query(options: QueryOptions = {}): Promise<Page<AnyRow>> {
+    checkWhere(this.spec, options.where);
+    const order = checkOrder(this.spec, options.orderBy);
+    const limit = clampLimit(options.limit);
+    const filters = whereQueries(options.where);
+    const dir = order.direction === 'desc' ? Query.orderDesc : Query.orderAsc;
+    const ordering = order.field === 'id' ? [dir('$id')] : [dir(order.field), dir('$id')]; // ties in id order
+    let cursor = options.cursor ?? null;
+    if (cursor !== null && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$/.test(cursor)) {
+      throw new HubError('invalid_cursor', 'The cursor is not one this API issued', {
+        errors: [{ field: '/cursor', code: 'format', message: 'is not a cursor this API issued' }],
+      });
+    }
+    const items: AnyRow[] = [];
+    // Appwrite's matches are a superset of the exact ones (its collation ignores case): keep reading until the
+    // page is full of exact matches or the table is exhausted.
+    for (;;) {
+      const batch = limit + 1 - items.length;
+      const queries = [...filters, ...ordering, ...(cursor ? [Query.cursorAfter(cursor)] : []), Query.limit(batch)];
+      const list = (await this.ctx.call(() => this.ctx.tables.listRows({ ...this.base, queries, total: false }), this.what())) as unknown as { rows: AppwriteRow[] };
+      for (const raw of list.rows) {
+        const row = fromRow(this.spec, raw);
+        if (matches(row, options.where)) items.push(row);
+      }
+      if (list.rows.length < batch || items.length > limit) break;
+      cursor = list.rows[list.rows.length - 1]!.$id;
+    }
+    const page = items.slice(0, limit);
+    return { items: page, nextCursor: items.length > limit ? page[page.length - 1]!.id : null };
+  }
+
+  async count(where?: Where): Promise<number> {
+    checkWhere(this.spec, where);
+    let n = 0;
+    let cursor: string | null = null;
+    // Appwrite's `total` is capped for large tables; counting pages is exact (and count is not on a hot path).
+    do {
+      const page: Page<AnyRow> = await this.query({ where, limit: 1000, cursor });
+      n += page.items.length;
+      cursor = page.nextCursor;
+    } while (cursor);
+    return n;
+  }
+
+  async deleteWhere(where: Where): Promise<number> {
+    checkWhere(this.spec, where);
+    let deleted = 0;
+    for (;;) {
+      const page = await this.query({ where, limit: 100 });
+      for (const row of page.items) {
+        try {
+          await this.ctx.call(() => this.ctx.tables.deleteRow({ ...this.base, rowId: row.id }), this.what(row.id));
+          deleted++;
+        } catch (err) {
+          if (!isHubError(err, 'not_found')) throw err; // deleted by someone else meanwhile
+        }
+      }
+      if (!page.nextCursor || this.ctx.transactionId) return deleted;
+    }
+  }
+
+  async increment(id: string, field: string, by: number, options: IncrementOptions = {}): Promise<AnyRow> {
+    const col = this.spec.columnsByName.get(field);
+    if (!col || col.kind !== 'integer') throw new HubError('invalid_query', `${this.spec.name}.${field} is not an integer column`);
+    if (!Number.isSafeInteger(by)) throw new HubError('validation_failed', 'The increment must be an integer');
+    const current = await this.get(id);
+    if (!current) throw new HubError('not_found', `${this.what(id)} does not exist`);
+    const result = (current[field] as number) + by;
+    const outOfBounds = (options.min !== undefined && result < options.min) || (options.max !== undefined && result > options.max);
+    try {
+      if (outOfBounds) throw new AppwriteException('bounds', 400, 'column_value_invalid');
+      // Appwrite bounds an increment by `max` and a decrement by `min`: the atomic check is done server-side.
+      const raw =
+        by >= 0
+          ? await this.ctx.call(
+              () => this.ctx.tables.incrementRowColumn({ ...this.base, rowId: id, column: field, value: by, ...(options.max !== undefined ? { max: options.max } : {}) }),
+              this.what(id),
+            )
+          : await this.ctx.call(
+              () => this.ctx.tables.decrementRowColumn({ ...this.base, rowId: id, column: field, value: -by, ...(options.min !== undefined ? { min: options.min } : {}) }),
+              this.what(id),
+            );
+      return this.ctx.transactionId ? { ...current, [field]: result } : fromRow(this.spec, raw as unknown as AppwriteRow);
+    } catch (err) {
+      if (!(err instanceof AppwriteException && err.type === 'column_value_invalid') && !BOUNDS.has(typeOf((err as HubError).cause ?? err))) throw err;
+      const latest = (await this.get(id)) ?? current;
+      throw new HubError('bound_exceeded', `${this.spec.name}.${field} would leave its bounds`, {
+        errors: [{ field: `/${field}`, code: 'bounds', message: `${String(latest[field])} + ${by} is outside [${options.min ?? '-∞'}, ${options.max ?? '∞'}]` }],
+        extra: { current: latest[field] },
+        cause: err,
+      });
+    }
+  }
+
+}
+
+export class AppwriteStore implements Store {
+  readonly kind = 'appwrite';
+  private readonly ctx: Ctx;
+  private readonly tablesCache = new Map<string, AppwriteTable>();
+  private readonly maxAttempts: number;
+  private readonly maxTxAttempts: number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly requestTimeoutMs: number;
+  readonly tables: TablesDB;
+  readonly databaseId: string;
+
+  constructor(options: AppwriteStoreOptions) {
+    const client = new Client().setEndpoint(options.endpoint).setProject(options.projectId).setKey(options.apiKey);
+    this.tables = new TablesDB(client);
+    this.databaseId = options.databaseId ?? DEFAULT_DATABASE_ID;
+    this.maxAttempts = options.maxAttempts ?? 4;
+    this.maxTxAttempts = options.maxTransactionAttempts ?? 20;
+    this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
+    this.ctx = {
+      tables: this.tables,
+      databaseId: this.databaseId,
+      clock: options.clock ?? systemClock,
+      call: (fn, what) => this.call(fn, what),
+    };
+  }
+
+  /**
+   * Runs one request, retrying 429/5xx/network failures with backoff. Writes are retried too: every write the
+   * hub sends names its row id, so a retry after a lost answer either repeats the same change or finds it done.
+   */
+  private async call<T>(fn: () => Promise<T>, what: string): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        return await Promise.race([
+          fn(),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new RequestTimeout(`no answer within ${this.requestTimeoutMs} ms`)), this.requestTimeoutMs);
+          }),
+        ]);
+      } catch (err) {
+        if (!isRetryable(err) || attempt >= this.maxAttempts) throw toHubError(err, what);
+        // node-appwrite does not expose Retry-After; back off exponentially with jitter instead
+        await this.sleep(Math.min(2000, 100 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  }
+
+  table<N extends TableName>(name: N): Table<TableRows[N]> {
+    let t = this.tablesCache.get(name);
+    if (!t) {
+      const spec = TABLE_SPECS.get(name);
+      if (!spec) throw new Error(`Unknown table ${name}`);
+      t = new AppwriteTable(this.ctx, spec);
+      this.tablesCache.set(name, t);
+    }
+    return t as unknown as Table<TableRows[N]>;
+  }
+
+  /**
+   * An Appwrite transaction: writes are staged and applied together at commit. When someone else changed a row
+   * this one read or wrote, the commit fails and the body runs again from the start (optimistic concurrency), so
+   * the body must have no effects outside the store. With `conflictIsFinal`, a conflict is reported instead.
+   */
+  async transaction<R>(fn: (tx: Db) => Promise<R>, conflictIsFinal = false): Promise<R> {
+    for (let attempt = 1; ; attempt++) {
+      const created = await this.call(() => this.tables.createTransaction({ ttl: 60 }), 'A transaction');
+      const txCtx: Ctx = { ...this.ctx, transactionId: created.$id, baseVersions: new Map() };
+      const txTables = new Map<string, AppwriteTable>();
+      const tx: Db = {
+        table: <N extends TableName>(name: N) => {
+          let t = txTables.get(name);
+          if (!t) {
+            t = new AppwriteTable(txCtx, TABLE_SPECS.get(name)!);
+            txTables.set(name, t);
+          }
+          return t as unknown as Table<TableRows[N]>;
+        },
+        transaction: <T>(inner: (db: Db) => Promise<T>) => inner(tx),
+      };
+      let result: R;
+      try {
+        result = await fn(tx);
+      } catch (err) {
+        await this.tables.updateTransaction({ transactionId: created.$id, rollback: true }).catch(() => undefined);
+        if (!isRace(err) || conflictIsFinal || attempt >= this.maxTxAttempts) throw err;
+        await this.sleep(Math.min(500, 20 * 2 ** attempt) * Math.random());
+        continue;
+      }
+      try {
+        await this.call(() => this.tables.updateTransaction({ transactionId: created.$id, commit: true }), 'The transaction');
+        return result;
+      } catch (err) {
+        if (!isRace(err) || conflictIsFinal || attempt >= this.maxTxAttempts) throw err;
+        await this.sleep(Math.min(500, 20 * 2 ** attempt) * Math.random());
+      }
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.call(() => this.tables.get({ databaseId: this.databaseId }), 'The database');
+  }
+
+  async close(): Promise<void> {
+    // stateless HTTP client: nothing to release
+  }
+
+  /** Creates the database, tables, columns and indexes that are missing (what `appwrite push` would do). */
+  async provision(): Promise<void> {
+    const exists = async (fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+        return true;
+      } catch (err) {
+        if (err instanceof AppwriteException && err.code === 404) return false;
+        throw toHubError(err, 'The schema');
+      }
+    };
+    const databaseId = this.databaseId;
+    if (!(await exists(() => this.tables.get({ databaseId })))) await this.tables.create({ databaseId, name: 'Integration hub' });
+    for (const table of appwriteTables(databaseId)) {
+      const tableId = table.$id;
+      if (!(await exists(() => this.tables.getTable({ databaseId, tableId })))) {
+        await this.tables.createTable({ databaseId, tableId, name: table.name, permissions: [], rowSecurity: false, enabled: true });
+      }
+      const have = new Set(((await this.tables.listColumns({ databaseId, tableId })).columns as { key: string }[]).map((c) => c.key));
+      for (const col of table.columns) {
+        if (have.has(col.key)) continue;
+        const base = { databaseId, tableId, key: col.key, required: col.required, array: false };
+        if (col.type === 'varchar') await this.tables.createVarcharColumn({ ...base, size: col.size! });
+        else if (col.type === 'longtext') await this.tables.createLongtextColumn(base);
+        else if (col.type === 'integer') await this.tables.createIntegerColumn(base);
+        else if (col.type === 'float') await this.tables.createFloatColumn(base);
+        else if (col.type === 'boolean') await this.tables.createBooleanColumn(base);
+        else await this.tables.createEnumColumn({ ...base, elements: col.elements! });
+      }
+      const haveIdx = new Set(((await this.tables.listIndexes({ databaseId, tableId })).indexes as { key: string }[]).map((i) => i.key));
+      for (const idx of table.indexes) {
+        if (haveIdx.has(idx.key)) continue;
+        await this.tables.createIndex({ databaseId, tableId, key: idx.key, type: idx.type as never, columns: idx.columns, orders: idx.orders as never });
+      }
+    }
+  }
+}
+
+export function createAppwriteStore(options: AppwriteStoreOptions): AppwriteStore {
+  return new AppwriteStore(options);
+}
