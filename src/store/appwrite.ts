@@ -5,11 +5,12 @@ import { AppwriteException, Client, Query, TablesDB } from 'node-appwrite';
 import { HubError, isHubError } from '../errors.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 import { TABLE_SPECS, type TableSpec } from '../schemas/tables.ts';
-import { appwriteField, appwriteTables, DEFAULT_DATABASE_ID } from './appwrite-schema.ts';
+import { provisionAppwrite } from './appwrite-provision.ts';
+import { fromRow, matches, toData, whereQueries, type AnyRow, type AppwriteRow } from './appwrite-rows.ts';
+import { DEFAULT_DATABASE_ID } from './appwrite-schema.ts';
 import { checkOrder, checkWhere, clampLimit, prepareInsert, prepareUpdate } from './rows.ts';
 import type {
   Db,
-  FieldOps,
   IncrementOptions,
   NewRow,
   Page,
@@ -23,8 +24,6 @@ import type {
   Where,
 } from './types.ts';
 
-type AnyRow = Record<string, unknown> & { id: string; version: number };
-type AppwriteRow = Record<string, unknown> & { $id: string };
 
 export interface AppwriteStoreOptions {
   endpoint: string;
@@ -85,98 +84,6 @@ function toHubError(err: unknown, what: string): HubError {
   if (FINAL.has(type)) return new HubError('store_unavailable', `${what}: the Appwrite transaction ended (${type})`, { cause: err, retryable: true });
   if (isRetryable(err)) return new HubError('store_unavailable', `Appwrite did not answer (${(err as Error).message})`, { cause: err });
   return new HubError('internal_error', `Appwrite refused the request: ${(err as Error).message}`, { cause: err });
-}
-
-function toData(spec: TableSpec, row: Record<string, unknown>): Record<string, unknown> {
-  const data: Record<string, unknown> = {};
-  for (const col of spec.columns) {
-    if (col.name === 'id' || !(col.name in row)) continue;
-    const v = row[col.name];
-    data[col.name] = v === null || v === undefined ? null : col.kind === 'json' ? JSON.stringify(v) : v;
-  }
-  return data;
-}
-
-function fromRow(spec: TableSpec, raw: AppwriteRow): AnyRow {
-  const row: Record<string, unknown> = { id: raw.$id };
-  for (const col of spec.columns) {
-    if (col.name === 'id') continue;
-    const v = raw[col.name];
-    if (v === null || v === undefined) {
-      if (col.nullable) row[col.name] = null;
-      continue;
-    }
-    row[col.name] = col.kind === 'json' ? JSON.parse(v as string) : v;
-  }
-  return row as AnyRow;
-}
-
-/**
- * The filter evaluated exactly, in JS. Appwrite (MariaDB's default collation) compares text without regard to case
- * or accents; every adapter must give the same answers, so rows Appwrite returns are checked again here.
- */
-function matches(row: Record<string, unknown>, where: Where | undefined): boolean {
-  if (!where) return true;
-  for (const [field, cond] of Object.entries(where)) {
-    if (cond === undefined) continue;
-    if (field === '$or') {
-      if (!(cond as Where[]).some((w) => matches(row, w))) return false;
-      continue;
-    }
-    const v = row[field] ?? null;
-    if (cond === null || typeof cond !== 'object') {
-      if (v !== cond) return false;
-      continue;
-    }
-    const o = cond as FieldOps;
-    if ('eq' in o && v !== o.eq) return false;
-    if ('ne' in o && v === o.ne) return false;
-    if (o.gt !== undefined && !(v !== null && (v as number | string) > o.gt)) return false;
-    if (o.gte !== undefined && !(v !== null && (v as number | string) >= o.gte)) return false;
-    if (o.lt !== undefined && !(v !== null && (v as number | string) < o.lt)) return false;
-    if (o.lte !== undefined && !(v !== null && (v as number | string) <= o.lte)) return false;
-    if (o.in !== undefined && !o.in.includes(v as never)) return false;
-    if (o.startsWith !== undefined && !(typeof v === 'string' && v.startsWith(o.startsWith))) return false;
-    if (o.isNull !== undefined && (v === null) !== o.isNull) return false;
-  }
-  return true;
-}
-
-/** A filter in Appwrite's query language; values travel as JSON data, never as query text. */
-function whereQueries(where: Where | undefined): string[] {
-  if (!where) return [];
-  const out: string[] = [];
-  for (const [field, cond] of Object.entries(where)) {
-    if (cond === undefined) continue;
-    if (field === '$or') {
-      const alternatives = (cond as Where[]).map((w) => {
-        const qs = whereQueries(w);
-        return qs.length === 1 ? qs[0]! : Query.and(qs.length ? qs : [Query.isNotNull('$id')]);
-      });
-      out.push(alternatives.length === 0 ? Query.equal('$id', ['\u0000none']) : alternatives.length === 1 ? alternatives[0]! : Query.or(alternatives));
-      continue;
-    }
-    const f = appwriteField(field);
-    if (cond === null) {
-      out.push(Query.isNull(f));
-      continue;
-    }
-    if (typeof cond !== 'object') {
-      out.push(Query.equal(f, [cond]));
-      continue;
-    }
-    const ops = cond as FieldOps;
-    if ('eq' in ops) out.push(ops.eq === null ? Query.isNull(f) : Query.equal(f, [ops.eq!]));
-    if ('ne' in ops) out.push(ops.ne === null ? Query.isNotNull(f) : Query.or([Query.isNull(f), Query.notEqual(f, [ops.ne!])]));
-    if (ops.gt !== undefined) out.push(Query.greaterThan(f, ops.gt));
-    if (ops.gte !== undefined) out.push(Query.greaterThanEqual(f, ops.gte));
-    if (ops.lt !== undefined) out.push(Query.lessThan(f, ops.lt));
-    if (ops.lte !== undefined) out.push(Query.lessThanEqual(f, ops.lte));
-    if (ops.in !== undefined) out.push(ops.in.length ? Query.equal(f, ops.in as (string | number | boolean)[]) : Query.equal('$id', ['\u0000none']));
-    if (ops.startsWith !== undefined) out.push(Query.startsWith(f, ops.startsWith));
-    if (ops.isNull !== undefined) out.push(ops.isNull ? Query.isNull(f) : Query.isNotNull(f));
-  }
-  return out;
 }
 
 interface Ctx {
@@ -562,39 +469,7 @@ export class AppwriteStore implements Store {
 
   /** Creates the database, tables, columns and indexes that are missing (what `appwrite push` would do). */
   async provision(): Promise<void> {
-    const exists = async (fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-        return true;
-      } catch (err) {
-        if (err instanceof AppwriteException && err.code === 404) return false;
-        throw toHubError(err, 'The schema');
-      }
-    };
-    const databaseId = this.databaseId;
-    if (!(await exists(() => this.tables.get({ databaseId })))) await this.tables.create({ databaseId, name: 'Integration hub' });
-    for (const table of appwriteTables(databaseId)) {
-      const tableId = table.$id;
-      if (!(await exists(() => this.tables.getTable({ databaseId, tableId })))) {
-        await this.tables.createTable({ databaseId, tableId, name: table.name, permissions: [], rowSecurity: false, enabled: true });
-      }
-      const have = new Set(((await this.tables.listColumns({ databaseId, tableId })).columns as { key: string }[]).map((c) => c.key));
-      for (const col of table.columns) {
-        if (have.has(col.key)) continue;
-        const base = { databaseId, tableId, key: col.key, required: col.required, array: false };
-        if (col.type === 'varchar') await this.tables.createVarcharColumn({ ...base, size: col.size! });
-        else if (col.type === 'longtext') await this.tables.createLongtextColumn(base);
-        else if (col.type === 'integer') await this.tables.createIntegerColumn(base);
-        else if (col.type === 'float') await this.tables.createFloatColumn(base);
-        else if (col.type === 'boolean') await this.tables.createBooleanColumn(base);
-        else await this.tables.createEnumColumn({ ...base, elements: col.elements! });
-      }
-      const haveIdx = new Set(((await this.tables.listIndexes({ databaseId, tableId })).indexes as { key: string }[]).map((i) => i.key));
-      for (const idx of table.indexes) {
-        if (haveIdx.has(idx.key)) continue;
-        await this.tables.createIndex({ databaseId, tableId, key: idx.key, type: idx.type as never, columns: idx.columns, orders: idx.orders as never });
-      }
-    }
+    await provisionAppwrite(this.tables, this.databaseId);
   }
 }
 
