@@ -1,0 +1,124 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { testConfig } from '../config.ts';
+import { createHub, MAINTENANCE_JOB, type Hub } from '../hub.ts';
+import type { JobHandler } from '../jobs/worker.ts';
+import { createJobQueue } from '../jobs/queue.ts';
+import { createManualClock, systemClock } from '../lib/clock.ts';
+import { createSqliteStore } from '../store/sqlite.ts';
+import type { Store } from '../store/types.ts';
+import { countWaitingJobs, drainJobs, runSchedulerTick, workerBudget } from './jobs.ts';
+
+const hubs: Hub[] = [];
+afterEach(async () => {
+  for (const hub of hubs.splice(0)) await hub.close(100).catch(() => undefined);
+});
+
+function hubOn(store: Store, handlers: Record<string, JobHandler> = {}, clock = systemClock): Hub {
+  const hub = createHub({ config: testConfig({ workerConcurrency: 2 }), store, encryptionKey: Buffer.alloc(32, 1), clock, handlers });
+  hubs.push(hub);
+  return hub;
+}
+
+const budget = { budgetMs: 5000, graceMs: 1000, checkEveryMs: 5 };
+
+describe('drainJobs', () => {
+  it('runs every due job and stops when none is left', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const seen: string[] = [];
+    const hub = hubOn(store, {
+      'test.ok': async (job) => void seen.push(job.id),
+      'test.retry': async () => {
+        throw new Error('try later');
+      },
+      'test.bury': async () => {
+        throw Object.assign(new Error('never'), { retryable: false });
+      },
+    });
+    for (const type of ['test.ok', 'test.ok', 'test.ok', 'test.retry', 'test.bury']) await hub.queue.enqueue({ type, payload: {} });
+    const report = await drainJobs(hub, budget);
+    expect(report).toMatchObject({ claimed: 5, succeeded: 3, retried: 1, dead: 1, stoppedBy: 'idle' });
+    expect(seen).toHaveLength(3);
+    // the retried job waits for its backoff: not due, so not counted as waiting
+    expect(await countWaitingJobs(store, systemClock)).toEqual({ due: 0, expired: 0 });
+  });
+
+  it('runs jobs that jobs enqueue in the same execution', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const hub = hubOn(store, {
+      'test.parent': async () => {
+        await hub.queue.enqueue({ type: 'test.child', payload: {} });
+      },
+      'test.child': async () => undefined,
+    });
+    await hub.queue.enqueue({ type: 'test.parent', payload: {} });
+    expect(await drainJobs(hub, budget)).toMatchObject({ claimed: 2, succeeded: 2, stoppedBy: 'idle' });
+  });
+
+  it('stops claiming when the budget is spent and leaves the rest queued', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const hub = hubOn(store, { 'test.slow': () => new Promise((resolve) => setTimeout(resolve, 60)) });
+    for (let i = 0; i < 6; i++) await hub.queue.enqueue({ type: 'test.slow', payload: {} });
+    const report = await drainJobs(hub, { budgetMs: 40, graceMs: 500, checkEveryMs: 5 });
+    expect(report.stoppedBy).toBe('budget');
+    expect(report.claimed).toBe(2); // one batch at concurrency 2, finished within the grace period
+    expect(report.succeeded).toBe(2);
+    expect((await countWaitingJobs(store, systemClock)).due).toBe(4);
+  });
+
+  it('gives up when every claim fails', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const hub = hubOn(store);
+    await store.close();
+    const report = await drainJobs(hub, budget);
+    expect(report).toMatchObject({ claimed: 0, stoppedBy: 'store_failing' });
+  });
+
+  it('answers at once when nothing is due', async () => {
+    const hub = hubOn(createSqliteStore({ path: ':memory:' }));
+    const report = await drainJobs(hub, budget);
+    expect(report).toMatchObject({ claimed: 0, stoppedBy: 'idle' });
+    expect(report.ms).toBeLessThan(1000);
+  });
+});
+
+describe('workerBudget', () => {
+  it('uses 80% of the timeout to claim and 10% to finish', () => {
+    expect(workerBudget({})).toEqual({ budgetMs: 720_000, graceMs: 90_000 });
+    expect(workerBudget({ HUB_WORKER_TIMEOUT_SECONDS: '60' })).toEqual({ budgetMs: 48_000, graceMs: 6_000 });
+    expect(workerBudget({ HUB_WORKER_TIMEOUT_SECONDS: 'soon' })).toEqual({ budgetMs: 720_000, graceMs: 90_000 });
+  });
+});
+
+describe('runSchedulerTick', () => {
+  it('enqueues maintenance once an hour and asks for a worker while jobs wait', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const clock = createManualClock(Date.parse('2026-03-01T12:00:00Z'));
+    const hub = hubOn(store, {}, clock);
+    const asked: string[] = [];
+    const first = await runSchedulerTick(hub, (reason) => asked.push(reason));
+    expect(first).toMatchObject({ maintenance: { created: true }, due: 1, expired: 0, dispatched: true });
+    clock.advance(60_000);
+    const second = await runSchedulerTick(hub, (reason) => asked.push(reason));
+    expect(second.maintenance).toEqual({ jobId: first.maintenance.jobId, created: false });
+    clock.advance(3_600_000);
+    const nextHour = await runSchedulerTick(hub, (reason) => asked.push(reason));
+    expect(nextHour.maintenance.created).toBe(true);
+    expect((await store.table('jobs').get(first.maintenance.jobId))?.type).toBe(MAINTENANCE_JOB);
+    expect(asked).toEqual(['due_jobs', 'due_jobs', 'due_jobs']);
+  });
+
+  it('asks for a worker when a lease expired, naming why', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const clock = createManualClock(Date.parse('2026-03-01T12:00:00Z'));
+    const queue = createJobQueue({ store, clock, leaseMs: 30_000 });
+    await queue.enqueue({ type: 'test.any', payload: {} });
+    await queue.claim('an-execution-that-died');
+    const hub = hubOn(store, {}, clock);
+    const asked: string[] = [];
+    // the hour's maintenance job is due; the claimed job's lease still runs
+    expect(await runSchedulerTick(hub, (r) => asked.push(r))).toMatchObject({ due: 1, expired: 0 });
+    clock.advance(31_000);
+    expect(await runSchedulerTick(hub, (r) => asked.push(r))).toMatchObject({ due: 1, expired: 1, dispatched: true });
+    expect(asked).toEqual(['due_jobs', 'expired_lease']);
+  });
+});

@@ -1,0 +1,159 @@
+// Jobs on Appwrite Functions: a worker execution drains the due jobs within a time budget, and the scheduler's cron
+// tick enqueues periodic work and starts a worker execution whenever jobs wait, so a lost execution never loses a job.
+import type { Hub } from '../hub.ts';
+import type { JobQueue } from '../jobs/queue.ts';
+import type { Clock } from '../lib/clock.ts';
+import type { JobsRow } from '../store/rows.generated.ts';
+import type { Store } from '../store/types.ts';
+
+/** The `worker` function's timeout in appwrite.json; HUB_WORKER_TIMEOUT_SECONDS must follow it when it changes. */
+export const WORKER_TIMEOUT_SECONDS = 900;
+const MAINTENANCE_EVERY_MS = 3_600_000;
+
+export interface WorkerBudget {
+  /** Stop claiming after this long. */
+  budgetMs: number;
+  /** Then wait this long for running jobs before leaving their leases to expire. */
+  graceMs: number;
+}
+
+/**
+ * 80% of the execution's timeout to claim and run jobs, 10% more for the last ones to finish: the execution must
+ * answer before Appwrite kills it, or its outcome writes are lost (the leases would still hand the jobs on).
+ * Appwrite does not tell a function its timeout, hence the variable.
+ */
+export function workerBudget(env: Record<string, string | undefined>): WorkerBudget {
+  const given = Number(env.HUB_WORKER_TIMEOUT_SECONDS);
+  const seconds = Number.isFinite(given) && given >= 1 ? given : WORKER_TIMEOUT_SECONDS;
+  return { budgetMs: Math.floor(seconds * 800), graceMs: Math.floor(seconds * 100) };
+}
+
+export interface DrainReport {
+  claimed: number;
+  succeeded: number;
+  /** Failed and queued again with backoff. */
+  retried: number;
+  /** Failed for good (attempts spent or not retryable). */
+  dead: number;
+  /** `idle`: nothing due was left; `budget`: time ran out; `store_failing`: claims kept failing. */
+  stoppedBy: 'idle' | 'budget' | 'store_failing';
+  ms: number;
+}
+
+export interface DrainOptions extends WorkerBudget {
+  /** How often the idle and budget conditions are checked. */
+  checkEveryMs?: number;
+  now?: () => number;
+}
+
+const MAX_CLAIM_FAILURES = 5;
+
+/**
+ * Watches a queue's claims and outcomes. The hub's worker calls its queue through these properties, and the Hub
+ * does not expose its handler table for a second worker, so the methods of this execution's own queue object are
+ * wrapped (the hub is built for this one execution and dropped after it).
+ */
+function observe(queue: JobQueue) {
+  let tick = 0;
+  const state = { claimed: 0, succeeded: 0, retried: 0, dead: 0, lastOutcome: 0, lastEmptyClaim: -1, claimFailures: 0 };
+  const { claim, complete, fail } = queue;
+  queue.claim = async (owner, options) => {
+    const started = ++tick;
+    try {
+      const jobs = await claim(owner, options);
+      state.claimFailures = 0;
+      state.claimed += jobs.length;
+      if (jobs.length === 0) state.lastEmptyClaim = started;
+      return jobs;
+    } catch (err) {
+      state.claimFailures++;
+      throw err;
+    }
+  };
+  queue.complete = async (job, result) => {
+    const row = await complete(job, result);
+    state.succeeded++;
+    state.lastOutcome = ++tick;
+    return row;
+  };
+  queue.fail = async (job, error) => {
+    const row: JobsRow = await fail(job, error);
+    if (row.state === 'dead') state.dead++;
+    else state.retried++;
+    state.lastOutcome = ++tick;
+    return row;
+  };
+  return state;
+}
+
+/**
+ * Runs the hub's worker until no job is due (an empty claim made after the last job finished, with none running)
+ * or the budget is spent. Give it a hub of its own: its worker can be started and stopped once.
+ */
+export async function drainJobs(hub: Hub, options: DrainOptions): Promise<DrainReport> {
+  const now = options.now ?? Date.now;
+  const started = now();
+  const state = observe(hub.queue);
+  let stoppedBy: DrainReport['stoppedBy'] = 'idle';
+  hub.worker.start();
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, options.checkEveryMs ?? 25));
+    if (hub.worker.inFlight() === 0 && state.lastEmptyClaim > state.lastOutcome) break;
+    if (state.claimFailures >= MAX_CLAIM_FAILURES) {
+      stoppedBy = 'store_failing';
+      break;
+    }
+    if (now() - started >= options.budgetMs) {
+      stoppedBy = 'budget';
+      break;
+    }
+  }
+  await hub.worker.stop({ timeoutMs: options.graceMs });
+  const { claimed, succeeded, retried, dead } = state;
+  return { claimed, succeeded, retried, dead, stoppedBy, ms: now() - started };
+}
+
+export interface WaitingJobs {
+  /** Queued jobs whose time has come (up to the limit counted). */
+  due: number;
+  /** Running jobs whose lease expired: their worker execution died or timed out. */
+  expired: number;
+}
+
+/** How many jobs wait for a worker, counted up to `limit` each (enough to decide, cheap to ask). */
+export async function countWaitingJobs(store: Store, clock: Clock, limit = 100): Promise<WaitingJobs> {
+  const now = new Date(clock.now()).toISOString();
+  const jobs = store.table('jobs');
+  const [due, expired] = await Promise.all([
+    jobs.query({ where: { state: 'queued', runAt: { lte: now } }, limit }),
+    jobs.query({ where: { state: 'running', leaseUntil: { lt: now } }, limit }),
+  ]);
+  return { due: due.items.length, expired: expired.items.length };
+}
+
+export interface TickReport extends WaitingJobs {
+  maintenance: { jobId: string; created: boolean };
+  /** Whether a worker execution was asked for. */
+  dispatched: boolean;
+}
+
+/**
+ * The scheduler's minute: enqueue the hourly maintenance (one job per hour whichever tick or retry gets there
+ * first), then ask for a worker execution when any job is due or stranded by an expired lease. Any worker
+ * execution claims expired leases first, so this is what turns a lost execution into a late job, not a lost one.
+ */
+export async function runSchedulerTick(hub: Hub, requestWorker: (reason: string) => void): Promise<TickReport> {
+  const { clock, store } = hub.deps;
+  const hour = Math.floor(clock.now() / MAINTENANCE_EVERY_MS);
+  const { MAINTENANCE_JOB } = await import('../hub.ts');
+  const { job, created } = await hub.queue.enqueue({
+    type: MAINTENANCE_JOB,
+    payload: {},
+    dedupeKey: `${MAINTENANCE_JOB}:${hour}`,
+    maxAttempts: 3,
+  });
+  const waiting = await countWaitingJobs(store, clock);
+  const dispatched = waiting.due + waiting.expired > 0;
+  if (dispatched) requestWorker(waiting.expired > 0 ? 'expired_lease' : 'due_jobs');
+  return { maintenance: { jobId: job.id, created }, ...waiting, dispatched };
+}

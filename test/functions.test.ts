@@ -1,0 +1,262 @@
+// The three Appwrite function bundles, built as `npm run build` builds them and called as Appwrite's Node runtime
+// calls them (test/appwrite-runtime.ts), with their data on the TablesDB test server.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildFunctions, MAX_BUNDLE_BYTES, type BundleReport } from '../scripts/build-functions.ts';
+import type { AppwriteFunction } from '../src/appwrite/context.ts';
+import { createWorkspace } from '../src/bootstrap.ts';
+import { createJobQueue } from '../src/jobs/queue.ts';
+import { createManualClock, systemClock } from '../src/lib/clock.ts';
+import { sha256Hex } from '../src/lib/secrets.ts';
+import { createAppwriteStore, type AppwriteStore } from '../src/store/appwrite.ts';
+import { startAppwriteFront, type AppwriteFront } from './appwrite-front.ts';
+import { invoke, type RawRequest } from './appwrite-runtime.ts';
+import { startTablesDbServer, type TablesDbServer } from './appwrite/tablesdb-server.ts';
+
+const outRoot = mkdtempSync(join(tmpdir(), 'hub-functions-'));
+const savedEnv = { ...process.env };
+let reports: BundleReport[];
+let server: TablesDbServer;
+let front: AppwriteFront;
+let store: AppwriteStore;
+let adminKey: string;
+let workspaceId: string;
+let requestsAtImport = -1;
+const fns: Record<'api' | 'worker' | 'scheduler', AppwriteFunction> = {} as never;
+
+beforeAll(async () => {
+  reports = await buildFunctions({ outDir: (name) => join(outRoot, name) });
+  server = await startTablesDbServer();
+  front = await startAppwriteFront(server);
+  store = createAppwriteStore({ endpoint: server.url, projectId: server.projectId, apiKey: server.apiKey });
+  await store.provision();
+  const boot = await createWorkspace(store, systemClock, { name: 'Acme', slug: 'acme', actor: 'test' });
+  adminKey = boot.secret;
+  workspaceId = boot.workspace.id;
+  Object.assign(process.env, {
+    APPWRITE_FUNCTION_API_ENDPOINT: front.url,
+    APPWRITE_FUNCTION_PROJECT_ID: server.projectId,
+    HUB_ENCRYPTION_KEY: Buffer.alloc(32, 9).toString('base64'),
+    HUB_PUBLIC_URL: 'https://hub.example.test',
+    HUB_LOG_LEVEL: 'info',
+  });
+  const before = server.requests.length;
+  for (const name of ['api', 'worker', 'scheduler'] as const) {
+    fns[name] = ((await import(pathToFileURL(join(outRoot, name, 'main.js')).href)) as { default: AppwriteFunction }).default;
+  }
+  requestsAtImport = server.requests.length - before;
+}, 120_000);
+
+afterAll(async () => {
+  process.env = savedEnv;
+  await front?.close();
+  await server?.close();
+  rmSync(outRoot, { recursive: true, force: true });
+});
+
+/** One execution as Appwrite starts it: its dynamic key and trigger headers added to what the client sent. */
+function call(fn: 'api' | 'worker' | 'scheduler', request: RawRequest & { trigger?: string; key?: string | null }) {
+  const headers: Record<string, string | string[]> = { host: 'hub.example.test', 'x-forwarded-proto': 'https', ...request.headers };
+  if (request.key !== null) headers['x-appwrite-key'] = request.key ?? server.apiKey;
+  headers['x-appwrite-trigger'] = request.trigger ?? 'http';
+  headers['x-appwrite-execution-id'] = `exec_${Math.random().toString(36).slice(2)}`;
+  return invoke(fns[fn], { ...request, headers });
+}
+
+const bearer = () => ({ authorization: `Bearer ${adminKey}` });
+
+describe('function bundles', () => {
+  it('builds api, worker and scheduler under 2 MB without the SQLite store', () => {
+    expect(reports.map((r) => r.name)).toEqual(['api', 'worker', 'scheduler']);
+    for (const r of reports) {
+      expect(r.bytes).toBeLessThan(MAX_BUNDLE_BYTES);
+      expect(r.inputs.some((i) => i.includes('better-sqlite3') || i.endsWith('src/store/sqlite.ts'))).toBe(false);
+      // the runtime's own package.json says commonjs: ours must say module next to main.js
+      expect(JSON.parse(readFileSync(join(outRoot, r.name, 'package.json'), 'utf8'))).toEqual({ type: 'module' });
+    }
+    expect(existsSync(join(outRoot, 'api', 'main.js'))).toBe(true);
+  });
+
+  it('does no I/O at import: a cold start pays only for what an execution needs', () => {
+    expect(requestsAtImport).toBe(0);
+    for (const fn of Object.values(fns)) expect(typeof fn).toBe('function');
+  });
+});
+
+describe('api function', () => {
+  it('answers a REST call with the key, through the bundle onto TablesDB', async () => {
+    const res = await call('api', { method: 'GET', url: '/v1/workspace', headers: bearer() });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ id: workspaceId, slug: 'acme' });
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(res.headers.etag).toMatch(/^"v\d+"$/);
+  });
+
+  it('creates a connection from a JSON body and finds its event with an encoded query', async () => {
+    const body = { connectorId: 'http', name: 'erp', config: { baseUrl: 'https://erp.example.com/api', auth: { type: 'bearer' }, testPath: '/health' }, credentials: { token: 't0k' } };
+    const created = await call('api', {
+      method: 'POST',
+      url: '/v1/connections',
+      headers: { ...bearer(), 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    expect(created.status).toBe(201);
+    expect(created.json).toMatchObject({ connectorId: 'http', name: 'erp' });
+    expect(created.json.credentials).toBeUndefined();
+    const events = await call('api', { method: 'GET', url: '/v1/events?type=connection.%2A', headers: bearer() });
+    expect(events.status).toBe(200);
+    expect(events.json.data.map((e: { type: string; subject: string }) => [e.type, e.subject])).toContainEqual(['connection.created', created.json.id]);
+  });
+
+  it('hands the body bytes to the hub unchanged (the idempotency fingerprint is over them)', async () => {
+    // Webhook routes (/hooks/...) do not exist yet; the idempotency record is what hashes a raw body today.
+    const raw = '{\n\t"connectorId" : "http",   "name":"caf\u00e9 \u2603 \ud83d\ude80",\r\n "config":{"baseUrl":"https://x.example.com","auth":{"type":"none"}} }';
+    const request = { method: 'POST', url: '/v1/connections', headers: { ...bearer(), 'content-type': 'application/json', 'idempotency-key': 'bytes-1' }, body: Buffer.from(raw, 'utf8') };
+    const first = await call('api', request);
+    expect(first.status).toBe(201);
+    const recordId = `idem_${sha256Hex(`${workspaceId}\u0000bytes-1`).slice(0, 31)}`;
+    const record = await store.table('idempotency_keys').get(recordId);
+    expect(record?.fingerprint).toBe(sha256Hex(`POST /v1/connections\n${raw}`));
+    const replay = await call('api', request);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    // the same JSON with other whitespace is another request: a re-serialising adapter would have replayed it
+    const reformatted = await call('api', { ...request, body: Buffer.from(JSON.stringify(JSON.parse(raw))) });
+    expect(reformatted.status).toBe(422);
+    expect(reformatted.json.code).toBe('idempotency_key_reused');
+  });
+
+  it('answers a missing key with a 401 problem document', async () => {
+    const res = await call('api', { method: 'GET', url: '/v1/workspace' });
+    expect(res.status).toBe(401);
+    expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(res.json).toMatchObject({ status: 401, code: 'unauthenticated' });
+  });
+
+  it('gives an error the app sends without a body a problem document', async () => {
+    // Hono answers HEAD with the GET status and no body; Appwrite would show its HTML page for an empty 404.
+    const res = await call('api', { method: 'HEAD', url: '/v1/no-such-route' });
+    expect(res.status).toBe(404);
+    expect(res.body.length).toBeGreaterThan(0);
+    expect(res.json).toMatchObject({ status: 404, code: 'not_found' });
+  });
+
+  it('refuses a schedule or event trigger with a 400 problem', async () => {
+    for (const trigger of ['schedule', 'event']) {
+      const res = await call('api', { method: 'GET', url: '/v1/workspace', headers: bearer(), trigger });
+      expect(res.status).toBe(400);
+      expect(res.json).toMatchObject({ code: 'validation_failed', trigger, accepted: ['http'] });
+    }
+  });
+
+  it('uses the dynamic key of each execution', async () => {
+    const stale = await call('api', { method: 'GET', url: '/v1/workspace', headers: bearer(), key: 'dynamic_expired' });
+    expect(stale.status).toBe(500);
+    expect(stale.json.code).toBe('internal_error');
+    const fresh = await call('api', { method: 'GET', url: '/v1/workspace', headers: bearer() });
+    expect(fresh.status).toBe(200);
+  });
+
+  it('names APPWRITE_API_KEY when no dynamic key arrives', async () => {
+    const res = await call('api', { method: 'GET', url: '/v1/workspace', headers: bearer(), key: null });
+    expect(res.status).toBe(500);
+    expect(res.json).toMatchObject({ code: 'internal_error', variables: ['APPWRITE_API_KEY'] });
+  });
+
+  it('names HUB_ENCRYPTION_KEY when it is missing or not a key, in a problem document', async () => {
+    const key = process.env.HUB_ENCRYPTION_KEY;
+    try {
+      for (const value of [undefined, 'not-a-key']) {
+        if (value === undefined) delete process.env.HUB_ENCRYPTION_KEY;
+        else process.env.HUB_ENCRYPTION_KEY = value;
+        const res = await call('api', { method: 'GET', url: '/v1/workspace', headers: bearer() });
+        expect(res.status).toBe(500);
+        expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+        expect(res.json.code).toBe('internal_error');
+        expect(res.json.variables).toEqual(['HUB_ENCRYPTION_KEY']);
+        expect(res.json.detail).toContain('openssl rand -base64 32');
+        expect(res.errors.join('\n')).toContain('HUB_ENCRYPTION_KEY');
+      }
+    } finally {
+      process.env.HUB_ENCRYPTION_KEY = key;
+    }
+    expect((await call('api', { method: 'GET', url: '/v1/workspace', headers: bearer() })).status).toBe(200);
+  });
+});
+
+describe('jobs on Appwrite', () => {
+  it('starts a worker execution when the API enqueues, and the worker runs the job', async () => {
+    // A dead job of the workspace; retrying it through the API puts it back in the queue.
+    const queue = createJobQueue({ store, clock: systemClock });
+    const { job } = await queue.enqueue({ type: 'maintenance.cleanup', payload: {}, workspaceId, maxAttempts: 1 });
+    const [claimed] = await queue.claim('test');
+    await queue.fail(claimed!, Object.assign(new Error('boom'), { retryable: false }));
+    const before = front.executions.length;
+    const retried = await call('api', { method: 'POST', url: `/v1/jobs/${job.id}/retry`, headers: bearer() });
+    expect(retried.status).toBe(200);
+    expect(front.executions.slice(before)).toEqual([{ functionId: 'worker', async: true, body: JSON.stringify({ jobId: job.id }), key: server.apiKey }]);
+
+    // Appwrite then runs the worker with that body; createExecution executions arrive with the http trigger.
+    const run = await call('worker', { method: 'POST', url: '/', body: front.executions.at(-1)!.body });
+    expect(run.status).toBe(200);
+    expect(run.json).toMatchObject({ claimed: 1, succeeded: 1, retried: 0, dead: 0, stoppedBy: 'idle', continued: false });
+    expect((await store.table('jobs').get(job.id))?.state).toBe('succeeded');
+    expect(run.logs.some((l) => l.includes('worker execution finished'))).toBe(true);
+  });
+
+  it('re-dispatches a job whose worker execution was lost, on the scheduler tick', async () => {
+    // A job claimed ten minutes ago by an execution that never finished: its lease has run out.
+    const past = createManualClock(Date.now() - 600_000);
+    const stale = createJobQueue({ store, clock: past, leaseMs: 30_000 });
+    const { job } = await stale.enqueue({ type: 'maintenance.cleanup', payload: {} });
+    expect((await stale.claim('lost-execution')).map((j) => j.id)).toEqual([job.id]);
+
+    const before = front.executions.length;
+    const tick = await call('scheduler', { method: 'POST', url: '/', trigger: 'schedule' });
+    expect(tick.status).toBe(200);
+    expect(tick.json).toMatchObject({ expired: 1, dispatched: true, maintenance: { created: true } });
+    // the new maintenance job and the re-dispatch share one worker execution
+    expect(front.executions.slice(before).map((e) => e.functionId)).toEqual(['worker']);
+
+    const again = await call('scheduler', { method: 'POST', url: '/', trigger: 'schedule' });
+    expect(again.json.maintenance).toEqual({ jobId: tick.json.maintenance.jobId, created: false });
+
+    const run = await call('worker', { method: 'POST', url: '/', body: front.executions.at(-1)!.body });
+    expect(run.json).toMatchObject({ claimed: 2, succeeded: 2, stoppedBy: 'idle' });
+    expect((await store.table('jobs').get(job.id))?.state).toBe('succeeded');
+
+    const quiet = await call('scheduler', { method: 'POST', url: '/', trigger: 'schedule' });
+    expect(quiet.json).toMatchObject({ due: 0, expired: 0, dispatched: false });
+  });
+
+  it('logs a failed dispatch instead of failing the request', async () => {
+    const queue = createJobQueue({ store, clock: systemClock });
+    const { job } = await queue.enqueue({ type: 'maintenance.cleanup', payload: {}, workspaceId, maxAttempts: 1 });
+    const [claimed] = await queue.claim('test');
+    await queue.fail(claimed!, Object.assign(new Error('boom'), { retryable: false }));
+    front.failExecutions(503, 10);
+    const res = await call('api', { method: 'POST', url: `/v1/jobs/${job.id}/retry`, headers: bearer() });
+    front.failExecutions(0, 0);
+    expect(res.status).toBe(200);
+    expect(res.errors.join('\n')).toContain('could not start a worker execution');
+    // the scheduler's next tick finds the queued job and asks again
+    const tick = await call('scheduler', { method: 'POST', url: '/', trigger: 'http' });
+    expect(tick.json).toMatchObject({ due: 1, dispatched: true });
+    expect((await call('worker', { method: 'POST', url: '/' })).json).toMatchObject({ succeeded: 1 });
+  });
+
+  it('refuses an event trigger on the worker and the scheduler', async () => {
+    for (const fn of ['worker', 'scheduler'] as const) {
+      const res = await call(fn, { method: 'POST', url: '/', trigger: 'event' });
+      expect(res.status).toBe(400);
+      expect(res.json.code).toBe('validation_failed');
+    }
+  });
+
+  it('sent only requests Appwrite publishes', () => {
+    expect(server.violations).toEqual([]);
+    expect(front.violations).toEqual([]);
+  });
+});
