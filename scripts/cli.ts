@@ -11,6 +11,7 @@ import { ConfigError, loadConfig, type HubConfig } from '../src/config.ts';
 import { HubError } from '../src/errors.ts';
 import { systemClock, type Clock } from '../src/lib/clock.ts';
 import { createCipher, parseEncryptionKey } from '../src/lib/secrets.ts';
+import { createAppwriteStore } from '../src/store/appwrite.ts';
 import { createSqliteStore } from '../src/store/sqlite.ts';
 import type { Store, WorkspacesRow } from '../src/store/types.ts';
 
@@ -30,6 +31,9 @@ const HELP = `Usage: npm run hub -- <command> [options]
   keys create --workspace <id|slug> --name <name> --scopes <s1,s2> [--expires-in 30d]
   keys revoke <keyId>
   doctor              check configuration, data directory, encryption key and database
+
+Add --appwrite to work on Appwrite TablesDB instead of the local SQLite file, with APPWRITE_ENDPOINT,
+APPWRITE_PROJECT and APPWRITE_API_KEY (a key with the rows.read and rows.write scopes) set.
 
 Scopes look like connections:read, connections:write, *:read or * (everything).
 Configuration comes from the same HUB_* variables as the hub (see README).`;
@@ -180,6 +184,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
           slug: { type: 'string' },
           currency: { type: 'string' },
           timezone: { type: 'string' },
+          appwrite: { type: 'boolean' },
         },
       });
     } catch (err) {
@@ -187,12 +192,19 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     }
   })();
 
-  const dbPath = join(config.dataDir, 'hub.db');
-  if (!existsSync(dbPath)) {
-    io.err(`No database at ${dbPath}: start the hub once (npm start) or set HUB_DATA_DIR.`);
-    return 2;
+  let store: Store;
+  if (values.appwrite) {
+    const missing = ['APPWRITE_ENDPOINT', 'APPWRITE_PROJECT', 'APPWRITE_API_KEY'].filter((v) => !io.env[v]?.trim());
+    if (missing.length) throw new UsageError(`--appwrite needs ${missing.join(', ')}`);
+    store = createAppwriteStore({ endpoint: io.env.APPWRITE_ENDPOINT!, projectId: io.env.APPWRITE_PROJECT!, apiKey: io.env.APPWRITE_API_KEY!, clock });
+  } else {
+    const dbPath = join(config.dataDir, 'hub.db');
+    if (!existsSync(dbPath)) {
+      io.err(`No database at ${dbPath}: start the hub once (npm start) or set HUB_DATA_DIR.`);
+      return 2;
+    }
+    store = createSqliteStore({ path: dbPath, clock });
   }
-  const store = createSqliteStore({ path: dbPath, clock });
   try {
     const command = `${group} ${action ?? ''}`.trim();
     switch (command) {

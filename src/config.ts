@@ -27,6 +27,8 @@ export interface HubConfig {
   jobRetentionDays: number;
   /** Events are deleted from the feed this many days after they happened. */
   eventRetentionDays: number;
+  /** On Appwrite: the `worker` function's timeout (appwrite.json), which Appwrite does not tell the function. */
+  workerTimeoutSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -111,6 +113,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): HubConf
     authCacheMs: int('HUB_AUTH_CACHE_MS', 5000, 0, 60_000),
     jobRetentionDays: int('HUB_JOB_RETENTION_DAYS', 14, 1, 3650),
     eventRetentionDays: int('HUB_EVENT_RETENTION_DAYS', 30, 1, 3650),
+    workerTimeoutSeconds: int('HUB_WORKER_TIMEOUT_SECONDS', 900, 10, 86_400),
   };
   if (problems.length) throw new ConfigError(problems);
   return config;

@@ -40,6 +40,13 @@ export interface Hub {
 }
 
 export const MAINTENANCE_JOB = 'maintenance.cleanup';
+export const MAINTENANCE_EVERY_MS = 3600_000;
+
+/** Enqueues this hour's maintenance job: one per hour, whichever process or tick gets there first. */
+export function enqueueMaintenance(queue: JobQueue, clock: Clock) {
+  const hour = Math.floor(clock.now() / MAINTENANCE_EVERY_MS);
+  return queue.enqueue({ type: MAINTENANCE_JOB, payload: {}, dedupeKey: `${MAINTENANCE_JOB}:${hour}`, maxAttempts: 3 });
+}
 
 const DAY_MS = 86_400_000;
 

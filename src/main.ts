@@ -4,12 +4,10 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { bootstrapIfEmpty } from './bootstrap.ts';
 import { ConfigError, loadConfig, type HubConfig } from './config.ts';
-import { createHub, MAINTENANCE_JOB, type Hub } from './hub.ts';
+import { createHub, enqueueMaintenance, MAINTENANCE_EVERY_MS, type Hub } from './hub.ts';
 import { resolveEncryptionKey } from './lib/key-file.ts';
 import { createLogger } from './lib/log.ts';
 import { createSqliteStore } from './store/sqlite.ts';
-
-const MAINTENANCE_EVERY_MS = 3600_000;
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`${message}\n`);
@@ -81,12 +79,10 @@ async function main(): Promise<void> {
   process.stdout.write(lines.join('\n') + '\n\n');
   log.info('hub started', { port, store: store.kind });
 
-  const enqueueMaintenance = () =>
-    hub.queue
-      .enqueue({ type: MAINTENANCE_JOB, payload: {}, dedupeKey: `${MAINTENANCE_JOB}:${Math.floor(Date.now() / MAINTENANCE_EVERY_MS)}`, maxAttempts: 3 })
-      .catch((err: unknown) => log.warn('maintenance not scheduled', { err }));
-  void enqueueMaintenance();
-  const timer = setInterval(enqueueMaintenance, MAINTENANCE_EVERY_MS);
+  const scheduleMaintenance = () =>
+    enqueueMaintenance(hub.queue, hub.deps.clock).catch((err: unknown) => log.warn('maintenance not scheduled', { err }));
+  void scheduleMaintenance();
+  const timer = setInterval(scheduleMaintenance, MAINTENANCE_EVERY_MS);
   timer.unref();
 
   let stopping = false;

@@ -6,10 +6,6 @@ import type { Clock } from '../lib/clock.ts';
 import type { JobsRow } from '../store/rows.generated.ts';
 import type { Store } from '../store/types.ts';
 
-/** The `worker` function's timeout in appwrite.json; HUB_WORKER_TIMEOUT_SECONDS must follow it when it changes. */
-export const WORKER_TIMEOUT_SECONDS = 900;
-const MAINTENANCE_EVERY_MS = 3_600_000;
-
 export interface WorkerBudget {
   /** Stop claiming after this long. */
   budgetMs: number;
@@ -20,11 +16,10 @@ export interface WorkerBudget {
 /**
  * 80% of the execution's timeout to claim and run jobs, 10% more for the last ones to finish: the execution must
  * answer before Appwrite kills it, or its outcome writes are lost (the leases would still hand the jobs on).
- * Appwrite does not tell a function its timeout, hence the variable.
+ * Appwrite does not tell a function its timeout, hence HUB_WORKER_TIMEOUT_SECONDS (config.workerTimeoutSeconds),
+ * which must follow the `worker` timeout in appwrite.json.
  */
-export function workerBudget(env: Record<string, string | undefined>): WorkerBudget {
-  const given = Number(env.HUB_WORKER_TIMEOUT_SECONDS);
-  const seconds = Number.isFinite(given) && given >= 1 ? given : WORKER_TIMEOUT_SECONDS;
+export function workerBudget(seconds: number): WorkerBudget {
   return { budgetMs: Math.floor(seconds * 800), graceMs: Math.floor(seconds * 100) };
 }
 
@@ -144,14 +139,8 @@ export interface TickReport extends WaitingJobs {
  */
 export async function runSchedulerTick(hub: Hub, requestWorker: (reason: string) => void): Promise<TickReport> {
   const { clock, store } = hub.deps;
-  const hour = Math.floor(clock.now() / MAINTENANCE_EVERY_MS);
-  const { MAINTENANCE_JOB } = await import('../hub.ts');
-  const { job, created } = await hub.queue.enqueue({
-    type: MAINTENANCE_JOB,
-    payload: {},
-    dedupeKey: `${MAINTENANCE_JOB}:${hour}`,
-    maxAttempts: 3,
-  });
+  const { enqueueMaintenance } = await import('../hub.ts');
+  const { job, created } = await enqueueMaintenance(hub.queue, clock);
   const waiting = await countWaitingJobs(store, clock);
   const dispatched = waiting.due + waiting.expired > 0;
   if (dispatched) requestWorker(waiting.expired > 0 ? 'expired_lease' : 'due_jobs');

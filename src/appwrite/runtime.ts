@@ -232,7 +232,7 @@ async function acquireRuntime(context: AppwriteContext, env: Env): Promise<Funct
     throw new SetupError(['No Appwrite API key: Appwrite sends one in the x-appwrite-key header; for a local run set APPWRITE_API_KEY'], ['APPWRITE_API_KEY']);
   }
   if (current) {
-    current.runtime.store.tables.client.setKey(key);
+    current.runtime.store.setApiKey(key);
     current.functionsClient.setKey(key);
     return { ...current.runtime, env };
   }

@@ -88,10 +88,32 @@ export function appwriteTables(databaseId = DEFAULT_DATABASE_ID): AppwriteTable[
   return [...TABLE_SPECS.values()].map((spec) => appwriteTable(spec, databaseId));
 }
 
-/** The generated part of appwrite.json: the database and its tables. */
+/**
+ * Storage buckets of the scheduled file exchange on Appwrite (the embedded hub uses folders): files to import, and
+ * exports. Server-side only, like the tables; 30 MB is the largest file the Appwrite spec allows.
+ */
+export function appwriteBuckets() {
+  const bucket = (id: string, name: string) => ({
+    $id: id,
+    $permissions: [],
+    fileSecurity: false,
+    name,
+    enabled: true,
+    maximumFileSize: 30_000_000,
+    allowedFileExtensions: ['csv', 'xml', 'xlsx', 'txt', 'json'],
+    compression: 'none',
+    encryption: true,
+    antivirus: true,
+    transformations: false,
+  });
+  return [bucket('exchange-inbox', 'File exchange: files to import'), bucket('exchange-outbox', 'File exchange: exports')];
+}
+
+/** The generated part of appwrite.json: the database, its tables and the storage buckets. */
 export function appwriteSchemaSection(databaseId = DEFAULT_DATABASE_ID) {
   return {
     tablesDB: [{ $id: databaseId, name: 'Integration hub', enabled: true }],
     tables: appwriteTables(databaseId),
+    buckets: appwriteBuckets(),
   };
 }

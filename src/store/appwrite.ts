@@ -365,12 +365,13 @@ export class AppwriteStore implements Store {
   private readonly maxTxAttempts: number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly requestTimeoutMs: number;
+  private readonly client: Client;
   readonly tables: TablesDB;
   readonly databaseId: string;
 
   constructor(options: AppwriteStoreOptions) {
-    const client = new Client().setEndpoint(options.endpoint).setProject(options.projectId).setKey(options.apiKey);
-    this.tables = new TablesDB(client);
+    this.client = new Client().setEndpoint(options.endpoint).setProject(options.projectId).setKey(options.apiKey);
+    this.tables = new TablesDB(this.client);
     this.databaseId = options.databaseId ?? DEFAULT_DATABASE_ID;
     this.maxAttempts = options.maxAttempts ?? 4;
     this.maxTxAttempts = options.maxTransactionAttempts ?? 20;
@@ -457,6 +458,11 @@ export class AppwriteStore implements Store {
         await this.sleep(Math.min(500, 20 * 2 ** attempt) * Math.random());
       }
     }
+  }
+
+  /** Appwrite gives each execution its own dynamic key: a warm container's store switches to the current one. */
+  setApiKey(key: string): void {
+    this.client.setKey(key);
   }
 
   async ping(): Promise<void> {

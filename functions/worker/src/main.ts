@@ -7,7 +7,7 @@ import { defineFunction } from '../../../src/appwrite/runtime.ts';
 export default defineFunction({ name: 'worker', triggers: ['http'] }, async (context, runtime) => {
   // A hub of its own: a worker starts and stops once, and a warm container runs many executions.
   const hub = runtime.newHub();
-  const report = await drainJobs(hub, workerBudget(runtime.env));
+  const report = await drainJobs(hub, workerBudget(hub.deps.config.workerTimeoutSeconds));
   let continued = false;
   if (report.stoppedBy === 'budget') {
     // Out of time with work left: hand it to a fresh execution now rather than at the scheduler's next tick.
