@@ -78,27 +78,6 @@ describe('hub CLI', () => {
     expect(out.join('\n')).toMatch(/FAIL.*not the key they were written with/);
   });
 
-  it('creates a workspace on Appwrite with --appwrite', async () => {
-    const { startTablesDbServer } = await import('../test/appwrite/tablesdb-server.ts');
-    const { createAppwriteStore } = await import('../src/store/appwrite.ts');
-    const server = await startTablesDbServer();
-    try {
-      const env = { APPWRITE_ENDPOINT: server.url, APPWRITE_PROJECT: server.projectId, APPWRITE_API_KEY: server.apiKey };
-      await createAppwriteStore({ endpoint: server.url, projectId: server.projectId, apiKey: server.apiKey }).provision();
-      const run = (...argv: string[]) => runCli(argv, { env, cwd: dir, out: (l) => out.push(l), err: (l) => err.push(l) });
-      expect(await run('workspaces', 'create', 'Cloud', 'Co', '--appwrite')).toBe(0);
-      expect(out.join('\n')).toMatch(/hub_sk_\S+/);
-      out = [];
-      expect(await run('workspaces', 'list', '--appwrite')).toBe(0);
-      expect(out.join('\n')).toContain('cloud-co');
-      expect(server.violations).toEqual([]);
-      expect(await runCli(['workspaces', 'list', '--appwrite'], { env: {}, cwd: dir, out: (l) => out.push(l), err: (l) => err.push(l) })).toBe(2);
-      expect(err.pop()).toContain('APPWRITE_ENDPOINT');
-    } finally {
-      await server.close();
-    }
-  });
-
   it('doctor names a bad variable', async () => {
     const code = await runCli(['doctor'], { env: { HUB_DATA_DIR: dir, HUB_RATE_LIMIT_PER_MINUTE: '-5' }, cwd: dir, out: (l) => out.push(l), err: (l) => err.push(l) });
     expect(code).toBe(2);

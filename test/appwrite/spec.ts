@@ -5,9 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 
-export const DEFAULT_SPEC_PATH = fileURLToPath(
-  new URL('../../../shared/specs/appwrite/open-api3-1.8.x-server.json', import.meta.url),
-);
+/** Appwrite's spec beside the repository (shared/specs, as CI has it), or where HUB_APPWRITE_SPEC says. */
+export const DEFAULT_SPEC_PATH =
+  process.env.HUB_APPWRITE_SPEC ?? fileURLToPath(new URL('../../../shared/specs/appwrite/open-api3-1.8.x-server.json', import.meta.url));
 
 type Json = Record<string, any>;
 
