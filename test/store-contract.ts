@@ -147,6 +147,33 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       });
     });
 
+    describe('upsert', () => {
+      it('inserts, then replaces the given fields of the same id, keeping createdAt', async () => {
+        const t = store.table('workspaces');
+        const first = await t.upsert({ id: 'ws_up', ...workspace('up') });
+        expect(first.created).toBe(true);
+        expect(first.row.version).toBe(1);
+        const second = await t.upsert({ id: 'ws_up', ...workspace('up'), name: 'Renamed' });
+        expect(second.created).toBe(false);
+        expect(second.row).toMatchObject({ name: 'Renamed', version: 2, createdAt: first.row.createdAt });
+        expect(await t.get('ws_up')).toEqual(second.row);
+      });
+
+      it('converges under concurrent upserts of one id, losing none', async () => {
+        const t = store.table('jobs');
+        const results = await Promise.all(
+          Array.from({ length: 6 }, (_, i) => t.upsert({ id: 'job_same', ...job('t.x', '2026-01-01T00:00:00.000Z', { attempts: i }) })),
+        );
+        expect(results.filter((r) => r.created)).toHaveLength(1);
+        expect((await t.get('job_same'))?.version).toBe(6);
+      });
+
+      it('still refuses a clash on another unique key', async () => {
+        await store.table('workspaces').insert(workspace('taken'));
+        await expectCode(store.table('workspaces').upsert({ id: 'ws_other', ...workspace('taken') }), 'already_exists');
+      });
+    });
+
     describe('query', () => {
       beforeEach(async () => {
         const t = store.table('jobs');

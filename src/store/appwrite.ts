@@ -8,7 +8,7 @@ import { TABLE_SPECS, type TableSpec } from '../schemas/tables.ts';
 import { provisionAppwrite } from './appwrite-provision.ts';
 import { fromRow, matches, toData, whereQueries, type AnyRow, type AppwriteRow } from './appwrite-rows.ts';
 import { DEFAULT_DATABASE_ID } from './appwrite-schema.ts';
-import { checkOrder, checkWhere, clampLimit, prepareInsert, prepareUpdate } from './rows.ts';
+import { checkOrder, checkWhere, clampLimit, prepareInsert, prepareUpdate, upsertRow } from './rows.ts';
 import type {
   Db,
   IncrementOptions,
@@ -259,6 +259,10 @@ class AppwriteTable implements Table<AnyRow> {
       if (await this.get(id)) throw new HubError('version_conflict', `${this.what(id)} changed while it was being deleted`);
       throw new HubError('not_found', `${this.what(id)} does not exist`);
     }
+  }
+
+  upsert(row: NewRow<AnyRow> & { id: string }): Promise<{ row: AnyRow; created: boolean }> {
+    return upsertRow(this, row);
   }
 
   async query(options: QueryOptions = {}): Promise<Page<AnyRow>> {

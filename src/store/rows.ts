@@ -6,11 +6,31 @@ import { newId } from '../lib/ids.ts';
 import { validatorFor } from '../schemas/registry.ts';
 import type { TableSpec } from '../schemas/tables.ts';
 import { assertValid } from '../schemas/validate.ts';
-import type { OrderBy, Where } from './types.ts';
+import type { NewRow, OrderBy, Table, Where } from './types.ts';
 
 type AnyRow = Record<string, unknown> & { id: string; version: number };
 
 export const DEFAULT_LIMIT = 50;
+
+/** Upsert on any adapter: insert, or compare-and-set update of the existing row; a lost race goes round again. */
+export async function upsertRow(
+  table: Pick<Table<AnyRow>, 'get' | 'insert' | 'update'>,
+  input: NewRow<AnyRow> & { id: string },
+): Promise<{ row: AnyRow; created: boolean }> {
+  for (let attempt = 1; ; attempt++) {
+    const current = await table.get(input.id);
+    try {
+      if (!current) return { row: await table.insert(input), created: true };
+      const { id: _id, ...patch } = input;
+      return { row: await table.update(input.id, patch, { ifVersion: current.version }), created: false };
+    } catch (err) {
+      const raced =
+        (!current && err instanceof HubError && err.code === 'already_exists' && err.errors?.some((e) => e.field === '/id')) ||
+        (current && err instanceof HubError && (err.code === 'version_conflict' || err.code === 'not_found'));
+      if (!raced || attempt >= 10) throw err;
+    }
+  }
+}
 export const MAX_LIMIT = 1000;
 
 function validateRow(spec: TableSpec, row: Record<string, unknown>): void {

@@ -15,6 +15,7 @@ import {
   encodeCursor,
   prepareInsert,
   prepareUpdate,
+  upsertRow,
 } from './rows.ts';
 import type {
   Db,
@@ -246,6 +247,10 @@ class SqliteTable implements Table<AnyRow> {
       throw new HubError('version_conflict', `${this.spec.title} ${id} is at version ${current.version}, not ${options.ifVersion}`);
     }
     this.owner.stmt(`DELETE FROM ${q(this.spec.name)} WHERE id = ?`).run(id);
+  }
+
+  upsert(row: NewRow<AnyRow> & { id: string }): Promise<{ row: AnyRow; created: boolean }> {
+    return upsertRow(this, row);
   }
 
   async query(options: QueryOptions = {}): Promise<Page<AnyRow>> {

@@ -77,6 +77,11 @@ export interface Table<T extends { id: string; version: number }> {
   update(id: string, patch: RowPatch<T>, options?: UpdateOptions): Promise<T>;
   /** Fails with `not_found`, or `version_conflict` when ifVersion is given and stale. */
   delete(id: string, options?: UpdateOptions): Promise<void>;
+  /**
+   * Inserts the row, or, when a row with its id exists, replaces the given fields (version bumped, createdAt kept).
+   * Safe under concurrency: a lost race is retried. A clash on another unique key is still `already_exists`.
+   */
+  upsert(row: NewRow<T> & { id: string }): Promise<{ row: T; created: boolean }>;
   query(options?: QueryOptions): Promise<Page<T>>;
   count(where?: Where): Promise<number>;
   /** Deletes every matching row and says how many. */
