@@ -1,9 +1,7 @@
 // Jobs on Appwrite Functions: a worker execution drains the due jobs within a time budget, and the scheduler's cron
 // tick enqueues periodic work and starts a worker execution whenever jobs wait, so a lost execution never loses a job.
 import type { Hub } from '../hub.ts';
-import type { JobQueue } from '../jobs/queue.ts';
 import type { Clock } from '../lib/clock.ts';
-import type { JobsRow } from '../store/rows.generated.ts';
 import type { Store } from '../store/types.ts';
 
 export interface WorkerBudget {
@@ -44,57 +42,19 @@ export interface DrainOptions extends WorkerBudget {
 const MAX_CLAIM_FAILURES = 5;
 
 /**
- * Watches a queue's claims and outcomes. The hub's worker calls its queue through these properties, and the Hub
- * does not expose its handler table for a second worker, so the methods of this execution's own queue object are
- * wrapped (the hub is built for this one execution and dropped after it).
- */
-function observe(queue: JobQueue) {
-  let tick = 0;
-  const state = { claimed: 0, succeeded: 0, retried: 0, dead: 0, lastOutcome: 0, lastEmptyClaim: -1, claimFailures: 0 };
-  const { claim, complete, fail } = queue;
-  queue.claim = async (owner, options) => {
-    const started = ++tick;
-    try {
-      const jobs = await claim(owner, options);
-      state.claimFailures = 0;
-      state.claimed += jobs.length;
-      if (jobs.length === 0) state.lastEmptyClaim = started;
-      return jobs;
-    } catch (err) {
-      state.claimFailures++;
-      throw err;
-    }
-  };
-  queue.complete = async (job, result) => {
-    const row = await complete(job, result);
-    state.succeeded++;
-    state.lastOutcome = ++tick;
-    return row;
-  };
-  queue.fail = async (job, error) => {
-    const row: JobsRow = await fail(job, error);
-    if (row.state === 'dead') state.dead++;
-    else state.retried++;
-    state.lastOutcome = ++tick;
-    return row;
-  };
-  return state;
-}
-
-/**
  * Runs the hub's worker until no job is due (an empty claim made after the last job finished, with none running)
  * or the budget is spent. Give it a hub of its own: its worker can be started and stopped once.
  */
 export async function drainJobs(hub: Hub, options: DrainOptions): Promise<DrainReport> {
   const now = options.now ?? Date.now;
   const started = now();
-  const state = observe(hub.queue);
   let stoppedBy: DrainReport['stoppedBy'] = 'idle';
   hub.worker.start();
   for (;;) {
     await new Promise((resolve) => setTimeout(resolve, options.checkEveryMs ?? 25));
-    if (hub.worker.inFlight() === 0 && state.lastEmptyClaim > state.lastOutcome) break;
-    if (state.claimFailures >= MAX_CLAIM_FAILURES) {
+    const stats = hub.worker.stats();
+    if (stats.idle) break;
+    if (stats.claimFailures >= MAX_CLAIM_FAILURES) {
       stoppedBy = 'store_failing';
       break;
     }
@@ -104,7 +64,7 @@ export async function drainJobs(hub: Hub, options: DrainOptions): Promise<DrainR
     }
   }
   await hub.worker.stop({ timeoutMs: options.graceMs });
-  const { claimed, succeeded, retried, dead } = state;
+  const { claimed, succeeded, retried, dead } = hub.worker.stats();
   return { claimed, succeeded, retried, dead, stoppedBy, ms: now() - started };
 }
 

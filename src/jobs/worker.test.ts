@@ -57,6 +57,18 @@ describe('worker', () => {
     expect((await queue.get(job.id))?.result).toEqual({ echoed: 7 });
   });
 
+  it('counts its claims and outcomes and tells when it is idle', async () => {
+    await queue.enqueue({ type: 'ok', payload: {} });
+    await queue.enqueue({ type: 'bad', payload: {}, maxAttempts: 1 });
+    const w = worker({ ok: async () => ({ done: true }), bad: async () => Promise.reject(new Error('no')) });
+    expect(w.stats().idle).toBe(false);
+    w.start();
+    await waitFor(() => w.stats().idle);
+    expect(w.stats()).toEqual({ claimed: 2, succeeded: 1, retried: 0, dead: 1, claimFailures: 0, idle: true });
+    await queue.enqueue({ type: 'ok', payload: {} });
+    await waitFor(() => w.stats().succeeded === 2 && w.stats().idle);
+  });
+
   it('never runs more jobs at once than its concurrency', async () => {
     let active = 0;
     let peak = 0;

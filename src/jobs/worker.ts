@@ -37,6 +37,21 @@ export interface Worker {
   /** Claims now instead of at the end of the current poll interval. */
   wake(): void;
   inFlight(): number;
+  /** What this worker has done since it started (an Appwrite worker execution reports it, and stops when idle). */
+  stats(): WorkerStats;
+}
+
+export interface WorkerStats {
+  claimed: number;
+  succeeded: number;
+  /** Failed and queued again with backoff. */
+  retried: number;
+  /** Failed for good. */
+  dead: number;
+  /** Claims that failed in a row (the store is failing); reset by a successful claim. */
+  claimFailures: number;
+  /** Nothing runs, and a claim made after the last recorded outcome found nothing due. */
+  idle: boolean;
 }
 
 interface Running {
@@ -80,6 +95,11 @@ export function createWorker(options: WorkerOptions): Worker {
   // A wake that arrives while the loop is busy claiming is kept, not lost, so the loop claims once more.
   let wakePending = false;
   let wakeSleeper: (() => void) | null = null;
+  // Counters, and a sequence that orders claims and outcomes so "idle" means an empty claim after the last outcome.
+  const counts = { claimed: 0, succeeded: 0, retried: 0, dead: 0, claimFailures: 0 };
+  let sequence = 0;
+  let lastEmptyClaim = -1;
+  let lastOutcome = 0;
 
   function wake(): void {
     wakePending = true;
@@ -144,9 +164,14 @@ export function createWorker(options: WorkerOptions): Worker {
     try {
       if (outcome.ok) {
         await serial(entry, () => queue.complete(entry.row, outcome.result));
+        counts.succeeded++;
+        lastOutcome = ++sequence;
         jobLog.debug('job succeeded');
       } else {
         const after = await serial(entry, () => queue.fail(entry.row, outcome.error));
+        if (after.state === 'dead') counts.dead++;
+        else counts.retried++;
+        lastOutcome = ++sequence;
         jobLog.warn(after.state === 'dead' ? 'job failed for good' : 'job failed; will retry', {
           err: outcome.error,
           state: after.state,
@@ -195,13 +220,18 @@ export function createWorker(options: WorkerOptions): Worker {
       let delay = pollIntervalMs;
       const free = concurrency - running.size;
       if (free > 0) {
+        const claimedAt = ++sequence;
         try {
           const jobs = await queue.claim(owner, { limit: free });
+          counts.claimFailures = 0;
+          counts.claimed += jobs.length;
+          if (jobs.length === 0) lastEmptyClaim = claimedAt;
           // Jobs claimed while stop() was called are still run: they are leased to us, and stop() waits for them.
           for (const job of jobs) run(job);
           // A full batch suggests more is due: go again at once.
           if (jobs.length === free) delay = 0;
         } catch (err) {
+          counts.claimFailures++;
           log.error('claiming jobs failed; will retry after the poll interval', { err });
         }
       }
@@ -255,6 +285,10 @@ export function createWorker(options: WorkerOptions): Worker {
 
     inFlight() {
       return running.size;
+    },
+
+    stats() {
+      return { ...counts, idle: running.size === 0 && lastEmptyClaim > lastOutcome };
     },
   };
 }
