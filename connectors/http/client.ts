@@ -3,6 +3,7 @@
 import { setTimeout as wait } from 'node:timers/promises';
 import type { ConnectorContext } from '../../src/connectors/define.ts';
 import { HubError, type FieldError } from '../../src/errors.ts';
+import { backoffDelay as sharedBackoff } from '../../src/lib/backoff.ts';
 import configSchema from './config.schema.json' with { type: 'json' };
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS';
@@ -93,10 +94,9 @@ export function resolveHttpConfig(config: HttpConnectorConfig): ResolvedHttpConf
   };
 }
 
-/** Exponential backoff with "equal jitter": between half and all of base·2^attempt, so clients that failed together spread out. */
+/** Exponential backoff with "equal jitter": between half and all of base·2^attempt (attempt 0 is the first retry). */
 export function backoffDelay(attempt: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt);
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+  return sharedBackoff(attempt + 1, { baseMs: BACKOFF_BASE_MS, maxMs: BACKOFF_MAX_MS, jitter: 'equal' }, random);
 }
 
 /**

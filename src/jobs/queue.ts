@@ -5,7 +5,7 @@ import type { Clock } from '../lib/clock.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
 import type { JobsRow } from '../store/rows.generated.ts';
 import type { Db, RowPatch, Store, Where } from '../store/types.ts';
-import { backoffDelay, retryAfterOf, type BackoffOptions } from './backoff.ts';
+import { backoffDelay, retryAfterOf, type BackoffOptions } from '../lib/backoff.ts';
 
 export type JobState = JobsRow['state'];
 export const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'dead', 'cancelled'];

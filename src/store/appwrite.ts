@@ -3,6 +3,7 @@
 // which is how update-if-version stays a true compare-and-set across function executions.
 import { AppwriteException, Client, Query, TablesDB } from 'node-appwrite';
 import { HubError, isHubError } from '../errors.ts';
+import { backoffDelay } from '../lib/backoff.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 import { TABLE_SPECS, type TableSpec } from '../schemas/tables.ts';
 import { provisionAppwrite } from './appwrite-provision.ts';
@@ -51,6 +52,9 @@ const FINAL = new Set(['transaction_expired', 'transaction_not_found', 'transact
 function typeOf(err: unknown): string {
   return err instanceof AppwriteException ? err.type : '';
 }
+
+/** A transaction that lost a race waits a little (full jitter: concurrent losers spread out) before re-running. */
+const TX_BACKOFF = { baseMs: 40, maxMs: 500 };
 
 /** Marks a conflict that re-running the transaction can resolve (someone else committed meanwhile). */
 const RACE = Symbol('race');
@@ -406,7 +410,7 @@ export class AppwriteStore implements Store {
       } catch (err) {
         if (!isRetryable(err) || attempt >= this.maxAttempts) throw toHubError(err, what);
         // node-appwrite does not expose Retry-After; back off exponentially with jitter instead
-        await this.sleep(Math.min(2000, 100 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
+        await this.sleep(backoffDelay(attempt, { baseMs: 100, maxMs: 2000, jitter: 'equal' }));
       } finally {
         clearTimeout(timer);
       }
@@ -451,7 +455,7 @@ export class AppwriteStore implements Store {
       } catch (err) {
         await this.tables.updateTransaction({ transactionId: created.$id, rollback: true }).catch(() => undefined);
         if (!isRace(err) || conflictIsFinal || attempt >= this.maxTxAttempts) throw err;
-        await this.sleep(Math.min(500, 20 * 2 ** attempt) * Math.random());
+        await this.sleep(backoffDelay(attempt, TX_BACKOFF));
         continue;
       }
       try {
@@ -459,7 +463,7 @@ export class AppwriteStore implements Store {
         return result;
       } catch (err) {
         if (!isRace(err) || conflictIsFinal || attempt >= this.maxTxAttempts) throw err;
-        await this.sleep(Math.min(500, 20 * 2 ** attempt) * Math.random());
+        await this.sleep(backoffDelay(attempt, TX_BACKOFF));
       }
     }
   }

@@ -1,10 +1,16 @@
-// Retry delays for failed jobs: exponential backoff with full jitter, and the retry hints an error may carry.
+// Retry delays: exponential backoff with jitter (jobs, connectors, the Appwrite store), and the retry hints an
+// error may carry.
 
 export interface BackoffOptions {
   /** The cap of the first retry's delay; later caps double. Default 1 s. */
   baseMs?: number;
   /** No delay exceeds this. Default 1 h. */
   maxMs?: number;
+  /**
+   * `full` (default): uniform in [baseMs/2, cap], which spreads a thundering herd best. `equal`: uniform in
+   * [cap/2, cap], for retries inside one call where the wait should grow steadily.
+   */
+  jitter?: 'full' | 'equal';
 }
 
 export const DEFAULT_BASE_MS = 1000;
@@ -22,8 +28,9 @@ export function backoffDelay(attempt: number, options: BackoffOptions = {}, rand
   const n = Number.isFinite(attempt) ? Math.max(1, Math.floor(attempt)) : 1;
   // 2 ** n overflows to Infinity for huge n, which min() then caps: no special case needed.
   const cap = Math.min(maxMs, baseMs * 2 ** (n - 1));
-  const floor = Math.min(cap, baseMs / 2);
   const r = Math.min(1, Math.max(0, random()));
+  if (options.jitter === 'equal') return Math.round(cap / 2 + r * (cap / 2));
+  const floor = Math.min(cap, baseMs / 2);
   return Math.round(Math.max(floor, r * cap));
 }
 

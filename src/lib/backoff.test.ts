@@ -49,3 +49,12 @@ describe('retryAfterOf', () => {
     expect(retryAfterOf('boom')).toBeUndefined();
   });
 });
+
+describe('equal jitter', () => {
+  it('stays between half and all of the doubling cap', () => {
+    const o = { baseMs: 500, maxMs: 30_000, jitter: 'equal' as const };
+    expect([1, 2, 3].map((a) => backoffDelay(a, o, () => 0))).toEqual([250, 500, 1000]);
+    expect([1, 2, 3].map((a) => backoffDelay(a, o, () => 1))).toEqual([500, 1000, 2000]);
+    expect(backoffDelay(40, o, () => 1)).toBe(30_000);
+  });
+});
