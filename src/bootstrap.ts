@@ -2,7 +2,7 @@
 // Also the operator actions the CLI shares with it: create a workspace, create a key.
 import { auditSystem } from './audit/log.ts';
 import { checkScopes } from './auth/scopes.ts';
-import { API_KEY_PREFIX, generateSecret } from './auth/secrets.ts';
+import { insertApiKey } from './auth/secrets.ts';
 import type { Clock } from './lib/clock.ts';
 import type { ApiKeysRow, Db, Store, WorkspacesRow } from './store/types.ts';
 
@@ -28,20 +28,7 @@ export async function createApiKey(
   input: { workspaceId: string; name: string; scopes: string[]; expiresAt?: string | null; actor: string },
 ): Promise<CreatedKey> {
   checkScopes(input.scopes, null);
-  const { secret, hash, display } = generateSecret(API_KEY_PREFIX);
-  const key = await db.table('api_keys').insert({
-    workspaceId: input.workspaceId,
-    name: input.name,
-    prefix: display,
-    hash,
-    scopes: input.scopes,
-    expiresAt: input.expiresAt ?? null,
-    revokedAt: null,
-    lastUsedAt: null,
-    rotatedToId: null,
-    rateLimitPerMinute: null,
-    createdBy: input.actor,
-  });
+  const { key, secret } = await insertApiKey(db, { ...input, createdBy: input.actor });
   await auditSystem(db, {
     workspaceId: input.workspaceId,
     actorType: input.actor === 'system' ? 'system' : 'cli',

@@ -203,13 +203,6 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
         maxAttempts: input.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
         dedupeKey: input.dedupeKey ?? null,
         correlationId: input.correlationId ?? null,
-        // Spelled out so the row insert returns has the same shape as the one a later read returns.
-        leaseOwner: null,
-        leaseUntil: null,
-        lastError: null,
-        result: null,
-        progress: null,
-        finishedAt: null,
       };
       let job: JobsRow;
       try {

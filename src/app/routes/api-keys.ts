@@ -1,7 +1,7 @@
 // API keys of the workspace: create (the secret is shown once), list, read, change, revoke, rotate with a grace period.
 import { auditRequest } from '../../audit/log.ts';
 import { checkScopes } from '../../auth/scopes.ts';
-import { API_KEY_PREFIX, generateSecret } from '../../auth/secrets.ts';
+import { insertApiKey } from '../../auth/secrets.ts';
 import { HubError } from '../../errors.ts';
 import type { ApiKeysRow } from '../../store/types.ts';
 import type { RouteTable } from '../define-route.ts';
@@ -49,23 +49,10 @@ export function registerApiKeyRoutes(routes: RouteTable): void {
       const principal = c.get('principal');
       checkScopes(body.scopes, principal.scopes);
       futureOrNull(body.expiresAt, clock.now(), '/expiresAt');
-      const { secret, hash, display } = generateSecret(API_KEY_PREFIX);
-      const row = await store.transaction(async (tx) => {
-        const key = await tx.table('api_keys').insert({
-          workspaceId: principal.workspaceId,
-          name: body.name,
-          prefix: display,
-          hash,
-          scopes: body.scopes,
-          expiresAt: body.expiresAt ?? null,
-          revokedAt: null,
-          lastUsedAt: null,
-          rotatedToId: null,
-          rateLimitPerMinute: body.rateLimitPerMinute ?? null,
-          createdBy: `${principal.type}:${principal.id}`,
-        });
-        await auditRequest(tx, c, { action: 'api_key.created', resourceType: 'api_key', resourceId: key.id, details: { scopes: key.scopes } });
-        return key;
+      const { key: row, secret } = await store.transaction(async (tx) => {
+        const created = await insertApiKey(tx, { ...body, workspaceId: principal.workspaceId, createdBy: `${principal.type}:${principal.id}` });
+        await auditRequest(tx, c, { action: 'api_key.created', resourceType: 'api_key', resourceId: created.key.id, details: { scopes: created.key.scopes } });
+        return created;
       });
       c.get('deps').keyCache.clear();
       return jsonWithEtag(c, { ...present('api_keys', row), secret, version: row.version }, 201, `/v1/api-keys/${row.id}`);
@@ -165,33 +152,28 @@ export function registerApiKeyRoutes(routes: RouteTable): void {
     async (c, { body }) => {
       const { store, clock, config } = c.get('deps');
       const grace = body.gracePeriodSeconds ?? config.keyGraceSeconds;
-      const { secret, hash, display } = generateSecret(API_KEY_PREFIX);
-      const fresh = await store.transaction(async (tx) => {
+      const { key: fresh, secret } = await store.transaction(async (tx) => {
         const old = await loadOwned(c, 'api_keys', c.req.param('id')!, tx);
         if (old.revokedAt) throw new HubError('conflict', 'A revoked key cannot be rotated');
         if (old.rotatedToId) throw new HubError('conflict', `This key was already rotated to ${old.rotatedToId}; rotate that one`);
         const graceEnd = clock.now() + grace * 1000;
         const oldExpiry = old.expiresAt ? Date.parse(old.expiresAt) : Infinity;
-        const key = await tx.table('api_keys').insert({
+        const created = await insertApiKey(tx, {
           workspaceId: old.workspaceId,
           name: old.name,
-          prefix: display,
-          hash,
           scopes: old.scopes,
           expiresAt: old.expiresAt ?? null,
-          revokedAt: null,
-          lastUsedAt: null,
-          rotatedToId: null,
           rateLimitPerMinute: old.rateLimitPerMinute ?? null,
           createdBy: `${c.get('principal').type}:${c.get('principal').id}`,
         });
+        const key = created.key;
         await tx.table('api_keys').update(
           old.id,
           { rotatedToId: key.id, expiresAt: new Date(Math.min(graceEnd, oldExpiry)).toISOString() },
           { ifVersion: old.version },
         );
         await auditRequest(tx, c, { action: 'api_key.rotated', resourceType: 'api_key', resourceId: old.id, details: { newKeyId: key.id, gracePeriodSeconds: grace } });
-        return key;
+        return created;
       });
       c.get('deps').keyCache.clear();
       return jsonWithEtag(c, { ...present('api_keys', fresh), secret, version: fresh.version }, 201, `/v1/api-keys/${fresh.id}`);

@@ -145,8 +145,6 @@ export function registerOAuthRoutes(routes: RouteTable): void {
           secretHash: hash,
           scopes: body.scopes,
           tokenTtlSeconds: body.tokenTtlSeconds ?? 900,
-          revokedAt: null,
-          lastUsedAt: null,
           createdBy: `${principal.type}:${principal.id}`,
         });
         await auditRequest(tx, c, { action: 'oauth_client.created', resourceType: 'oauth_client', resourceId: client.id, details: { scopes: client.scopes } });
