@@ -1,7 +1,7 @@
 // The Appwrite function context to a Fetch Request and a Fetch Response back to a context response: the whole
 // adapter between the Appwrite Node runtime and the Hono app, like hono's own src/adapter/* files.
 import { STATUS_CODES } from 'node:http';
-import { ERROR_CODES, type ErrorCode } from '../errors.ts';
+import { ERROR_CODES, HubError, toProblem, type ErrorCode } from '../errors.ts';
 import { APPWRITE_HEADERS, type AppwriteRequest, type AppwriteResponse, type AppwriteResponseObject } from './context.ts';
 
 const NO_BODY_METHODS = new Set(['GET', 'HEAD']);
@@ -65,9 +65,9 @@ function codeForStatus(status: number): ErrorCode | undefined {
  */
 export function emptyErrorProblem(status: number, requestId?: string | null): Record<string, unknown> {
   const code = codeForStatus(status);
-  const doc: Record<string, unknown> = code
-    ? { type: `/docs/errors#error-${code}`, title: ERROR_CODES[code].title, status, detail: `The hub answered ${status} without details`, code }
-    : { type: 'about:blank', title: STATUS_CODES[status] ?? 'Error', status, detail: `The hub answered ${status} without details` };
+  const detail = `The hub answered ${status} without details`;
+  if (code) return toProblem(new HubError(code, detail), requestId ?? undefined);
+  const doc: Record<string, unknown> = { type: 'about:blank', title: STATUS_CODES[status] ?? 'Error', status, detail };
   if (requestId) doc.instance = requestId;
   return doc;
 }
@@ -108,7 +108,6 @@ export function problemResponse(
   detail: string,
   extra: Record<string, unknown> = {},
 ): AppwriteResponseObject {
-  const { status, title } = ERROR_CODES[code];
-  const doc = { ...extra, type: `/docs/errors#error-${code}`, title, status, detail, code };
-  return res.binary(Buffer.from(JSON.stringify(doc)), status, { 'content-type': 'application/problem+json' });
+  const err = new HubError(code, detail, { extra });
+  return res.binary(Buffer.from(JSON.stringify(toProblem(err))), err.status, { 'content-type': 'application/problem+json' });
 }

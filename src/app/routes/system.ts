@@ -3,7 +3,7 @@ import type { Hono } from 'hono';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { ERROR_CODES } from '../../errors.ts';
+import { ERROR_CODES, HubError } from '../../errors.ts';
 import { safeEqual } from '../../lib/secrets.ts';
 import type { HubEnv } from '../deps.ts';
 import type { RouteTable } from '../define-route.ts';
@@ -84,9 +84,7 @@ export function registerSystemRoutes(app: Hono<HubEnv>, routes: RouteTable): voi
     if (config.metricsToken) {
       const given = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
       if (!safeEqual(given, config.metricsToken)) {
-        return c.json({ type: '/docs/errors#error-unauthenticated', title: ERROR_CODES.unauthenticated.title, status: 401, detail: 'Send HUB_METRICS_TOKEN as a Bearer token', code: 'unauthenticated' }, 401, {
-          'Content-Type': 'application/problem+json',
-        });
+        throw new HubError('unauthenticated', 'Send HUB_METRICS_TOKEN as a Bearer token', { headers: { 'WWW-Authenticate': 'Bearer realm="metrics"' } });
       }
     }
     return c.text(await metrics.registry.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
