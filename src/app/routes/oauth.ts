@@ -9,8 +9,8 @@ import { safeEqual } from '../../lib/secrets.ts';
 import type { OauthClientsRow } from '../../store/types.ts';
 import type { HubEnv } from '../deps.ts';
 import type { RouteTable } from '../define-route.ts';
-import { clientIp, jsonWithEtag, present, respondResource } from '../http.ts';
-import { AUTH_FAILURES_PER_MINUTE } from '../middleware/auth.ts';
+import { jsonWithEtag, present, respondResource } from '../http.ts';
+import { authFailures } from '../middleware/auth.ts';
 import { LIST_PARAMS, listOwned, loadOwned, nowIso, PROBLEM } from './common.ts';
 
 const CLIENT = 'hub:tables/oauth_clients';
@@ -76,30 +76,25 @@ export function registerOAuthRoutes(routes: RouteTable): void {
       },
     },
     async (c, { body }) => {
-      const { store, tokens, rateLimiter } = c.get('deps');
+      const { store, tokens } = c.get('deps');
       if (body.grant_type !== 'client_credentials') {
         throw oauthError('unsupported_grant_type', 'Only the client_credentials grant is supported');
       }
       // Failed client authentications count against the same per-address budget as failed API keys.
-      const failKey = `authfail:${clientIp(c) ?? 'local'}`;
-      const budget = rateLimiter.check(failKey, AUTH_FAILURES_PER_MINUTE, false);
-      if (budget.remaining <= 0) {
-        throw new HubError('rate_limited', 'Too many failed authentication attempts from this address', {
-          headers: { 'Retry-After': String(budget.retryAfterSeconds) },
-        });
-      }
+      const failures = authFailures(c);
+      failures.assertAllowed();
       let creds: ReturnType<typeof clientCredentials>;
       try {
         creds = clientCredentials(c, body);
       } catch (err) {
-        rateLimiter.check(failKey, AUTH_FAILURES_PER_MINUTE, true);
+        failures.record();
         throw err;
       }
       const client = creds.id.length <= 36 ? await store.table('oauth_clients').get(creds.id) : null;
       // Compare even when the client is unknown, so response time does not tell which ids exist.
       const ok = safeEqual(client?.secretHash ?? '0'.repeat(64), hashSecret(creds.secret));
       if (!client || !ok || client.revokedAt) {
-        rateLimiter.check(failKey, AUTH_FAILURES_PER_MINUTE, true);
+        failures.record();
         // RFC 6749 §5.2: a client that authenticated with the Authorization header is answered with a challenge
         throw oauthError('invalid_client', 'Client authentication failed', creds.basic ? BASIC_CHALLENGE : undefined);
       }
