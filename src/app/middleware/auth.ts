@@ -93,28 +93,22 @@ function principalOf(deps: AppDeps, credential: string): Promise<Principal> {
  * The budget of failed authentications per client address (API keys, tokens and OAuth clients alike): spent, it
  * answers 429 before any credential is looked at, which slows down guessing.
  */
-export function authFailures(c: Context<HubEnv>) {
-  const { rateLimiter } = c.get('deps');
-  const key = `authfail:${clientIp(c) ?? 'local'}`;
-  return {
-    assertAllowed(): void {
-      const d = rateLimiter.check(key, AUTH_FAILURES_PER_MINUTE, false);
-      if (d.remaining <= 0) {
-        throw new HubError('rate_limited', 'Too many failed authentication attempts from this address', {
-          headers: { 'Retry-After': String(d.retryAfterSeconds) },
-        });
-      }
-    },
-    record(): void {
-      rateLimiter.check(key, AUTH_FAILURES_PER_MINUTE, true);
-    },
-  };
+export function assertAuthAllowed(c: Context<HubEnv>): void {
+  const d = c.get('deps').rateLimiter.check(`authfail:${clientIp(c) ?? 'local'}`, AUTH_FAILURES_PER_MINUTE, false);
+  if (d.remaining <= 0) {
+    throw new HubError('rate_limited', 'Too many failed authentication attempts from this address', {
+      headers: { 'Retry-After': String(d.retryAfterSeconds) },
+    });
+  }
+}
+
+export function recordAuthFailure(c: Context<HubEnv>): void {
+  c.get('deps').rateLimiter.check(`authfail:${clientIp(c) ?? 'local'}`, AUTH_FAILURES_PER_MINUTE, true);
 }
 
 async function authenticate(c: Context<HubEnv>): Promise<Principal> {
   const deps = c.get('deps');
-  const failures = authFailures(c);
-  failures.assertAllowed();
+  assertAuthAllowed(c);
   try {
     const credential = credentialsOf(c);
     if (!credential) throw new HubError('unauthenticated', 'Send an API key (Authorization: Bearer … or X-API-Key) or an access token');
@@ -123,7 +117,7 @@ async function authenticate(c: Context<HubEnv>): Promise<Principal> {
     return principal;
   } catch (err) {
     if (err instanceof HubError && err.code === 'unauthenticated') {
-      failures.record();
+      recordAuthFailure(c);
       throw new HubError('unauthenticated', err.message, { headers: { 'WWW-Authenticate': 'Bearer realm="hub"' } });
     }
     throw err;

@@ -10,7 +10,7 @@ import type { OauthClientsRow } from '../../store/types.ts';
 import type { HubEnv } from '../deps.ts';
 import type { RouteTable } from '../define-route.ts';
 import { jsonWithEtag, present, respondResource } from '../http.ts';
-import { authFailures } from '../middleware/auth.ts';
+import { assertAuthAllowed, recordAuthFailure } from '../middleware/auth.ts';
 import { LIST_PARAMS, listOwned, loadOwned, nowIso, PROBLEM } from './common.ts';
 
 const CLIENT = 'hub:tables/oauth_clients';
@@ -81,20 +81,19 @@ export function registerOAuthRoutes(routes: RouteTable): void {
         throw oauthError('unsupported_grant_type', 'Only the client_credentials grant is supported');
       }
       // Failed client authentications count against the same per-address budget as failed API keys.
-      const failures = authFailures(c);
-      failures.assertAllowed();
+      assertAuthAllowed(c);
       let creds: ReturnType<typeof clientCredentials>;
       try {
         creds = clientCredentials(c, body);
       } catch (err) {
-        failures.record();
+        recordAuthFailure(c);
         throw err;
       }
       const client = creds.id.length <= 36 ? await store.table('oauth_clients').get(creds.id) : null;
       // Compare even when the client is unknown, so response time does not tell which ids exist.
       const ok = safeEqual(client?.secretHash ?? '0'.repeat(64), hashSecret(creds.secret));
       if (!client || !ok || client.revokedAt) {
-        failures.record();
+        recordAuthFailure(c);
         // RFC 6749 §5.2: a client that authenticated with the Authorization header is answered with a challenge
         throw oauthError('invalid_client', 'Client authentication failed', creds.basic ? BASIC_CHALLENGE : undefined);
       }
