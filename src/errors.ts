@@ -23,6 +23,13 @@ export const ERROR_CODES = {
   version_conflict: { status: 412, title: 'The resource has changed since it was read', retryable: false },
   precondition_required: { status: 428, title: 'A precondition header is required', retryable: false },
   bound_exceeded: { status: 409, title: 'The change would take a value out of its bounds', retryable: false },
+  unknown_reference: { status: 422, title: 'The request names something that does not exist', retryable: false },
+  in_use: { status: 409, title: 'It is still in use', retryable: false },
+  // inventory
+  insufficient_stock: { status: 409, title: 'There is not enough stock', retryable: false },
+  quantity_exceeded: { status: 409, title: 'The quantity exceeds what is open', retryable: false },
+  invalid_transition: { status: 409, title: 'The resource is not in a state that allows this', retryable: false },
+  purchase_order_closed: { status: 409, title: 'The purchase order is closed', retryable: false },
   // idempotency
   idempotency_key_reused: { status: 422, title: 'The idempotency key was used with another request', retryable: false },
   idempotency_key_in_progress: { status: 409, title: 'A request with this idempotency key is still in progress', retryable: true },

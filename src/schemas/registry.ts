@@ -3,6 +3,7 @@
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import common from '../../schemas/common.schema.json' with { type: 'json' };
+import mapping from '../../schemas/mapping.schema.json' with { type: 'json' };
 import workspaces from '../../schemas/tables/workspaces.schema.json' with { type: 'json' };
 import apiKeys from '../../schemas/tables/api_keys.schema.json' with { type: 'json' };
 import oauthClients from '../../schemas/tables/oauth_clients.schema.json' with { type: 'json' };
@@ -13,6 +14,14 @@ import events from '../../schemas/tables/events.schema.json' with { type: 'json'
 import inbox from '../../schemas/tables/inbox.schema.json' with { type: 'json' };
 import idempotencyKeys from '../../schemas/tables/idempotency_keys.schema.json' with { type: 'json' };
 import auditLog from '../../schemas/tables/audit_log.schema.json' with { type: 'json' };
+import productsTable from '../../schemas/tables/products.schema.json' with { type: 'json' };
+import locationsTable from '../../schemas/tables/locations.schema.json' with { type: 'json' };
+import inventoryItemsTable from '../../schemas/tables/inventory_items.schema.json' with { type: 'json' };
+import stockLevelsTable from '../../schemas/tables/stock_levels.schema.json' with { type: 'json' };
+import movementsTable from '../../schemas/tables/movements.schema.json' with { type: 'json' };
+import ordersTable from '../../schemas/tables/orders.schema.json' with { type: 'json' };
+import allocationsTable from '../../schemas/tables/allocations.schema.json' with { type: 'json' };
+import purchaseOrdersTable from '../../schemas/tables/purchase_orders.schema.json' with { type: 'json' };
 import workspaceUpdate from '../../schemas/api/workspace-update.schema.json' with { type: 'json' };
 import apiKeyCreate from '../../schemas/api/api-key-create.schema.json' with { type: 'json' };
 import apiKeyUpdate from '../../schemas/api/api-key-update.schema.json' with { type: 'json' };
@@ -35,6 +44,14 @@ export const TABLE_SCHEMAS = [
   inbox,
   idempotencyKeys,
   auditLog,
+  productsTable,
+  locationsTable,
+  inventoryItemsTable,
+  stockLevelsTable,
+  movementsTable,
+  ordersTable,
+  allocationsTable,
+  purchaseOrdersTable,
 ] as JsonSchema[];
 
 export const API_SCHEMAS = [
@@ -64,7 +81,7 @@ function createAjv(): Ajv2020 {
 export const COMMON_SCHEMA = common as JsonSchema;
 
 export const ajv = createAjv();
-for (const schema of [common, ...TABLE_SCHEMAS, ...API_SCHEMAS] as JsonSchema[]) ajv.addSchema(schema);
+for (const schema of [common, mapping, ...TABLE_SCHEMAS, ...API_SCHEMAS] as JsonSchema[]) ajv.addSchema(schema);
 
 const cache = new Map<string, ValidateFunction>();
 

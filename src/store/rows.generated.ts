@@ -165,6 +165,154 @@ export type AuditLogRow = {
   updatedAt: string;
 };
 
+/** Product: A thing the workspace stocks, identified by its SKU. Its stock and cost live in its inventory item. */
+export type ProductsRow = {
+  id: string;
+  workspaceId: string;
+  sku: string;
+  name: string;
+  description: string | null;
+  barcode: string | null;
+  attributes: Record<string, unknown>;
+  unitOfMeasure: string;
+  reorderPoint: number | null;
+  safetyStock: number;
+  leadTimeDays: number;
+  allowBackorders: boolean;
+  status: "active" | "archived";
+  inventoryItemId: string;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
+/** Location: A place stock is held: a warehouse, a store, a 3PL. */
+export type LocationsRow = {
+  id: string;
+  workspaceId: string;
+  code: string;
+  name: string;
+  type: "warehouse" | "store" | "third_party" | "virtual";
+  address: Record<string, unknown> | null;
+  priority: number;
+  active: boolean;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
+/** Inventory item: The stock and cost of one product across all locations: totals, the moving weighted average unit cost, and the sequence of its movements. */
+export type InventoryItemsRow = {
+  id: string;
+  workspaceId: string;
+  productId: string;
+  sku: string;
+  onHand: number;
+  reserved: number;
+  averageCost: string;
+  movementSeq: number;
+  lastMovementAt: string | null;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
+/** Stock level: Stock of one inventory item at one location. Available is on hand minus reserved. */
+export type StockLevelsRow = {
+  id: string;
+  workspaceId: string;
+  inventoryItemId: string;
+  productId: string;
+  locationId: string;
+  sku: string;
+  onHand: number;
+  reserved: number;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
+/** Stock movement: One immutable entry of the stock ledger: a change of on-hand quantity at one location, with its unit cost. Replaying the ledger gives the stock levels and average costs. */
+export type MovementsRow = {
+  id: string;
+  workspaceId: string;
+  inventoryItemId: string;
+  productId: string;
+  sku: string;
+  locationId: string;
+  type: "receipt" | "adjustment" | "sale" | "return" | "transfer_out" | "transfer_in" | "write_off";
+  quantity: number;
+  unitCost: string;
+  value: string;
+  seq: number;
+  onHandAfter: number;
+  averageCostAfter: string;
+  reason: string | null;
+  reference: Record<string, unknown> | null;
+  occurredAt: string;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
+/** Order: A sales order from a channel. (channel, externalId) is unique: importing the same order again updates it. */
+export type OrdersRow = {
+  id: string;
+  workspaceId: string;
+  channel: string;
+  externalId: string;
+  status: "open" | "partially_fulfilled" | "fulfilled" | "cancelled";
+  allocationStatus: "unallocated" | "partially_allocated" | "allocated" | "not_required";
+  currency: string;
+  customer: Record<string, unknown> | null;
+  shippingAddress: Record<string, unknown> | null;
+  lines: unknown[];
+  placedAt: string | null;
+  contentHash: string;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
+/** Allocation: Stock reserved at one location for one order line: created, then confirmed, then fulfilled; or cancelled or released. Open quantity = quantity - fulfilled - released. */
+export type AllocationsRow = {
+  id: string;
+  workspaceId: string;
+  orderId: string;
+  lineId: string;
+  productId: string;
+  inventoryItemId: string;
+  sku: string;
+  locationId: string;
+  quantity: number;
+  fulfilledQuantity: number;
+  releasedQuantity: number;
+  status: "created" | "confirmed" | "fulfilled" | "cancelled" | "released";
+  confirmedAt: string | null;
+  closedAt: string | null;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
+/** Purchase order: Stock ordered from a supplier for one location. Receiving it records receipts and updates average costs. */
+export type PurchaseOrdersRow = {
+  id: string;
+  workspaceId: string;
+  number: string;
+  supplier: Record<string, unknown>;
+  locationId: string;
+  status: "draft" | "open" | "partially_received" | "received" | "closed" | "cancelled";
+  expectedDate: string | null;
+  currency: string;
+  lines: unknown[];
+  notes: string | null;
+  receivedAt: string | null;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
 export interface TableRows {
   workspaces: WorkspacesRow;
   api_keys: ApiKeysRow;
@@ -176,6 +324,14 @@ export interface TableRows {
   inbox: InboxRow;
   idempotency_keys: IdempotencyKeysRow;
   audit_log: AuditLogRow;
+  products: ProductsRow;
+  locations: LocationsRow;
+  inventory_items: InventoryItemsRow;
+  stock_levels: StockLevelsRow;
+  movements: MovementsRow;
+  orders: OrdersRow;
+  allocations: AllocationsRow;
+  purchase_orders: PurchaseOrdersRow;
 }
 
 export type TableName = keyof TableRows;

@@ -6,7 +6,7 @@ import { newId } from '../lib/ids.ts';
 import { validatorFor } from '../schemas/registry.ts';
 import type { TableSpec } from '../schemas/tables.ts';
 import { assertValid } from '../schemas/validate.ts';
-import type { NewRow, OrderBy, Table, Where } from './types.ts';
+import type { NewRow, OrderBy, Page, QueryOptions, Table, Where } from './types.ts';
 
 type AnyRow = Record<string, unknown> & { id: string; version: number };
 
@@ -136,4 +136,17 @@ export function decodeCursor(cursor: string): [string | number, string] {
   throw new HubError('invalid_cursor', 'The cursor is not one this API issued', {
     errors: [{ field: '/cursor', code: 'format', message: 'is not a cursor this API issued' }],
   });
+}
+
+/** Every row matching the query, a page of up to 1000 at a time (for reports and replays, not for requests). */
+export async function* scanRows<T extends { id: string; version: number }>(
+  table: Pick<Table<T>, 'query'>,
+  options: Omit<QueryOptions, 'cursor' | 'limit'> = {},
+): AsyncGenerator<T> {
+  let cursor: string | null = null;
+  do {
+    const page: Page<T> = await table.query({ ...options, cursor, limit: 1000 });
+    yield* page.items;
+    cursor = page.nextCursor;
+  } while (cursor);
 }

@@ -1,0 +1,89 @@
+// Looks up what requests name (SKUs, product ids, locations) in bulk, and reports every unknown one at once.
+import { HubError, type FieldError } from '../errors.ts';
+import type { InventoryItemsRow, LocationsRow, ProductsRow } from '../store/types.ts';
+import type { InventoryContext } from './context.ts';
+
+export interface CatalogEntry {
+  product: ProductsRow;
+  item: InventoryItemsRow;
+}
+
+const CHUNK = 200;
+
+async function productsWhere(ctx: InventoryContext, field: 'sku' | 'id', values: string[]): Promise<ProductsRow[]> {
+  const out: ProductsRow[] = [];
+  for (let i = 0; i < values.length; i += CHUNK) {
+    const slice = values.slice(i, i + CHUNK);
+    const page = await ctx.db.table('products').query({ where: { workspaceId: ctx.workspaceId, [field]: { in: slice } }, limit: slice.length });
+    out.push(...page.items);
+  }
+  return out;
+}
+
+async function itemsOf(ctx: InventoryContext, products: ProductsRow[]): Promise<Map<string, InventoryItemsRow>> {
+  const ids = products.map((p) => p.inventoryItemId);
+  const byId = new Map<string, InventoryItemsRow>();
+  for (let i = 0; i < ids.length; i += CHUNK) {
+    const slice = ids.slice(i, i + CHUNK);
+    const page = await ctx.db.table('inventory_items').query({ where: { workspaceId: ctx.workspaceId, id: { in: slice } }, limit: slice.length });
+    for (const it of page.items) byId.set(it.id, it);
+  }
+  return byId;
+}
+
+export interface ProductRef {
+  sku?: string;
+  productId?: string;
+  /** JSON pointer of the reference in the request, for the error. */
+  pointer: string;
+}
+
+/**
+ * Resolves each reference (by SKU or product id) to its product and inventory item. Unknown ones fail together
+ * with `unknown_reference`, one field error each, before anything is written.
+ */
+export async function resolveProducts(ctx: InventoryContext, refs: ProductRef[]): Promise<CatalogEntry[]> {
+  const skus = [...new Set(refs.filter((r) => r.sku !== undefined).map((r) => r.sku!))];
+  const ids = [...new Set(refs.filter((r) => r.sku === undefined && r.productId !== undefined).map((r) => r.productId!))];
+  const products = [...(skus.length ? await productsWhere(ctx, 'sku', skus) : []), ...(ids.length ? await productsWhere(ctx, 'id', ids) : [])];
+  const bySku = new Map(products.map((p) => [p.sku, p]));
+  const byId = new Map(products.map((p) => [p.id, p]));
+  const items = await itemsOf(ctx, products);
+  const errors: FieldError[] = [];
+  const out: CatalogEntry[] = [];
+  for (const ref of refs) {
+    const product = ref.sku !== undefined ? bySku.get(ref.sku) : ref.productId !== undefined ? byId.get(ref.productId) : undefined;
+    const item = product ? items.get(product.inventoryItemId) : undefined;
+    if (!product || !item) {
+      errors.push(
+        ref.sku !== undefined
+          ? { field: `${ref.pointer}/sku`, code: 'unknown', message: `there is no product with SKU "${ref.sku}"` }
+          : ref.productId !== undefined
+            ? { field: `${ref.pointer}/productId`, code: 'unknown', message: `there is no product ${ref.productId}` }
+            : { field: ref.pointer, code: 'required', message: 'needs a sku or a productId' },
+      );
+      continue;
+    }
+    out.push({ product, item });
+  }
+  if (errors.length) throw new HubError('unknown_reference', errors.length === 1 ? errors[0]!.message.replace(/^there/, 'There') : `${errors.length} products do not exist`, { errors });
+  return out;
+}
+
+/** Every location of the workspace, in allocation order (priority, then code). */
+export async function loadLocations(ctx: InventoryContext): Promise<LocationsRow[]> {
+  const page = await ctx.db.table('locations').query({ where: { workspaceId: ctx.workspaceId }, limit: 1000 });
+  return page.items.sort((a, b) => a.priority - b.priority || (a.code < b.code ? -1 : a.code > b.code ? 1 : 0));
+}
+
+/** A location of the workspace, or `unknown_reference` at the pointer. Inactive ones are refused when `mustBeActive`. */
+export async function resolveLocation(ctx: InventoryContext, id: string, pointer: string, mustBeActive = true): Promise<LocationsRow> {
+  const loc = await ctx.db.table('locations').get(id);
+  if (!loc || loc.workspaceId !== ctx.workspaceId) {
+    throw new HubError('unknown_reference', `There is no location ${id}`, { errors: [{ field: pointer, code: 'unknown', message: `there is no location ${id}` }] });
+  }
+  if (mustBeActive && !loc.active) {
+    throw new HubError('invalid_transition', `Location ${loc.code} is inactive`, { errors: [{ field: pointer, code: 'inactive', message: 'the location is inactive' }] });
+  }
+  return loc;
+}

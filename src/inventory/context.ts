@@ -1,0 +1,26 @@
+// What every inventory operation runs with: the open transaction, the tenant, the time, and the request it serves.
+import { appendEvent } from '../events/log.ts';
+import type { Db } from '../store/types.ts';
+
+export interface InventoryContext {
+  /** An open transaction (or the store, for reads): every write of one operation commits together. */
+  db: Db;
+  workspaceId: string;
+  /** ISO time of the operation: stamps movements and events. */
+  now: string;
+  correlationId?: string | null;
+}
+
+/** Appends a domain event in the operation's transaction. */
+export function emit(ctx: InventoryContext, type: string, subject: string, data: Record<string, unknown>) {
+  return appendEvent(ctx.db, { type, workspaceId: ctx.workspaceId, subject, data, correlationId: ctx.correlationId ?? null }, ctx.now);
+}
+
+/** Runs `fn` in one transaction with a context bound to it. */
+export function inTransaction<R>(
+  db: Db,
+  base: Omit<InventoryContext, 'db'>,
+  fn: (ctx: InventoryContext) => Promise<R>,
+): Promise<R> {
+  return db.transaction((tx) => fn({ ...base, db: tx }));
+}

@@ -1,0 +1,237 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createInventoryFixture, type InventoryFixture } from '../../test/inventory-fixture.ts';
+import { HubError } from '../errors.ts';
+import { allocationsOf, applySteps, confirmAllocation } from './allocations.ts';
+import { cancelOrder, fulfilOrder, importOrder, reserveOrder } from './orders.ts';
+import { adjustStock, receiveStock, returnStock, transferStock } from './movements.ts';
+import { closePurchaseOrder, createPurchaseOrder, receivePurchaseOrder } from './purchase-orders.ts';
+import { inventoryValue, verifyLedger } from './valuation.ts';
+import { lowStock, reorderSuggestion } from './reorder.ts';
+import type { LocationsRow } from '../store/types.ts';
+
+let f: InventoryFixture;
+let wh1: LocationsRow;
+let wh2: LocationsRow;
+
+async function expectHubError(p: Promise<unknown>, code: string): Promise<HubError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err, `expected ${code}`).toBeInstanceOf(HubError);
+  expect((err as HubError).code).toBe(code);
+  return err as HubError;
+}
+
+async function events(type: string) {
+  const page = await f.store.table('events').query({ where: { type }, limit: 1000 });
+  return page.items;
+}
+
+beforeEach(async () => {
+  f = await createInventoryFixture();
+  wh1 = await f.location('WH1', 1);
+  wh2 = await f.location('WH2', 2);
+});
+afterEach(() => f.close());
+
+describe('receipts and the weighted average cost', () => {
+  it('averages the cost of receipts by quantity, exactly', async () => {
+    await f.product('A');
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 10, unitCost: '2.00' }] }));
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh2.id, lines: [{ sku: 'A', quantity: 20, unitCost: '3.10' }] }));
+    const item = (await f.store.table('inventory_items').query({ where: { sku: 'A' } })).items[0]!;
+    expect(item.onHand).toBe(30);
+    expect(item.averageCost).toBe('2.733333');
+    expect((await verifyLedger(f.ctx())).discrepancies).toEqual([]);
+  });
+
+  it('refuses an unknown SKU or location and writes nothing', async () => {
+    await f.product('A');
+    const err = await expectHubError(
+      f.run((ctx) => receiveStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 1, unitCost: '1' }, { sku: 'NOPE', quantity: 1, unitCost: '1' }] })),
+      'unknown_reference',
+    );
+    expect(err.errors).toEqual([expect.objectContaining({ field: '/lines/1/sku' })]);
+    await expectHubError(f.run((ctx) => receiveStock(ctx, { locationId: 'loc_nope', lines: [{ sku: 'A', quantity: 1, unitCost: '1' }] })), 'unknown_reference');
+    expect(await f.store.table('movements').count()).toBe(0);
+  });
+
+  it('refuses fractional, zero and negative quantities', async () => {
+    await f.product('A');
+    for (const quantity of [1.5, 0, -3]) {
+      await expectHubError(f.run((ctx) => receiveStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity, unitCost: '1' }] })), 'validation_failed');
+    }
+  });
+});
+
+describe('adjustments, write-offs, transfers and returns', () => {
+  it('counts, corrects, writes off and transfers, keeping the ledger balanced', async () => {
+    await f.product('A');
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 10, unitCost: '5' }] }));
+    await f.run((ctx) => adjustStock(ctx, { locationId: wh1.id, reason: 'cycle count', lines: [{ sku: 'A', onHand: 8 }] }));
+    await f.run((ctx) => adjustStock(ctx, { locationId: wh1.id, reason: 'broken', type: 'write_off', lines: [{ sku: 'A', quantity: 1 }] }));
+    const t = await f.run((ctx) => transferStock(ctx, { fromLocationId: wh1.id, toLocationId: wh2.id, lines: [{ sku: 'A', quantity: 3 }] }));
+    await f.run((ctx) => returnStock(ctx, { locationId: wh2.id, lines: [{ sku: 'A', quantity: 1 }] }));
+    const moves = (await f.store.table('movements').query({ orderBy: { field: 'seq' } })).items;
+    expect(moves.map((m) => [m.type, m.quantity, m.onHandAfter])).toEqual([
+      ['receipt', 10, 10],
+      ['adjustment', -2, 8],
+      ['write_off', -1, 7],
+      ['transfer_out', -3, 4],
+      ['transfer_in', 3, 3],
+      ['return', 1, 4],
+    ]);
+    expect(moves[3]!.reference).toEqual({ type: 'transfer', id: t.transferId });
+    expect(moves.every((m) => m.averageCostAfter === '5.00')).toBe(true);
+    expect((await verifyLedger(f.ctx())).discrepancies).toEqual([]);
+  });
+
+  it('will not take on hand below zero or below what is reserved', async () => {
+    await f.product('A');
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 2, unitCost: '1' }] }));
+    await expectHubError(f.run((ctx) => adjustStock(ctx, { locationId: wh1.id, reason: 'x', lines: [{ sku: 'A', quantity: -3 }] })), 'insufficient_stock');
+    await expectHubError(f.run((ctx) => transferStock(ctx, { fromLocationId: wh1.id, toLocationId: wh2.id, lines: [{ sku: 'A', quantity: 3 }] })), 'insufficient_stock');
+    await f.run((ctx) => importOrder(ctx, { channel: 'web', externalId: '1', lines: [{ sku: 'A', quantity: 2 }] }, 'USD'));
+    await expectHubError(f.run((ctx) => transferStock(ctx, { fromLocationId: wh1.id, toLocationId: wh2.id, lines: [{ sku: 'A', quantity: 1 }] })), 'insufficient_stock');
+    expect(await f.store.table('movements').count()).toBe(1);
+  });
+});
+
+describe('orders and allocations', () => {
+  it('reserves across locations in priority order, all lines or none', async () => {
+    await f.product('A');
+    await f.product('B');
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 2, unitCost: '1' }] }));
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh2.id, lines: [{ sku: 'A', quantity: 5, unitCost: '1' }, { sku: 'B', quantity: 1, unitCost: '1' }] }));
+    const short = await f.run((ctx) => importOrder(ctx, { channel: 'web', externalId: '1', lines: [{ sku: 'A', quantity: 4 }, { sku: 'B', quantity: 2 }] }, 'USD'));
+    expect(short.allocationFailure).toEqual([expect.objectContaining({ sku: 'B', requested: 2, available: 1 })]);
+    expect(short.allocations).toEqual([]);
+    expect(short.order.allocationStatus).toBe('unallocated');
+    expect(await events('allocation.failed')).toHaveLength(1);
+    const ok = await f.run((ctx) => importOrder(ctx, { channel: 'web', externalId: '2', lines: [{ sku: 'A', quantity: 4 }, { sku: 'B', quantity: 1 }] }, 'USD'));
+    expect(ok.allocations.map((a) => [a.sku, a.locationId, a.quantity])).toEqual([
+      ['A', wh1.id, 2],
+      ['A', wh2.id, 2],
+      ['B', wh2.id, 1],
+    ]);
+    expect(ok.order.allocationStatus).toBe('allocated');
+    await expectHubError(reserveOrder(f.store, f.base(), short.order.id), 'insufficient_stock');
+    expect(await events('allocation.failed')).toHaveLength(2);
+  });
+
+  it('imports the same order twice as one order, and adjusts reservations when it changes', async () => {
+    await f.product('A');
+    await f.product('B');
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 10, unitCost: '1' }, { sku: 'B', quantity: 10, unitCost: '1' }] }));
+    const input = { channel: 'shopify', externalId: '1001', lines: [{ lineId: 'l1', sku: 'A', quantity: 3 }, { lineId: 'l2', sku: 'B', quantity: 2 }] };
+    const first = await f.run((ctx) => importOrder(ctx, input, 'USD'));
+    const again = await f.run((ctx) => importOrder(ctx, structuredClone(input), 'USD'));
+    expect(first.created).toBe(true);
+    expect(again).toMatchObject({ created: false, changed: false });
+    expect(again.order.id).toBe(first.order.id);
+    expect(await f.store.table('orders').count()).toBe(1);
+    const changed = await f.run((ctx) => importOrder(ctx, { ...input, lines: [{ lineId: 'l1', sku: 'A', quantity: 1 }, { lineId: 'l3', sku: 'B', quantity: 4 }] }, 'USD'));
+    expect(changed.changed).toBe(true);
+    const items = (await f.store.table('inventory_items').query()).items;
+    expect(Object.fromEntries(items.map((i) => [i.sku, i.reserved]))).toEqual({ A: 1, B: 4 });
+    expect((await verifyLedger(f.ctx())).discrepancies).toEqual([]);
+    const cancelled = await f.run((ctx) => importOrder(ctx, { ...input, status: 'cancelled' }, 'USD'));
+    expect(cancelled.order.status).toBe('cancelled');
+    expect((await f.store.table('inventory_items').query()).items.every((i) => i.reserved === 0)).toBe(true);
+    expect(await events('order.cancelled')).toHaveLength(1);
+  });
+
+  it('walks an allocation from created to confirmed to fulfilled, recording the cost of goods sold', async () => {
+    await f.product('A', { reorderPoint: 5 });
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 10, unitCost: '4.25' }] }));
+    const { order, allocations } = await f.run((ctx) => importOrder(ctx, { channel: 'web', externalId: '9', lines: [{ sku: 'A', quantity: 6 }] }, 'USD'));
+    const confirmed = await f.run((ctx) => confirmAllocation(ctx, allocations[0]!));
+    expect(confirmed.status).toBe('confirmed');
+    await expectHubError(f.run((ctx) => confirmAllocation(ctx, confirmed)), 'invalid_transition');
+    await expectHubError(f.run((ctx) => fulfilOrder(ctx, order, [{ lineId: '1', quantity: 7 }])), 'quantity_exceeded');
+    const part = await f.run((ctx) => fulfilOrder(ctx, order, [{ lineId: '1', quantity: 2 }]));
+    expect(part.order.status).toBe('partially_fulfilled');
+    const done = await f.run((ctx) => fulfilOrder(ctx, part.order));
+    expect(done.order.status).toBe('fulfilled');
+    expect(done.allocations[0]!.status).toBe('fulfilled');
+    const sales = (await f.store.table('movements').query({ where: { type: 'sale' } })).items;
+    expect(sales.map((m) => [m.quantity, m.unitCost, m.value])).toEqual([
+      [-2, '4.25', '-8.50'],
+      [-4, '4.25', '-17.00'],
+    ]);
+    expect((await events('stock.low')).length).toBe(1);
+    await expectHubError(f.run((ctx) => cancelOrder(ctx, done.order)), 'invalid_transition');
+    expect((await verifyLedger(f.ctx())).discrepancies).toEqual([]);
+  });
+
+  it('refuses to release more than is open', async () => {
+    await f.product('A');
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 3, unitCost: '1' }] }));
+    const { allocations } = await f.run((ctx) => importOrder(ctx, { channel: 'web', externalId: '1', lines: [{ sku: 'A', quantity: 3 }] }, 'USD'));
+    await expectHubError(f.run((ctx) => applySteps(ctx, [{ kind: 'release', allocation: allocations[0]!, quantity: 4 }])), 'quantity_exceeded');
+    const [released] = await f.run((ctx) => applySteps(ctx, [{ kind: 'release', allocation: allocations[0]!, quantity: 1 }]));
+    expect(released).toMatchObject({ status: 'created', releasedQuantity: 1 });
+    const rest = await f.run((ctx) => allocationsOf(ctx, allocations[0]!.orderId));
+    const [closed] = await f.run((ctx) => applySteps(ctx, [{ kind: 'release', allocation: rest[0]! }]));
+    expect(closed!.status).toBe('released');
+    await expectHubError(f.run((ctx) => applySteps(ctx, [{ kind: 'release', allocation: closed! }])), 'invalid_transition');
+  });
+
+  it('lets products that allow backorders reserve beyond what is on hand, but never ship it', async () => {
+    await f.product('A', { allowBackorders: true });
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh2.id, lines: [{ sku: 'A', quantity: 1, unitCost: '1' }] }));
+    const { order, allocations } = await f.run((ctx) => importOrder(ctx, { channel: 'web', externalId: '1', lines: [{ sku: 'A', quantity: 3 }] }, 'USD'));
+    expect(allocations.map((a) => [a.locationId, a.quantity])).toEqual([
+      [wh2.id, 1],
+      [wh1.id, 2],
+    ]);
+    await expectHubError(f.run((ctx) => fulfilOrder(ctx, order)), 'insufficient_stock');
+  });
+});
+
+describe('purchase orders', () => {
+  it('receives in parts, moves the average, and refuses receipts once closed', async () => {
+    await f.product('A');
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 10, unitCost: '1.00' }] }));
+    const po = await f.run((ctx) => createPurchaseOrder(ctx, { supplier: { name: 'Acme Supply' }, locationId: wh1.id, lines: [{ sku: 'A', quantity: 10, unitCost: '2.00' }] }, 'USD'));
+    await expectHubError(f.run((ctx) => receivePurchaseOrder(ctx, po, { lines: [{ lineId: '1', quantity: 11 }] })), 'quantity_exceeded');
+    const part = await f.run((ctx) => receivePurchaseOrder(ctx, po, { lines: [{ lineId: '1', quantity: 5 }] }));
+    expect(part.purchaseOrder.status).toBe('partially_received');
+    const item = (await f.store.table('inventory_items').query()).items[0]!;
+    expect(item.averageCost).toBe('1.333333');
+    const closed = await f.run((ctx) => closePurchaseOrder(ctx, part.purchaseOrder, 'closed'));
+    await expectHubError(f.run((ctx) => receivePurchaseOrder(ctx, closed, {})), 'purchase_order_closed');
+    expect(await events('purchase_order.received')).toHaveLength(1);
+  });
+});
+
+describe('reports', () => {
+  it('values stock now and at a past moment', async () => {
+    await f.product('A');
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 3, unitCost: '1.005' }] }));
+    const before = new Date(f.clock.now()).toISOString();
+    f.clock.advance(60_000);
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh2.id, lines: [{ sku: 'A', quantity: 1, unitCost: '3' }] }));
+    const now = await f.run((ctx) => inventoryValue(ctx, { currency: 'USD' }));
+    expect(now.lines.map((l) => [l.locationId, l.onHand, l.unitCost, l.value])).toEqual([
+      [wh1.id, 3, '1.50375', '4.51'],
+      [wh2.id, 1, '1.50375', '1.50'],
+    ]);
+    expect(now.totalValue).toBe('6.01');
+    const past = await f.run((ctx) => inventoryValue(ctx, { currency: 'USD', at: before, groupBy: 'sku' }));
+    expect(past.lines).toEqual([expect.objectContaining({ sku: 'A', onHand: 3, unitCost: '1.005', value: '3.02' })]);
+  });
+
+  it('suggests a reorder from recent demand, lead time, safety stock and what is on order', async () => {
+    const p = await f.product('A', { leadTimeDays: 5, safetyStock: 4 });
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 100, unitCost: '1' }] }));
+    const { order } = await f.run((ctx) => importOrder(ctx, { channel: 'web', externalId: '1', lines: [{ sku: 'A', quantity: 90 }] }, 'USD'));
+    await f.run((ctx) => fulfilOrder(ctx, order));
+    const item = (await f.store.table('inventory_items').get(p.inventoryItemId))!;
+    const s = await f.run((ctx) => reorderSuggestion(ctx, item, p, { currency: 'USD' }));
+    expect(s).toMatchObject({ unitsSold: 90, averageDailyDemand: 3, leadTimeDemand: 15, reorderPoint: 19, available: 10, shouldReorder: true, suggestedQuantity: 99, estimatedCost: '99.00' });
+    const low = await f.run((ctx) => lowStock(ctx, { currency: 'USD' }));
+    expect(low.map((l) => l.sku)).toEqual(['A']);
+  });
+});
