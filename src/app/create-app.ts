@@ -12,6 +12,7 @@ import { registerApiKeyRoutes } from './routes/api-keys.ts';
 import { registerAuditRoutes } from './routes/audit.ts';
 import { registerConnectionRoutes } from './routes/connections.ts';
 import { registerEventRoutes } from './routes/events.ts';
+import { registerInventoryRoutes } from './routes/inventory/index.ts';
 import { registerJobRoutes } from './routes/jobs.ts';
 import { registerOAuthRoutes } from './routes/oauth.ts';
 import { registerSystemRoutes } from './routes/system.ts';
@@ -111,6 +112,7 @@ export function createApp(deps: AppDeps) {
   registerEventRoutes(routes);
   registerAuditRoutes(routes);
   registerJobRoutes(routes);
+  registerInventoryRoutes(routes);
 
   return Object.assign(app, { routeSpecs: routes.specs });
 }

@@ -14,6 +14,7 @@ import {
   type OrderLine,
   type ReserveRequest,
 } from './allocations.ts';
+import { checkStock, type CheckResult } from './availability.ts';
 import { resolveLocation, resolveProducts } from './catalog.ts';
 import { emit, inTransaction, type InventoryContext } from './context.ts';
 import { insufficient, type Shortfall } from './stock-batch.ts';
@@ -331,4 +332,19 @@ export async function fulfilOrder(ctx: InventoryContext, order: OrdersRow, lines
   }
   const changed = await applySteps(ctx, steps);
   return { order: await refreshOrder(ctx, order), allocations: changed };
+}
+
+/** Whether what the order still needs reserved could be reserved now; nothing is reserved. */
+export async function checkOrderStock(ctx: InventoryContext, order: OrdersRow): Promise<CheckResult> {
+  if (order.status === 'cancelled' || order.status === 'fulfilled') return { sufficient: true, lines: [] };
+  const lines = new Map(linesOf(order).map((l) => [l.lineId, l]));
+  const todo = outstanding(order, await allocationsOf(ctx, order.id));
+  if (todo.length === 0) return { sufficient: true, lines: [] };
+  return checkStock(
+    ctx,
+    todo.map((r) => {
+      const line = lines.get(r.lineId)!;
+      return { productId: line.productId, quantity: r.quantity, ...(line.locationId ? { locationId: line.locationId } : {}) };
+    }),
+  );
 }

@@ -30,6 +30,23 @@ import oauthClientCreate from '../../schemas/api/oauth-client-create.schema.json
 import oauthTokenRequest from '../../schemas/api/oauth-token-request.schema.json' with { type: 'json' };
 import connectionCreate from '../../schemas/api/connection-create.schema.json' with { type: 'json' };
 import connectionUpdate from '../../schemas/api/connection-update.schema.json' with { type: 'json' };
+import productCreate from '../../schemas/api/product-create.schema.json' with { type: 'json' };
+import productUpdate from '../../schemas/api/product-update.schema.json' with { type: 'json' };
+import locationCreate from '../../schemas/api/location-create.schema.json' with { type: 'json' };
+import locationUpdate from '../../schemas/api/location-update.schema.json' with { type: 'json' };
+import stockReceipt from '../../schemas/api/stock-receipt.schema.json' with { type: 'json' };
+import stockAdjustment from '../../schemas/api/stock-adjustment.schema.json' with { type: 'json' };
+import stockTransfer from '../../schemas/api/stock-transfer.schema.json' with { type: 'json' };
+import stockReturn from '../../schemas/api/stock-return.schema.json' with { type: 'json' };
+import stockCheck from '../../schemas/api/stock-check.schema.json' with { type: 'json' };
+import orderImport from '../../schemas/api/order-import.schema.json' with { type: 'json' };
+import orderReserve from '../../schemas/api/order-reserve.schema.json' with { type: 'json' };
+import orderFulfil from '../../schemas/api/order-fulfil.schema.json' with { type: 'json' };
+import allocationCreate from '../../schemas/api/allocation-create.schema.json' with { type: 'json' };
+import allocationQuantity from '../../schemas/api/allocation-quantity.schema.json' with { type: 'json' };
+import purchaseOrderCreate from '../../schemas/api/purchase-order-create.schema.json' with { type: 'json' };
+import purchaseOrderUpdate from '../../schemas/api/purchase-order-update.schema.json' with { type: 'json' };
+import purchaseOrderReceive from '../../schemas/api/purchase-order-receive.schema.json' with { type: 'json' };
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -63,6 +80,23 @@ export const API_SCHEMAS = [
   oauthTokenRequest,
   connectionCreate,
   connectionUpdate,
+  productCreate,
+  productUpdate,
+  locationCreate,
+  locationUpdate,
+  stockReceipt,
+  stockAdjustment,
+  stockTransfer,
+  stockReturn,
+  stockCheck,
+  orderImport,
+  orderReserve,
+  orderFulfil,
+  allocationCreate,
+  allocationQuantity,
+  purchaseOrderCreate,
+  purchaseOrderUpdate,
+  purchaseOrderReceive,
 ] as JsonSchema[];
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
