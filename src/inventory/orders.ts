@@ -1,7 +1,7 @@
 // Sales orders: idempotent import keyed by (channel, external id), reservation of all lines at once, fulfilment
 // and cancellation. A changed re-import adjusts the order's reservations to its new lines.
 import { createHash } from 'node:crypto';
-import { HubError } from '../errors.ts';
+import { HubError, isHubError } from '../errors.ts';
 import type { AllocationsRow, Db, OrdersRow } from '../store/types.ts';
 import {
   allocationsOf,
@@ -208,6 +208,22 @@ export async function importOrder(ctx: InventoryContext, input: OrderImport, def
   }
   order = await refreshOrder(ctx, order, allocations);
   return { order, created: !existing, changed: true, allocations, allocationFailure };
+}
+
+/**
+ * Imports an order in its own transaction. Two first imports of one order racing on a store with optimistic
+ * transactions (Appwrite) meet at the unique (channel, externalId) index: the loser runs again and finds the
+ * winner's order, so both callers see one order.
+ */
+export async function importOrderIn(db: Db, base: Omit<InventoryContext, 'db'>, input: OrderImport, defaultCurrency: string): Promise<ImportResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await inTransaction(db, base, (ctx) => importOrder(ctx, input, defaultCurrency));
+    } catch (err) {
+      const duplicate = isHubError(err, 'already_exists') && (err as HubError).errors?.some((e) => e.field === '/externalId');
+      if (!duplicate || attempt >= 3) throw err;
+    }
+  }
 }
 
 /** Releases what the new lines no longer need; refuses to drop or shrink a line below what has shipped. */

@@ -157,6 +157,17 @@ class AppwriteTable implements Table<AnyRow> {
     if (!this.ctx.baseVersions!.has(key)) this.ctx.baseVersions!.set(key, (await this.getCommitted(id))?.version ?? null);
   }
 
+  /** Whether any row this transaction has read or written was committed anew since it first saw it. */
+  private async baseMoved(): Promise<boolean> {
+    for (const [key, version] of this.ctx.baseVersions ?? []) {
+      const slash = key.indexOf('/');
+      const spec = TABLE_SPECS.get(key.slice(0, slash) as TableName)!;
+      const committed = await new AppwriteTable({ ...this.ctx, transactionId: undefined, baseVersions: undefined }, spec).getCommitted(key.slice(slash + 1));
+      if ((committed?.version ?? null) !== version) return true;
+    }
+    return false;
+  }
+
   private async checkBase(id: string): Promise<void> {
     const expected = this.ctx.baseVersions!.get(`${this.spec.name}/${id}`);
     const now = (await this.getCommitted(id))?.version ?? null;
@@ -167,8 +178,10 @@ class AppwriteTable implements Table<AnyRow> {
     const row = prepareInsert(this.spec, this.ctx.clock, input as Record<string, unknown>);
     if (this.ctx.transactionId) {
       // Staged writes are checked only at commit, where a clash reads as a transaction conflict: check first.
+      // A clash with a row someone committed after this transaction read what led it here is a race, not a
+      // duplicate: run the body again on fresh reads.
       const clash = await this.clashingFields(row);
-      if (clash.length) throw this.clashError(clash);
+      if (clash.length) throw (await this.baseMoved()) ? raceConflict(this.what(row.id)) : this.clashError(clash);
       await this.rememberBase(row.id);
     }
     try {
@@ -297,6 +310,8 @@ class AppwriteTable implements Table<AnyRow> {
       cursor = list.rows[list.rows.length - 1]!.$id;
     }
     const page = items.slice(0, limit);
+    // Rows read in a transaction are what it builds on: a later write against an older version is a race.
+    if (this.ctx.baseVersions) for (const row of page) if (!this.ctx.baseVersions.has(`${this.spec.name}/${row.id}`)) this.ctx.baseVersions.set(`${this.spec.name}/${row.id}`, row.version);
     return { items: page, nextCursor: items.length > limit ? page[page.length - 1]!.id : null };
   }
 

@@ -2,7 +2,7 @@
 // order's lines at once.
 import type { Context } from 'hono';
 import { allocationsOf, type ReserveRequest } from '../../../inventory/allocations.ts';
-import { cancelOrder, checkOrderStock, fulfilOrder, importOrder, loadOrder, publicOrder, releaseOrder, reserveOrder, type OrderImport } from '../../../inventory/orders.ts';
+import { cancelOrder, checkOrderStock, fulfilOrder, importOrderIn, loadOrder, publicOrder, releaseOrder, reserveOrder, type OrderImport } from '../../../inventory/orders.ts';
 import type { AllocationsRow, OrdersRow } from '../../../store/types.ts';
 import type { HubEnv } from '../../deps.ts';
 import type { RouteSpec, RouteTable } from '../../define-route.ts';
@@ -60,7 +60,7 @@ export function registerOrderRoutes(routes: RouteTable): void {
     },
     async (c, { body }) => {
       const currency = await workspaceCurrency(c);
-      const result = await runInventory(c, (ctx) => importOrder(ctx, body, currency));
+      const result = await importOrderIn(c.get('deps').store, inventoryBase(c), body, currency);
       const out = orderBody(result.order, result.allocations, result.allocationFailure);
       return jsonWithEtag(c, out, result.created ? 201 : 200, result.created ? `/v1/orders/${result.order.id}` : undefined);
     },
