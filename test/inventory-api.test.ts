@@ -214,6 +214,14 @@ describe('orders and allocations', () => {
     expect(await eventTypes()).toEqual(expect.arrayContaining(['order.cancelled']));
   });
 
+  it('reserves a batch of orders, reporting each one', async () => {
+    const a = await post('/v1/orders', { channel: 'web', externalId: 'b1', reserve: false, lines: [{ sku: 'A', quantity: 4 }] });
+    const b = await post('/v1/orders', { channel: 'web', externalId: 'b2', reserve: false, lines: [{ sku: 'A', quantity: 2 }] });
+    const res = await post('/v1/allocations/batch', { orderIds: [a.id, b.id, 'ord_nope'] }, 200);
+    expect(res.results.map((r: { status: string }) => r.status)).toEqual(['reserved', 'insufficient_stock', 'not_found']);
+    expectProblem(await t.call('POST', '/v1/allocations/batch', { body: { orderIds: [] } }), 400, 'validation_failed');
+  });
+
   it('does not oversell when many clients reserve the last units at once over HTTP', async () => {
     await post('/v1/products', { sku: 'HOT', name: 'Hot item' });
     await post('/v1/stock/receipts', { locationId: wh1, lines: [{ sku: 'HOT', quantity: 7, unitCost: '1' }] });

@@ -43,46 +43,61 @@ async function entriesFor(ctx: InventoryContext, productIds: string[]): Promise<
 
 export type ReserveOutcome = { ok: true; allocations: AllocationsRow[] } | { ok: false; shortfalls: Shortfall[] };
 
+interface Piece {
+  lineId: string;
+  level: WorkingLevel;
+  quantity: number;
+}
+
+/** What planning needs once per call, however many orders it reserves for. */
+interface Planner {
+  batch: StockBatch;
+  locations: LocationsRow[];
+  entries: Map<string, CatalogEntry>;
+}
+
+async function createPlanner(ctx: InventoryContext, productIds: string[]): Promise<Planner> {
+  return { batch: new StockBatch(ctx), locations: (await loadLocations(ctx)).filter((l) => l.active), entries: await entriesFor(ctx, productIds) };
+}
+
 /**
- * Reserves stock for order lines, all or nothing: each line takes from the active locations in priority order
- * (or from the location it names), splitting across locations when one is not enough. Products that allow
- * backorders reserve the rest at the first location. Nothing is written unless every line is covered.
+ * Plans one order's reservation on the batch: each line takes from the active locations in priority order (or
+ * from the location it names), splitting across locations when one is not enough; products that allow
+ * backorders reserve the rest at the first location. When any line falls short, whatever this order took is
+ * put back and the shortfalls are returned.
  */
-export async function tryReserve(ctx: InventoryContext, order: OrdersRow, requests: ReserveRequest[]): Promise<ReserveOutcome> {
+async function plan(p: Planner, order: OrdersRow, requests: ReserveRequest[]): Promise<{ pieces: Piece[] } | { shortfalls: Shortfall[] }> {
   const lines = new Map((order.lines as OrderLine[]).map((l) => [l.lineId, l]));
-  const entries = await entriesFor(ctx, requests.map((r) => lines.get(r.lineId)!.productId));
-  const locations = (await loadLocations(ctx)).filter((l) => l.active);
-  const batch = new StockBatch(ctx);
-  const pieces: { lineId: string; level: WorkingLevel; quantity: number }[] = [];
+  const pieces: Piece[] = [];
   const shortfalls: Shortfall[] = [];
   for (const req of requests) {
     const line = lines.get(req.lineId)!;
-    const entry = entries.get(line.productId)!;
-    const item = batch.track(entry.product, entry.item);
+    const entry = p.entries.get(line.productId)!;
+    const item = p.batch.track(entry.product, entry.item);
     const wanted = req.locationId ?? line.locationId ?? null;
     let candidates: WorkingLevel[];
     let backorderAt: LocationsRow | undefined;
     if (wanted) {
-      const loc = locations.find((l) => l.id === wanted);
-      candidates = loc ? [await batch.level(item, loc.id)] : [];
+      const loc = p.locations.find((l) => l.id === wanted);
+      candidates = loc ? [await p.batch.level(item, loc.id)] : [];
       backorderAt = loc;
     } else {
-      const levels = await batch.levelsOf(item);
-      candidates = locations.map((loc) => levels.find((l) => l.row.locationId === loc.id)).filter((l): l is WorkingLevel => l !== undefined);
-      backorderAt = locations[0];
+      const levels = await p.batch.levelsOf(item);
+      candidates = p.locations.map((loc) => levels.find((l) => l.row.locationId === loc.id)).filter((l): l is WorkingLevel => l !== undefined);
+      backorderAt = p.locations[0];
     }
     let remaining = req.quantity;
     for (const level of candidates) {
       const take = Math.min(remaining, Math.max(available(level.row), 0));
       if (take <= 0) continue;
-      batch.reserve(level, take);
+      p.batch.reserve(level, take);
       pieces.push({ lineId: req.lineId, level, quantity: take });
       remaining -= take;
       if (remaining === 0) break;
     }
     if (remaining > 0 && entry.product.allowBackorders && backorderAt) {
-      const level = await batch.level(item, backorderAt.id);
-      batch.reserve(level, remaining);
+      const level = await p.batch.level(item, backorderAt.id);
+      p.batch.reserve(level, remaining);
       pieces.push({ lineId: req.lineId, level, quantity: remaining });
       remaining = 0;
     }
@@ -90,28 +105,33 @@ export async function tryReserve(ctx: InventoryContext, order: OrdersRow, reques
       shortfalls.push({ lineId: req.lineId, sku: line.sku, locationId: wanted, requested: req.quantity, available: req.quantity - remaining });
     }
   }
-  if (shortfalls.length) return { ok: false, shortfalls };
-  await batch.commit();
-  // One allocation per line and location, however many pieces the plan made.
-  const merged = new Map<string, { lineId: string; level: WorkingLevel; quantity: number }>();
-  for (const p of pieces) {
-    const key = `${p.lineId}|${p.level.row.locationId}`;
+  if (shortfalls.length === 0) return { pieces };
+  for (const piece of pieces) p.batch.reserve(piece.level, -piece.quantity);
+  return { shortfalls };
+}
+
+/** One allocation per line and location, however many pieces the plan made. */
+async function writeAllocations(ctx: InventoryContext, order: OrdersRow, pieces: Piece[]): Promise<AllocationsRow[]> {
+  const lines = new Map((order.lines as OrderLine[]).map((l) => [l.lineId, l]));
+  const merged = new Map<string, Piece>();
+  for (const piece of pieces) {
+    const key = `${piece.lineId}|${piece.level.row.locationId}`;
     const m = merged.get(key);
-    if (m) m.quantity += p.quantity;
-    else merged.set(key, { ...p });
+    if (m) m.quantity += piece.quantity;
+    else merged.set(key, { ...piece });
   }
   const allocations: AllocationsRow[] = [];
-  for (const p of merged.values()) {
-    const line = lines.get(p.lineId)!;
+  for (const piece of merged.values()) {
+    const line = lines.get(piece.lineId)!;
     const row: NewRow<AllocationsRow> = {
       workspaceId: ctx.workspaceId,
       orderId: order.id,
-      lineId: p.lineId,
+      lineId: piece.lineId,
       productId: line.productId,
-      inventoryItemId: p.level.item.row.id,
+      inventoryItemId: piece.level.item.row.id,
       sku: line.sku,
-      locationId: p.level.row.locationId,
-      quantity: p.quantity,
+      locationId: piece.level.row.locationId,
+      quantity: piece.quantity,
       fulfilledQuantity: 0,
       releasedQuantity: 0,
       status: 'created',
@@ -122,7 +142,37 @@ export async function tryReserve(ctx: InventoryContext, order: OrdersRow, reques
     allocations.push(saved);
     await emit(ctx, 'allocation.created', order.id, { allocation: saved });
   }
-  return { ok: true, allocations };
+  return allocations;
+}
+
+function productIdsOf(order: OrdersRow, requests: ReserveRequest[]): string[] {
+  const lines = new Map((order.lines as OrderLine[]).map((l) => [l.lineId, l]));
+  return requests.map((r) => lines.get(r.lineId)!.productId);
+}
+
+/** Reserves stock for one order's lines, all or nothing: nothing is written unless every line is covered. */
+export async function tryReserve(ctx: InventoryContext, order: OrdersRow, requests: ReserveRequest[]): Promise<ReserveOutcome> {
+  const planner = await createPlanner(ctx, productIdsOf(order, requests));
+  const planned = await plan(planner, order, requests);
+  if ('shortfalls' in planned) return { ok: false, shortfalls: planned.shortfalls };
+  await planner.batch.commit();
+  return { ok: true, allocations: await writeAllocations(ctx, order, planned.pieces) };
+}
+
+/**
+ * Reserves for many orders in one pass, each order all or nothing: one read of the stock they share, one write
+ * of each level and item however many orders touch it. Orders are served in the order given.
+ */
+export async function tryReserveMany(ctx: InventoryContext, requests: { order: OrdersRow; lines: ReserveRequest[] }[]): Promise<ReserveOutcome[]> {
+  const planner = await createPlanner(ctx, requests.flatMap((r) => productIdsOf(r.order, r.lines)));
+  const planned = [];
+  for (const r of requests) planned.push(await plan(planner, r.order, r.lines));
+  await planner.batch.commit();
+  const out: ReserveOutcome[] = [];
+  for (const [i, pl] of planned.entries()) {
+    out.push('shortfalls' in pl ? { ok: false, shortfalls: pl.shortfalls } : { ok: true, allocations: await writeAllocations(ctx, requests[i]!.order, pl.pieces) });
+  }
+  return out;
 }
 
 /** The event that says a reservation could not be made, and what was missing. */

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createInventoryFixture, type InventoryFixture } from '../../test/inventory-fixture.ts';
 import { HubError } from '../errors.ts';
 import { allocationsOf, applySteps, confirmAllocation } from './allocations.ts';
-import { cancelOrder, fulfilOrder, importOrder, reserveOrder } from './orders.ts';
+import { cancelOrder, fulfilOrder, importOrder, reserveOrder, reserveOrders } from './orders.ts';
 import { adjustStock, receiveStock, returnStock, transferStock } from './movements.ts';
 import { closePurchaseOrder, createPurchaseOrder, receivePurchaseOrder } from './purchase-orders.ts';
 import { inventoryValue, verifyLedger } from './valuation.ts';
@@ -118,6 +118,21 @@ describe('orders and allocations', () => {
     expect(ok.order.allocationStatus).toBe('allocated');
     await expectHubError(reserveOrder(f.store, f.base(), short.order.id), 'insufficient_stock');
     expect(await events('allocation.failed')).toHaveLength(2);
+  });
+
+  it('reserves many orders in one pass, each all or nothing, in the order given', async () => {
+    await f.product('A');
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 5, unitCost: '1' }] }));
+    const ids = [];
+    for (const q of [2, 4, 3]) ids.push((await f.run((ctx) => importOrder(ctx, { channel: 'web', externalId: `b${q}`, reserve: false, lines: [{ sku: 'A', quantity: q }] }, 'USD'))).order.id);
+    const results = await reserveOrders(f.store, f.base(), [...ids, 'ord_missing', ids[0]!]);
+    expect(results.map((r) => r.status)).toEqual(['reserved', 'insufficient_stock', 'reserved', 'not_found']);
+    expect(results[1]).toMatchObject({ missing: [{ requested: 4, available: 3 }] });
+    const item = (await f.store.table('inventory_items').query()).items[0]!;
+    expect(item.reserved).toBe(5);
+    expect((await reserveOrders(f.store, f.base(), [ids[0]!]))[0]!.status).toBe('nothing_to_reserve');
+    expect(await events('allocation.failed')).toHaveLength(1);
+    expect((await verifyLedger(f.ctx())).discrepancies).toEqual([]);
   });
 
   it('imports the same order twice as one order, and adjusts reservations when it changes', async () => {

@@ -10,6 +10,7 @@ import {
   openQuantity,
   recordAllocationFailure,
   tryReserve,
+  tryReserveMany,
   type AllocationStep,
   type OrderLine,
   type ReserveRequest,
@@ -363,4 +364,53 @@ export async function checkOrderStock(ctx: InventoryContext, order: OrdersRow): 
       return { productId: line.productId, quantity: r.quantity, ...(line.locationId ? { locationId: line.locationId } : {}) };
     }),
   );
+}
+
+export type BatchReserveResult =
+  | { orderId: string; status: 'reserved'; allocations: AllocationsRow[] }
+  | { orderId: string; status: 'insufficient_stock'; missing: Shortfall[] }
+  | { orderId: string; status: 'not_found' | 'not_reservable' | 'nothing_to_reserve' };
+
+/**
+ * Reserves what many orders still need, each order all or nothing, in one transaction and one pass over the
+ * stock they share (one write per stock level however many orders it serves). Orders are served in the order
+ * given; those that cannot be covered get `allocation.failed` and keep nothing.
+ */
+export async function reserveOrders(db: Db, base: Omit<InventoryContext, 'db'>, orderIds: string[]): Promise<BatchReserveResult[]> {
+  return inTransaction(db, base, async (ctx) => {
+    const unique = [...new Set(orderIds)];
+    const orders = new Map<string, OrdersRow>();
+    const allocations = new Map<string, AllocationsRow[]>();
+    for (let i = 0; i < unique.length; i += 200) {
+      const ids = unique.slice(i, i + 200);
+      for (const o of (await ctx.db.table('orders').query({ where: { workspaceId: ctx.workspaceId, id: { in: ids } }, limit: ids.length })).items) orders.set(o.id, o);
+      for (const a of (await ctx.db.table('allocations').query({ where: { workspaceId: ctx.workspaceId, orderId: { in: ids } }, limit: 1000 })).items) {
+        allocations.set(a.orderId, [...(allocations.get(a.orderId) ?? []), a]);
+      }
+    }
+    const results = new Map<string, BatchReserveResult>();
+    const requests: { order: OrdersRow; lines: ReserveRequest[] }[] = [];
+    for (const id of unique) {
+      const order = orders.get(id);
+      if (!order) results.set(id, { orderId: id, status: 'not_found' });
+      else if (order.status === 'cancelled' || order.status === 'fulfilled') results.set(id, { orderId: id, status: 'not_reservable' });
+      else {
+        const lines = outstanding(order, allocations.get(id) ?? []);
+        if (lines.length) requests.push({ order, lines });
+        else results.set(id, { orderId: id, status: 'nothing_to_reserve' });
+      }
+    }
+    const outcomes = await tryReserveMany(ctx, requests);
+    for (const [i, outcome] of outcomes.entries()) {
+      const order = requests[i]!.order;
+      if (outcome.ok) {
+        await refreshOrder(ctx, order, [...(allocations.get(order.id) ?? []), ...outcome.allocations]);
+        results.set(order.id, { orderId: order.id, status: 'reserved', allocations: outcome.allocations });
+      } else {
+        await recordAllocationFailure(ctx, order, outcome.shortfalls);
+        results.set(order.id, { orderId: order.id, status: 'insufficient_stock', missing: outcome.shortfalls });
+      }
+    }
+    return unique.map((id) => results.get(id)!);
+  });
 }

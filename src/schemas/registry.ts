@@ -43,6 +43,7 @@ import orderImport from '../../schemas/api/order-import.schema.json' with { type
 import orderReserve from '../../schemas/api/order-reserve.schema.json' with { type: 'json' };
 import orderFulfil from '../../schemas/api/order-fulfil.schema.json' with { type: 'json' };
 import allocationCreate from '../../schemas/api/allocation-create.schema.json' with { type: 'json' };
+import allocationBatch from '../../schemas/api/allocation-batch.schema.json' with { type: 'json' };
 import allocationQuantity from '../../schemas/api/allocation-quantity.schema.json' with { type: 'json' };
 import purchaseOrderCreate from '../../schemas/api/purchase-order-create.schema.json' with { type: 'json' };
 import purchaseOrderUpdate from '../../schemas/api/purchase-order-update.schema.json' with { type: 'json' };
@@ -93,6 +94,7 @@ export const API_SCHEMAS = [
   orderReserve,
   orderFulfil,
   allocationCreate,
+  allocationBatch,
   allocationQuantity,
   purchaseOrderCreate,
   purchaseOrderUpdate,

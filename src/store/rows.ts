@@ -1,11 +1,11 @@
 // What every store adapter does the same way: fill system fields, validate a row against its table schema before
 // it is written, and check filters and orderings against the table's columns.
-import { HubError } from '../errors.ts';
+import { HubError, type FieldError } from '../errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import { newId } from '../lib/ids.ts';
 import { validatorFor } from '../schemas/registry.ts';
 import type { TableSpec } from '../schemas/tables.ts';
-import { assertValid } from '../schemas/validate.ts';
+import { assertValid, toFieldErrors } from '../schemas/validate.ts';
 import type { NewRow, OrderBy, Page, QueryOptions, Table, Where } from './types.ts';
 
 type AnyRow = Record<string, unknown> & { id: string; version: number };
@@ -53,28 +53,48 @@ export function prepareInsert(spec: TableSpec, clock: Clock, input: Record<strin
   return row as AnyRow;
 }
 
-export function prepareUpdate(
-  spec: TableSpec,
-  clock: Clock,
-  current: AnyRow,
-  patch: Record<string, unknown>,
-): AnyRow {
-  for (const key of ['id', 'workspaceId', 'version', 'createdAt', 'updatedAt']) {
-    if (key in patch && patch[key] !== undefined && patch[key] !== current[key]) {
+const READONLY = ['id', 'workspaceId', 'version', 'createdAt', 'updatedAt'];
+
+/** Whether the patch names a field that may never change (then the stored value must be read to compare). */
+export function touchesReadonly(patch: Record<string, unknown>): boolean {
+  return READONLY.some((key) => patch[key] !== undefined);
+}
+
+/**
+ * Validates the fields a patch changes, each against its own property schema (the rest of the row was valid
+ * when it was written); a value of undefined means "not given". Returns the fields to write.
+ */
+export function checkPatch(spec: TableSpec, patch: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const errors: FieldError[] = [];
+  for (const key of Object.keys(patch)) {
+    const value = patch[key];
+    if (value === undefined || READONLY.includes(key)) continue;
+    if (!spec.columnsByName.has(key)) {
+      errors.push({ field: `/${key}`, code: 'additionalProperties', message: 'is not a known field' });
+      continue;
+    }
+    const validate = validatorFor(`${spec.schemaId}#/properties/${key}`);
+    if (!validate(value)) errors.push(...toFieldErrors(validate.errors, `/${key}`));
+    out[key] = value;
+  }
+  if (errors.length) throw new HubError('validation_failed', `A ${spec.title} row is not valid`, { errors });
+  return out;
+}
+
+export function checkReadonly(current: AnyRow, patch: Record<string, unknown>): void {
+  for (const key of READONLY) {
+    if (patch[key] !== undefined && patch[key] !== current[key]) {
       throw new HubError('validation_failed', `${key} cannot be changed`, {
         errors: [{ field: `/${key}`, code: 'readonly', message: 'cannot be changed' }],
       });
     }
   }
-  const row = compact({
-    ...current,
-    ...patch,
-    id: current.id,
-    version: current.version + 1,
-    updatedAt: new Date(clock.now()).toISOString(),
-  });
-  validateRow(spec, row);
-  return row as AnyRow;
+}
+
+export function prepareUpdate(spec: TableSpec, clock: Clock, current: AnyRow, patch: Record<string, unknown>): AnyRow {
+  checkReadonly(current, patch);
+  return { ...current, ...checkPatch(spec, patch), version: current.version + 1, updatedAt: new Date(clock.now()).toISOString() } as AnyRow;
 }
 
 export function clampLimit(limit: number | undefined): number {

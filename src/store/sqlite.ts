@@ -13,8 +13,10 @@ import {
   clampLimit,
   decodeCursor,
   encodeCursor,
+  checkPatch,
+  checkReadonly,
   prepareInsert,
-  prepareUpdate,
+  touchesReadonly,
   upsertRow,
 } from './rows.ts';
 import type {
@@ -221,23 +223,36 @@ class SqliteTable implements Table<AnyRow> {
 
   async update(id: string, patch: RowPatch<AnyRow>, options: UpdateOptions = {}): Promise<AnyRow> {
     await this.gate();
-    const current = this.getSync(id);
-    if (!current) throw this.notFound(id);
-    if (options.ifVersion !== undefined && options.ifVersion !== current.version) {
-      throw new HubError('version_conflict', `${this.spec.title} ${id} is at version ${current.version}, not ${options.ifVersion}`);
+    const p = patch as Record<string, unknown>;
+    if (touchesReadonly(p)) {
+      const current = this.getSync(id);
+      if (!current) throw this.notFound(id);
+      checkReadonly(current, p);
     }
-    const row = prepareUpdate(this.spec, this.owner.clock, current, patch as Record<string, unknown>);
-    const cols = this.spec.columns.filter((c) => c.name !== 'id');
-    const sql = `UPDATE ${q(this.spec.name)} SET ${cols.map((c) => `${q(c.name)} = ?`).join(', ')} WHERE id = ? AND version = ?`;
-    let changes: number;
+    const fields = checkPatch(this.spec, p);
+    // One statement: compare-and-set on the version, only the changed columns (unchanged indexed columns then
+    // cost no index maintenance), and the new row back.
+    const cols = this.spec.columns.filter((c) => c.name in fields);
+    const cas = options.ifVersion !== undefined;
+    const sql =
+      `UPDATE ${q(this.spec.name)} SET ${cols.map((c) => `${q(c.name)} = ?, `).join('')}"version" = "version" + 1, "updatedAt" = ? ` +
+      `WHERE id = ?${cas ? ' AND version = ?' : ''} RETURNING *`;
+    const args = [...cols.map((c) => encodeValue(c, fields[c.name])), new Date(this.owner.clock.now()).toISOString(), id];
+    if (cas) args.push(options.ifVersion!);
+    let raw: Record<string, unknown> | undefined;
     try {
-      changes = this.owner.stmt(sql).run(...cols.map((c) => encodeValue(c, row[c.name])), id, current.version).changes;
+      raw = this.owner.stmt(sql).get(...args) as Record<string, unknown> | undefined;
     } catch (err) {
       mapSqliteError(err, this.spec);
     }
-    if (changes !== 1) throw new HubError('version_conflict', `${this.spec.title} ${id} changed while it was being updated`);
-    return row;
+    if (!raw) {
+      const current = this.getSync(id);
+      if (!current) throw this.notFound(id);
+      throw new HubError('version_conflict', `${this.spec.title} ${id} is at version ${current.version}, not ${options.ifVersion}`);
+    }
+    return decodeRow(this.spec, raw);
   }
+
 
   async delete(id: string, options: UpdateOptions = {}): Promise<void> {
     await this.gate();
@@ -333,6 +348,15 @@ export interface SqliteStoreOptions {
   lockTimeoutMs?: number;
 }
 
+interface PendingTx {
+  fn: (tx: Db) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Most transactions one COMMIT serves: bounds the wait of the first in a group. */
+const MAX_GROUP = 64;
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
   readonly clock: Clock;
@@ -344,6 +368,8 @@ export class SqliteStore implements Store {
   private lock: Promise<void> | null = null;
   private readonly txView: Db;
   private readonly lockTimeoutMs: number;
+  private readonly pending: PendingTx[] = [];
+  private draining = false;
 
   constructor(options: SqliteStoreOptions) {
     this.clock = options.clock ?? systemClock;
@@ -355,6 +381,8 @@ export class SqliteStore implements Store {
     // drop the last commits.
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
+    // Savepoints (one per transaction of a group commit) keep their undo pages in temp storage: keep it in memory.
+    this.db.pragma('temp_store = MEMORY');
     this.db.transaction(() => {
       for (const spec of TABLE_SPECS.values()) migrate(this.db, spec);
     })();
@@ -407,19 +435,62 @@ export class SqliteStore implements Store {
     return t as unknown as Table<TableRows[N]>;
   }
 
-  async transaction<R>(fn: (tx: Db) => Promise<R>): Promise<R> {
-    // Check and take the lock in one synchronous step: a helper function would add a tick between them.
-    while (this.lock) await this.lock;
+  /**
+   * Transactions run one at a time (SQLite has one writer), and those that queue up behind each other commit
+   * together: each body runs in its own savepoint, so it is still all-or-nothing on its own, but one COMMIT (the
+   * costly write of the WAL pages) serves the whole group. A caller's promise settles only after the COMMIT that
+   * holds its writes, so nothing is reported done before it is durable; a failed COMMIT fails the whole group.
+   */
+  transaction<R>(fn: (tx: Db) => Promise<R>): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.pending.push({ fn: fn as (tx: Db) => Promise<unknown>, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.draining) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      // Callers outside any transaction hold no lock: let them finish what they started before the first group.
+      while (this.lock) await this.lock;
+      while (this.pending.length) {
+        await this.runGroup();
+        // Give reads and writes made outside transactions a turn between groups, so a busy stream of
+        // transactions cannot starve them.
+        if (this.pending.length) await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async runGroup(): Promise<void> {
     let release!: () => void;
     this.lock = new Promise<void>((resolve) => (release = resolve));
+    const done: { job: PendingTx; value: unknown }[] = [];
     try {
-      this.db.exec('BEGIN IMMEDIATE');
-      const result = await fn(this.txView);
-      this.db.exec('COMMIT');
-      return result;
+      this.stmt('BEGIN IMMEDIATE').run();
+      while (this.pending.length && done.length < MAX_GROUP) {
+        const job = this.pending.shift()!;
+        this.stmt('SAVEPOINT tx').run();
+        try {
+          const value = await job.fn(this.txView);
+          this.stmt('RELEASE tx').run();
+          done.push({ job, value });
+        } catch (err) {
+          if (this.db.inTransaction) {
+            this.stmt('ROLLBACK TO tx').run();
+            this.stmt('RELEASE tx').run();
+          }
+          job.reject(err); // its writes are undone; the others go on
+          if (!this.db.inTransaction) throw err;
+        }
+      }
+      this.stmt('COMMIT').run();
+      for (const d of done) d.job.resolve(d.value);
     } catch (err) {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
-      throw err;
+      for (const d of done) d.job.reject(err);
     } finally {
       this.lock = null;
       release();

@@ -3,7 +3,7 @@
 import type { Context } from 'hono';
 import { allocationsOf, applySteps, confirmAllocation, type ReserveRequest } from '../../../inventory/allocations.ts';
 import type { InventoryContext } from '../../../inventory/context.ts';
-import { loadOrder, refreshOrder, reserveOrder } from '../../../inventory/orders.ts';
+import { loadOrder, refreshOrder, reserveOrder, reserveOrders } from '../../../inventory/orders.ts';
 import type { AllocationsRow } from '../../../store/types.ts';
 import type { HubEnv } from '../../deps.ts';
 import type { RouteTable } from '../../define-route.ts';
@@ -47,6 +47,43 @@ export function registerAllocationRoutes(routes: RouteTable): void {
       const { allocations } = await reserveOrder(c.get('deps').store, inventoryBase(c), body.orderId, body.lines);
       return sendJson(c, 201, { data: allocations });
     },
+  );
+
+  routes.add<{ orderIds: string[] }>(
+    {
+      method: 'post',
+      path: '/v1/allocations/batch',
+      operationId: 'createAllocationsBatch',
+      summary: 'Reserve stock for many orders at once, each order all or nothing, served in the order given',
+      tag: 'Orders',
+      auth: { resource: 'orders', action: 'write' },
+      body: { schema: 'hub:api/allocation-batch' },
+      responses: {
+        200: {
+          description: 'One result per order: reserved (with its allocations), insufficient_stock (with what is missing), not_found, not_reservable or nothing_to_reserve',
+          schema: {
+            type: 'object',
+            required: ['results'],
+            properties: {
+              results: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['orderId', 'status'],
+                  properties: {
+                    orderId: { type: 'string' },
+                    status: { type: 'string', enum: ['reserved', 'insufficient_stock', 'not_found', 'not_reservable', 'nothing_to_reserve'] },
+                    allocations: arrayOf(ALLOCATION),
+                    missing: { type: 'array' },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    async (c, { body }) => sendJson(c, 200, { results: await reserveOrders(c.get('deps').store, inventoryBase(c), body.orderIds) }),
   );
 
   routes.add(
