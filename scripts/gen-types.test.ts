@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { API_SCHEMAS, TABLE_SCHEMAS } from '../src/schemas/registry.ts';
+import { API_SCHEMAS, CANONICAL_SCHEMAS, TABLE_SCHEMAS } from '../src/schemas/registry.ts';
 import { renderRowTypes } from './gen-types.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -16,5 +16,6 @@ describe('schemas as the source of truth', () => {
     const ids = (list: Record<string, unknown>[]) => list.map((s) => s.$id).sort();
     expect(ids(TABLE_SCHEMAS)).toEqual(files('tables').map((f) => `hub:tables/${f.replace('.schema.json', '')}`).sort());
     expect(ids(API_SCHEMAS)).toEqual(files('api').map((f) => `hub:api/${f.replace('.schema.json', '')}`).sort());
+    expect(ids(CANONICAL_SCHEMAS)).toEqual(files('canonical').map((f) => `hub:canonical/${f.replace('.schema.json', '')}`).sort());
   });
 });

@@ -8,6 +8,8 @@ import { createTokenService } from './auth/tokens.ts';
 import type { HubConfig } from './config.ts';
 import type { ConnectorDefinition } from './connectors/define.ts';
 import { CONNECTORS } from '../connectors/index.ts';
+import type { MappingDocument } from './mappings/document.ts';
+import { loadFileMappings } from './mappings/files.ts';
 import { createJobQueue, JOB_STATES, type JobQueue } from './jobs/queue.ts';
 import { createWorker, type JobHandler, type Worker } from './jobs/worker.ts';
 import { systemClock, type Clock } from './lib/clock.ts';
@@ -25,6 +27,8 @@ export interface HubOptions {
   log?: Logger;
   fetch?: typeof fetch;
   connectors?: readonly ConnectorDefinition<any, any>[];
+  /** The shipped mappings (default: the valid files of mappings/). */
+  mappings?: ReadonlyMap<string, MappingDocument>;
   rateLimiter?: RateLimiter;
   /** Extra job handlers by type (built-in maintenance handlers are always there). */
   handlers?: Record<string, JobHandler>;
@@ -99,6 +103,7 @@ export function createHub(options: HubOptions): Hub {
     keyCache: createKeyCache(clock, config.authCacheMs),
     fetch: options.fetch ?? globalThis.fetch,
     connectors: options.connectors ?? CONNECTORS,
+    mappings: options.mappings ?? loadFileMappings(),
     queue,
   };
   return {

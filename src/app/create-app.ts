@@ -14,6 +14,7 @@ import { registerConnectionRoutes } from './routes/connections.ts';
 import { registerEventRoutes } from './routes/events.ts';
 import { registerInventoryRoutes } from './routes/inventory/index.ts';
 import { registerJobRoutes } from './routes/jobs.ts';
+import { registerMappingRoutes } from './routes/mappings.ts';
 import { registerOAuthRoutes } from './routes/oauth.ts';
 import { registerSystemRoutes } from './routes/system.ts';
 import { registerWorkspaceRoutes } from './routes/workspace.ts';
@@ -123,6 +124,7 @@ export function createApp(deps: AppDeps) {
   registerAuditRoutes(routes);
   registerJobRoutes(routes);
   registerInventoryRoutes(routes);
+  registerMappingRoutes(routes);
 
   return Object.assign(app, { routeSpecs: routes.specs });
 }

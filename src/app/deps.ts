@@ -11,6 +11,7 @@ import type { Principal } from '../auth/scopes.ts';
 import type { RateLimiter } from './middleware/rate-limit.ts';
 import type { KeyCache } from '../auth/key-cache.ts';
 import type { JobQueue } from '../jobs/queue.ts';
+import type { MappingDocument } from '../mappings/document.ts';
 
 export interface AppDeps {
   config: HubConfig;
@@ -25,6 +26,8 @@ export interface AppDeps {
   /** The fetch connectors use to reach vendors. */
   fetch: typeof fetch;
   connectors: readonly ConnectorDefinition<any, any>[];
+  /** The mappings shipped as files in mappings/, by key (read-only; a workspace mapping with the same key wins). */
+  mappings: ReadonlyMap<string, MappingDocument>;
   queue: JobQueue;
 }
 

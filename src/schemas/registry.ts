@@ -22,6 +22,8 @@ import movementsTable from '../../schemas/tables/movements.schema.json' with { t
 import ordersTable from '../../schemas/tables/orders.schema.json' with { type: 'json' };
 import allocationsTable from '../../schemas/tables/allocations.schema.json' with { type: 'json' };
 import purchaseOrdersTable from '../../schemas/tables/purchase_orders.schema.json' with { type: 'json' };
+import mappingsTable from '../../schemas/tables/mappings.schema.json' with { type: 'json' };
+import mappingVersionsTable from '../../schemas/tables/mapping_versions.schema.json' with { type: 'json' };
 import workspaceUpdate from '../../schemas/api/workspace-update.schema.json' with { type: 'json' };
 import apiKeyCreate from '../../schemas/api/api-key-create.schema.json' with { type: 'json' };
 import apiKeyUpdate from '../../schemas/api/api-key-update.schema.json' with { type: 'json' };
@@ -48,6 +50,14 @@ import allocationQuantity from '../../schemas/api/allocation-quantity.schema.jso
 import purchaseOrderCreate from '../../schemas/api/purchase-order-create.schema.json' with { type: 'json' };
 import purchaseOrderUpdate from '../../schemas/api/purchase-order-update.schema.json' with { type: 'json' };
 import purchaseOrderReceive from '../../schemas/api/purchase-order-receive.schema.json' with { type: 'json' };
+import mappingCreate from '../../schemas/api/mapping-create.schema.json' with { type: 'json' };
+import mappingVersionCreate from '../../schemas/api/mapping-version-create.schema.json' with { type: 'json' };
+import mappingActivate from '../../schemas/api/mapping-activate.schema.json' with { type: 'json' };
+import mappingValidate from '../../schemas/api/mapping-validate.schema.json' with { type: 'json' };
+import mappingPreview from '../../schemas/api/mapping-preview.schema.json' with { type: 'json' };
+import stockCount from '../../schemas/canonical/stock-count.schema.json' with { type: 'json' };
+import stockLevel from '../../schemas/canonical/stock-level.schema.json' with { type: 'json' };
+import orderLine from '../../schemas/canonical/order-line.schema.json' with { type: 'json' };
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -70,6 +80,8 @@ export const TABLE_SCHEMAS = [
   ordersTable,
   allocationsTable,
   purchaseOrdersTable,
+  mappingsTable,
+  mappingVersionsTable,
 ] as JsonSchema[];
 
 export const API_SCHEMAS = [
@@ -95,11 +107,19 @@ export const API_SCHEMAS = [
   orderFulfil,
   allocationCreate,
   allocationBatch,
+  mappingCreate,
+  mappingVersionCreate,
+  mappingActivate,
+  mappingValidate,
+  mappingPreview,
   allocationQuantity,
   purchaseOrderCreate,
   purchaseOrderUpdate,
   purchaseOrderReceive,
 ] as JsonSchema[];
+
+/** The canonical records files and mappings exchange (flat shapes of the model). */
+export const CANONICAL_SCHEMAS = [stockCount, stockLevel, orderLine] as JsonSchema[];
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 
@@ -117,7 +137,7 @@ function createAjv(): Ajv2020 {
 export const COMMON_SCHEMA = common as JsonSchema;
 
 export const ajv = createAjv();
-for (const schema of [common, mapping, ...TABLE_SCHEMAS, ...API_SCHEMAS] as JsonSchema[]) ajv.addSchema(schema);
+for (const schema of [common, mapping, ...TABLE_SCHEMAS, ...API_SCHEMAS, ...CANONICAL_SCHEMAS] as JsonSchema[]) ajv.addSchema(schema);
 
 const cache = new Map<string, ValidateFunction>();
 

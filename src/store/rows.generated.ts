@@ -313,6 +313,35 @@ export type PurchaseOrdersRow = {
   updatedAt: string;
 };
 
+/** Mapping: A declarative field mapping of a workspace, by its key (the document's id), with immutable versions of which one is active. */
+export type MappingsRow = {
+  id: string;
+  workspaceId: string;
+  key: string;
+  title: string | null;
+  sourceName: string;
+  targetName: string;
+  activeVersion: number;
+  latestVersion: number;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
+/** Mapping version: One immutable version of a mapping document, validated when it was saved. */
+export type MappingVersionsRow = {
+  id: string;
+  workspaceId: string;
+  mappingId: string;
+  number: number;
+  document: Record<string, unknown>;
+  hash: string;
+  createdBy: string | null;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
 export interface TableRows {
   workspaces: WorkspacesRow;
   api_keys: ApiKeysRow;
@@ -332,6 +361,8 @@ export interface TableRows {
   orders: OrdersRow;
   allocations: AllocationsRow;
   purchase_orders: PurchaseOrdersRow;
+  mappings: MappingsRow;
+  mapping_versions: MappingVersionsRow;
 }
 
 export type TableName = keyof TableRows;

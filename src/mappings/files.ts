@@ -1,0 +1,73 @@
+// The mappings that ship as files in mappings/: read at start, available read-only to every workspace, each
+// validated (with its golden examples) by `npm run validate` in CI.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { MappingDocument } from './document.ts';
+import type { MappingIssue } from './ir.ts';
+import { validateMapping } from './validate-mapping.ts';
+
+export const MAPPINGS_DIR = fileURLToPath(new URL('../../mappings/', import.meta.url));
+
+export interface MappingFile {
+  file: string;
+  document: MappingDocument;
+}
+
+export interface FileReport {
+  file: string;
+  id: string | null;
+  valid: boolean;
+  errors: MappingIssue[];
+  warnings: MappingIssue[];
+}
+
+/** Reads every *.json of the directory (none when it does not exist); a file that is not JSON is reported. */
+export function readMappingFiles(dir = MAPPINGS_DIR): { files: MappingFile[]; unreadable: FileReport[] } {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith('.json')).sort();
+  } catch {
+    return { files: [], unreadable: [] };
+  }
+  const files: MappingFile[] = [];
+  const unreadable: FileReport[] = [];
+  for (const name of names) {
+    try {
+      files.push({ file: name, document: JSON.parse(readFileSync(join(dir, name), 'utf8')) as MappingDocument });
+    } catch (err) {
+      unreadable.push({ file: name, id: null, valid: false, errors: [{ path: '', code: 'invalid_json', message: (err as Error).message }], warnings: [] });
+    }
+  }
+  return { files, unreadable };
+}
+
+/** Validates every mapping file against the language, its schemas, the other files it reuses and its examples. */
+export function validateMappingFiles(dir = MAPPINGS_DIR): FileReport[] {
+  const { files, unreadable } = readMappingFiles(dir);
+  const byId = new Map<string, MappingDocument>();
+  const reports = [...unreadable];
+  for (const f of files) {
+    const id = typeof f.document?.id === 'string' ? f.document.id : null;
+    if (id && byId.has(id)) {
+      reports.push({ file: f.file, id, valid: false, errors: [{ path: '/id', code: 'duplicate_id', message: `another file already has the id ${id}` }], warnings: [] });
+      continue;
+    }
+    if (id) byId.set(id, f.document);
+  }
+  for (const f of files) {
+    const id = typeof f.document?.id === 'string' ? f.document.id : null;
+    if (reports.some((r) => r.file === f.file)) continue;
+    const result = validateMapping(f.document, { resolve: (ref) => byId.get(ref) });
+    const problems = [...result.errors];
+    if (!f.document.examples?.length) problems.push({ path: '/examples', code: 'examples_missing', message: 'every shipped mapping needs at least one golden example' });
+    reports.push({ file: f.file, id, valid: problems.length === 0, errors: problems, warnings: result.warnings });
+  }
+  return reports.sort((a, b) => a.file.localeCompare(b.file));
+}
+
+/** The valid file mappings by id (invalid ones are left out: `npm run validate` fails CI on them). */
+export function loadFileMappings(dir = MAPPINGS_DIR): Map<string, MappingDocument> {
+  const valid = new Set(validateMappingFiles(dir).filter((r) => r.valid).map((r) => r.file));
+  return new Map(readMappingFiles(dir).files.filter((f) => valid.has(f.file)).map((f) => [f.document.id, f.document]));
+}
