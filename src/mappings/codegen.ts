@@ -260,24 +260,27 @@ class Gen {
     const el = this.v();
     const mark = this.v();
     const ev = this.v();
+    // The position an element would have in the output (filtered elements do not count): errors report it even
+    // when earlier elements failed and so never reached the output.
+    const pos = this.v();
     out.push(`let ${arr};`);
     this.getChecked(out, e.path, frame, arr, targetPath);
     out.push(`if (${arr} != null) { if (!isArr(${arr})) failNotArray(E, ${site}, ${arr}); else {`);
-    out.push(`const ${list} = [];`, `for (let ${i} = 0; ${i} < ${arr}.length; ${i}++) {`, `const ${el} = ${arr}[${i}];`);
+    out.push(`const ${list} = [];`, `let ${pos} = -1;`, `for (let ${i} = 0; ${i} < ${arr}.length; ${i}++) {`, `const ${el} = ${arr}[${i}];`);
     const elFrame: Frame = { cur: el, root: frame.root };
     if (e.filter) {
       const c = this.cond(out, e.filter, elFrame);
       out.push(`if (!${c}) continue;`);
     }
-    out.push(`const ${mark} = E.length;`);
+    out.push(`${pos}++;`, `const ${mark} = E.length;`);
     out.push(`let ${ev} = ${this.element(e.element, frame.root, el)};`);
     if (e.element.kind === 'use') {
       const useSite = this.k({ targetPath: '', sourcePath: '$' } satisfies Site);
       out.push(`if (E.length !== ${mark}) rebaseUse(E, ${mark}, ${useSite});`);
     }
-    out.push(`if (E.length !== ${mark}) { rebaseEach(E, ${mark}, ${site}, ${list}.length, ${i}); continue; }`);
+    out.push(`if (E.length !== ${mark}) { rebaseEach(E, ${mark}, ${site}, ${pos}, ${i}); continue; }`);
     const onMissing =
-      e.missing === 'null' ? `${ev} = null;` : e.missing === 'error' ? `failElementMissing(E, ${site}, ${list}.length, ${i}); continue;` : 'continue;';
+      e.missing === 'null' ? `${ev} = null;` : e.missing === 'error' ? `failElementMissing(E, ${site}, ${pos}, ${i}); continue;` : 'continue;';
     out.push(`if (${ev} == null) { ${onMissing} }`);
     if (e.flatten) {
       const j = this.v();

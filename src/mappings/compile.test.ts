@@ -65,6 +65,13 @@ describe('compileMapping', () => {
     expect(compileMapping(outer, { resolve: () => v1 })).not.toBe(first);
   });
 
+  it('reports each failing array element at its own index, after earlier elements failed too', () => {
+    const m = compileMapping({ id: 'each-errors', source: { name: 's' }, target: { name: 't' }, fields: { lines: { each: 'lines', fields: { q: { from: 'q', type: 'integer', missing: 'error' } } } } });
+    const r = m.apply({ lines: [{ q: 'a' }, { q: '2' }, { q: 'b' }] });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.errors.map((e) => [e.targetPath, e.sourcePath])).toEqual([['/lines/0/q', 'lines[0].q'], ['/lines/2/q', 'lines[2].q']]);
+  });
+
   it('refuses an invalid document with a validation_failed error listing each problem', () => {
     const err = caught(() => compileMapping({ ...order, fields: { a: { frm: 'x' }, b: { from: 'a..b' } } }));
     expect(err.code).toBe('validation_failed');

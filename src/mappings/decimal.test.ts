@@ -89,3 +89,13 @@ describe('decimals', () => {
     );
   });
 });
+
+describe('group separators', () => {
+  it('accepts digits grouped in threes and refuses anything else rather than misreading it', () => {
+    expect(parseDecimalText('1,234,567.50', { groupSeparator: ',' })).toBe('1234567.50');
+    expect(parseDecimalText('-1,234', { groupSeparator: ',' })).toBe('-1234');
+    expect(parseDecimalText('1.234,5', { groupSeparator: '.', decimalSeparator: ',' })).toBe('1234.5');
+    expect(parseDecimalText('1234.5', { groupSeparator: ',' })).toBe('1234.5');
+    for (const bad of ['4,75', '1,2,3', '12,34.5', '1,234.5,6', ',123']) expect(parseDecimalText(bad, { groupSeparator: ',' }), bad).toBeUndefined();
+  });
+});

@@ -92,7 +92,17 @@ function normalizeParts(neg: boolean, intDigits: string, frac: string, exp: numb
 /** Reads decimal text with the given separators; undefined when it is not a decimal. */
 export function parseDecimalText(text: string, format?: DecimalFormat): string | undefined {
   let s = text.trim();
-  if (format?.groupSeparator) s = s.split(format.groupSeparator).join('');
+  const group = format?.groupSeparator;
+  if (group && s.includes(group)) {
+    // Separators must group the integer digits in threes ("1,234,567.5"): "4,75" read with "," as the group
+    // separator is a European decimal, not 475, and is refused rather than misread.
+    const decimalAt = s.indexOf(format?.decimalSeparator ?? '.');
+    const whole = decimalAt === -1 ? s : s.slice(0, decimalAt);
+    const rest = decimalAt === -1 ? '' : s.slice(decimalAt);
+    const groups = whole.replace(/^[-+]/, '').split(group);
+    if (rest.includes(group) || !/^\d{1,3}$/.test(groups[0]!) || groups.slice(1).some((g) => !/^\d{3}$/.test(g))) return undefined;
+    s = whole.split(group).join('') + rest;
+  }
   if (format?.decimalSeparator === ',') {
     if (s.includes('.')) return undefined;
     s = s.replace(',', '.');

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MappingDocument } from './document.ts';
 import type { MappingIssue } from './ir.ts';
+import { collectUses } from './reuse.ts';
 import { validateMapping } from './validate-mapping.ts';
 
 export const MAPPINGS_DIR = fileURLToPath(new URL('../../mappings/', import.meta.url));
@@ -62,6 +63,20 @@ export function validateMappingFiles(dir = MAPPINGS_DIR): FileReport[] {
     const problems = [...result.errors];
     if (!f.document.examples?.length) problems.push({ path: '/examples', code: 'examples_missing', message: 'every shipped mapping needs at least one golden example' });
     reports.push({ file: f.file, id, valid: problems.length === 0, errors: problems, warnings: result.warnings });
+  }
+  // A mapping that reuses an invalid one cannot run either (the loader leaves invalid files out).
+  const fileOf = new Map(files.map((f) => [f.file, f.document]));
+  for (let changed = true; changed; ) {
+    changed = false;
+    const invalidIds = new Set(reports.filter((r) => !r.valid && r.id).map((r) => r.id!));
+    for (const r of reports) {
+      if (!r.valid) continue;
+      const bad = collectUses(fileOf.get(r.file)!).find((u) => invalidIds.has(u.id));
+      if (!bad) continue;
+      r.valid = false;
+      r.errors.push({ path: bad.pointer, code: 'dependency_invalid', message: `it reuses ${bad.id}, which is not valid` });
+      changed = true;
+    }
   }
   return reports.sort((a, b) => a.file.localeCompare(b.file));
 }
