@@ -1,7 +1,7 @@
 // `npm run build`: bundles each Appwrite function (functions/<name>/src/main.ts) into one ESM file,
 // functions/<name>/dist/main.js, that the Node runtime loads with no node_modules: small, no native modules.
 import { build, type Metafile } from 'esbuild';
-import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -83,6 +83,8 @@ export async function buildFunctions(options: BuildOptions = {}): Promise<Bundle
     // The runtime's own package.json says "commonjs" and sits above the function's code, so without this one
     // Node would parse main.js as CommonJS and fail on its first `import`.
     writeFileSync(join(outDir, 'package.json'), `${JSON.stringify({ type: 'module' })}\n`);
+    // The shipped mappings travel beside the bundle (src/mappings/files.ts looks in ./mappings next to it).
+    cpSync(join(ROOT, 'mappings'), join(outDir, 'mappings'), { recursive: true });
     const bytes = statSync(file).size;
     const largest = check(name, result.metafile, bytes);
     reports.push({ name, file, bytes, inputs: Object.keys(result.metafile.inputs), largest });

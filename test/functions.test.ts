@@ -111,6 +111,27 @@ describe('api function', () => {
     expect(events.json.data.map((e: { type: string; subject: string }) => [e.type, e.subject])).toContainEqual(['connection.created', created.json.id]);
   });
 
+  it('runs the inventory through the bundle onto TablesDB: receive, import an order, reserve, value', async () => {
+    const post = async (url: string, body: unknown) => {
+      const res = await call('api', { method: 'POST', url, headers: { ...bearer(), 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      if (res.status >= 300) throw new Error(`${url}: ${res.status} ${JSON.stringify(res.json)}`);
+      return res.json;
+    };
+    const loc = await post('/v1/locations', { code: 'FN1', name: 'Function warehouse' });
+    await post('/v1/products', { sku: 'FN-SKU', name: 'Through the bundle' });
+    await post('/v1/stock/receipts', { locationId: loc.id, lines: [{ sku: 'FN-SKU', quantity: 3, unitCost: '2.50' }] });
+    const order = await post('/v1/orders', { channel: 'fn', externalId: '1', lines: [{ sku: 'FN-SKU', quantity: 2 }] });
+    expect(order).toMatchObject({ allocationStatus: 'allocated', allocations: [{ quantity: 2, locationId: loc.id }] });
+    const value = await call('api', { method: 'GET', url: '/v1/reports/inventory-value?groupBy=sku', headers: bearer() });
+    expect(value.json.lines).toContainEqual(expect.objectContaining({ sku: 'FN-SKU', onHand: 3, value: '7.50' }));
+  });
+
+  it('serves the shipped mappings, copied beside the bundle', async () => {
+    const res = await call('api', { method: 'GET', url: '/v1/mappings/shipped', headers: bearer() });
+    expect(res.status).toBe(200);
+    expect(res.json.data.map((m: { key: string }) => m.key)).toEqual(expect.arrayContaining(['csv-product-in', 'xml-order-in', 'stock-level-csv-out']));
+  });
+
   it('hands the body bytes to the hub unchanged (the idempotency fingerprint is over them)', async () => {
     // Webhook routes (/hooks/...) do not exist yet; the idempotency record is what hashes a raw body today.
     const raw = '{\n\t"connectorId" : "http",   "name":"caf\u00e9 \u2603 \ud83d\ude80",\r\n "config":{"baseUrl":"https://x.example.com","auth":{"type":"none"}} }';

@@ -1,6 +1,6 @@
 // The mappings that ship as files in mappings/: read at start, available read-only to every workspace, each
 // validated (with its golden examples) by `npm run validate` in CI.
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MappingDocument } from './document.ts';
@@ -8,7 +8,14 @@ import type { MappingIssue } from './ir.ts';
 import { collectUses } from './reuse.ts';
 import { validateMapping } from './validate-mapping.ts';
 
-export const MAPPINGS_DIR = fileURLToPath(new URL('../../mappings/', import.meta.url));
+/**
+ * HUB_MAPPINGS_DIR when set; else mappings/ beside a function bundle (dist/main.js, dist/mappings), else the
+ * repository's mappings/ (this file is src/mappings/files.ts).
+ */
+export const MAPPINGS_DIR =
+  process.env.HUB_MAPPINGS_DIR ??
+  [new URL('./mappings/', import.meta.url), new URL('../../mappings/', import.meta.url)].map((u) => fileURLToPath(u)).find((dir) => existsSync(dir)) ??
+  fileURLToPath(new URL('../../mappings/', import.meta.url));
 
 export interface MappingFile {
   file: string;
