@@ -383,6 +383,9 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     // Savepoints (one per transaction of a group commit) keep their undo pages in temp storage: keep it in memory.
     this.db.pragma('temp_store = MEMORY');
+    // SQLite's default page cache is 2 MB: a working set of thousands of SKUs and their indexes outgrows it and
+    // every statement then re-reads pages through the OS. 64 MB keeps a busy hub's hot pages in memory.
+    this.db.pragma('cache_size = -65536');
     this.db.transaction(() => {
       for (const spec of TABLE_SPECS.values()) migrate(this.db, spec);
     })();
