@@ -39,6 +39,7 @@ describe('mappings API', () => {
     expect(await versions('shop-product')).toBe(2);
     expectProblem(await t.call('POST', '/v1/mappings/shop-product/activate', { body: { version: 9 } }), 422, 'unknown_reference');
     expectProblem(await t.call('POST', '/v1/mappings', { body: { document: productRow() } }), 409, 'already_exists');
+    expectProblem(await t.call('POST', '/v1/mappings', { body: { document: productRow({ id: 'shipped' }) } }), 400, 'validation_failed');
     expectProblem(await t.call('POST', '/v1/mappings/shop-product/versions', { body: { document: productRow({ id: 'other' }) } }), 400, 'validation_failed');
     expectProblem(await t.call('GET', '/v1/mappings/shop-product/versions/7'), 404, 'not_found');
     const events = (await t.hub.deps.store.table('events').query({ where: { type: { startsWith: 'mapping.' } } })).items.map((e) => e.type);

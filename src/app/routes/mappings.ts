@@ -30,6 +30,8 @@ const WITH_DOCUMENT = {
 };
 
 const key = (c: Context<HubEnv>) => c.req.param('key')!;
+/** Path words beside /v1/mappings/{key}: a mapping with such an id could not be addressed. */
+const RESERVED_KEYS = new Set(['shipped', 'validate']);
 const workspaceOf = (c: Context<HubEnv>) => c.get('principal').workspaceId;
 
 /** Validates a document for saving (its reuses resolved in the workspace) or fails with validation_failed. */
@@ -101,6 +103,9 @@ export function registerMappingRoutes(routes: RouteTable): void {
     },
     async (c, { body }) => {
       const { store } = c.get('deps');
+      if (RESERVED_KEYS.has(body.document.id)) {
+        throw new HubError('validation_failed', `"${body.document.id}" is a word of the API, not a mapping id`, { errors: [{ field: '/document/id', code: 'reserved', message: 'is reserved' }] });
+      }
       await checkForSave(c, store, body.document);
       const { mapping } = await store.transaction(async (tx) => {
         if (await findMapping(tx, workspaceOf(c), body.document.id)) {
