@@ -8,7 +8,7 @@ import type { HubEnv } from '../../deps.ts';
 import type { RouteTable } from '../../define-route.ts';
 import { respondResource, sendJson } from '../../http.ts';
 import { LIST_PARAMS, listOwned, loadOwned, PROBLEM } from '../common.ts';
-import { pathParam, readContext, workspaceCurrency } from './shared.ts';
+import { pathParam, readContext, REORDER_PARAMS, reorderOptions } from './shared.ts';
 
 const ITEM = 'hub:tables/inventory_items';
 
@@ -104,19 +104,12 @@ export function registerItemRoutes(routes: RouteTable): void {
       summary: 'Whether to reorder and how much, from recent demand, lead time, safety stock and open purchase orders',
       tag: 'Inventory',
       auth: { resource: 'inventory', action: 'read' },
-      query: [
-        { name: 'windowDays', description: 'Days of sales history to average demand over (default 30).', schema: { type: 'integer', minimum: 1, maximum: 365 } },
-        { name: 'coverDays', description: 'Days of demand an order should cover beyond the reorder point (default 30).', schema: { type: 'integer', minimum: 1, maximum: 365 } },
-      ],
+      query: REORDER_PARAMS,
       responses: { 200: { description: 'The suggestion', schema: { type: 'object', required: ['shouldReorder', 'suggestedQuantity', 'reorderPoint'] } }, 404: PROBLEM('No such inventory item') },
     },
     async (c, { query }) => {
       const { item, product } = await itemWithProduct(c, await loadOwned(c, 'inventory_items', pathParam(c, 'id')));
-      const suggestion = await reorderSuggestion(readContext(c), item, product, {
-        windowDays: query.windowDays as number | undefined,
-        coverDays: query.coverDays as number | undefined,
-        currency: await workspaceCurrency(c),
-      });
+      const suggestion = await reorderSuggestion(readContext(c), item, product, await reorderOptions(c, query));
       return sendJson(c, 200, suggestion);
     },
   );

@@ -9,7 +9,7 @@ import type { FieldOps, Where } from '../../../store/types.ts';
 import type { RouteTable } from '../../define-route.ts';
 import { listResponse, sendJson } from '../../http.ts';
 import { LIST_PARAMS } from '../common.ts';
-import { readContext, workspaceCurrency } from './shared.ts';
+import { readContext, REORDER_PARAMS, reorderOptions, workspaceCurrency } from './shared.ts';
 
 const TIME = { type: 'string' as const, format: 'date-time', maxLength: 40 };
 const MOVEMENT_TYPES = ['receipt', 'adjustment', 'sale', 'return', 'transfer_out', 'transfer_in', 'write_off'];
@@ -106,14 +106,11 @@ export function registerReportRoutes(routes: RouteTable): void {
       summary: 'Active products at or below their reorder point, most urgent first, with reorder suggestions',
       tag: 'Reports',
       auth: { resource: 'inventory', action: 'read' },
-      query: [
-        { name: 'windowDays', description: 'Days of sales history to average demand over (default 30).', schema: { type: 'integer', minimum: 1, maximum: 365 } },
-        { name: 'coverDays', description: 'Days of demand an order should cover beyond the reorder point (default 30).', schema: { type: 'integer', minimum: 1, maximum: 365 } },
-      ],
+      query: REORDER_PARAMS,
       responses: { 200: { description: 'The products', schema: { type: 'object', required: ['data'], properties: { data: { type: 'array' } } } } },
     },
     async (c, { query }) => {
-      const data = await lowStock(readContext(c), { windowDays: query.windowDays as number | undefined, coverDays: query.coverDays as number | undefined, currency: await workspaceCurrency(c) });
+      const data = await lowStock(readContext(c), await reorderOptions(c, query));
       return sendJson(c, 200, { data });
     },
   );

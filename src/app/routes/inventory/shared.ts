@@ -4,6 +4,8 @@ import { inTransaction, type InventoryContext } from '../../../inventory/context
 import type { Db } from '../../../store/types.ts';
 import type { HubEnv } from '../../deps.ts';
 import type { JsonSchema } from '../../../schemas/registry.ts';
+import type { ReorderOptions } from '../../../inventory/reorder.ts';
+import type { QueryParam } from '../../define-route.ts';
 import { nowIso } from '../common.ts';
 
 export function inventoryBase(c: Context<HubEnv>): Omit<InventoryContext, 'db'> {
@@ -43,3 +45,13 @@ export const SHORTFALLS: JsonSchema = {
 };
 
 export const pathParam = (c: Context<HubEnv>, name: string): string => c.req.param(name)!;
+
+/** The query of reorder suggestions and the low-stock report. */
+export const REORDER_PARAMS: QueryParam[] = [
+  { name: 'windowDays', description: 'Days of sales history to average demand over (default 30).', schema: { type: 'integer', minimum: 1, maximum: 365 } },
+  { name: 'coverDays', description: 'Days of demand an order should cover beyond the reorder point (default 30).', schema: { type: 'integer', minimum: 1, maximum: 365 } },
+];
+
+export async function reorderOptions(c: Context<HubEnv>, query: Record<string, unknown>): Promise<ReorderOptions> {
+  return { windowDays: query.windowDays as number | undefined, coverDays: query.coverDays as number | undefined, currency: await workspaceCurrency(c) };
+}
