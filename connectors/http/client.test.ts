@@ -3,9 +3,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectorContext } from '../../src/connectors/define.ts';
-import { HubError } from '../../src/errors.ts';
 import { createManualClock, systemClock } from '../../src/lib/clock.ts';
 import { createLogger } from '../../src/lib/log.ts';
+import { rejectedHubError, thrownHubError } from '../../test/hub-error.ts';
 import { backoffDelay, createHttpClient, parseRetryAfter, type HttpConnectorConfig, type HttpCredentials } from './client.ts';
 
 interface Seen {
@@ -70,26 +70,6 @@ function setup(config: Partial<HttpConnectorConfig> = {}, credentials: HttpCrede
   return { client, delays, lines };
 }
 
-async function failure(promise: Promise<unknown>): Promise<HubError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof HubError) return err;
-    throw err;
-  }
-  throw new Error('expected a HubError');
-}
-
-function thrown(fn: () => unknown): HubError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof HubError) return err;
-    throw err;
-  }
-  throw new Error('expected a HubError');
-}
-
 describe('auth', () => {
   it('sends no credentials with auth none', async () => {
     handler = (_q, res) => json(res, 200, { ok: true });
@@ -147,13 +127,13 @@ describe('auth', () => {
     [{ type: 'basic' } as const, { password: 'p' }, ['/username']],
     [{ type: 'api_key', in: 'query' } as const, { apiKey: 'k' }, ['/auth/queryParam']],
   ])('refuses auth %j without its credential', (auth, credentials, fields) => {
-    const err = thrown(() => setup({ auth }, credentials));
+    const err = thrownHubError(() => setup({ auth }, credentials));
     expect(err.code).toBe('validation_failed');
     expect(err.errors?.map((e) => e.field)).toEqual(fields);
   });
 
   it('refuses a credential that would break a header, without quoting it', () => {
-    const err = thrown(() => setup({ auth: { type: 'bearer' } }, { token: 'abc\r\nX-Evil: 1' }));
+    const err = thrownHubError(() => setup({ auth: { type: 'bearer' } }, { token: 'abc\r\nX-Evil: 1' }));
     expect(err.code).toBe('validation_failed');
     expect(err.errors?.[0]?.field).toBe('/token');
     expect(JSON.stringify({ m: err.message, e: err.errors })).not.toContain('abc');
@@ -172,7 +152,7 @@ describe('URL joining', () => {
     'refuses the path %s without sending anything',
     async (path) => {
       handler = (_q, res) => json(res, 200, {});
-      const err = await failure(setup().client.request({ method: 'GET', path }));
+      const err = await rejectedHubError(setup().client.request({ method: 'GET', path }));
       expect(err.code).toBe('validation_failed');
       expect(err.errors?.[0]?.field).toBe('/path');
       expect(seen).toHaveLength(0);
@@ -180,7 +160,7 @@ describe('URL joining', () => {
   );
 
   it('refuses a base URL with credentials in it', () => {
-    expect(thrown(() => setup({ baseUrl: 'https://user:pw@example.com' })).errors?.[0]?.field).toBe('/baseUrl');
+    expect(thrownHubError(() => setup({ baseUrl: 'https://user:pw@example.com' })).errors?.[0]?.field).toBe('/baseUrl');
   });
 });
 
@@ -239,7 +219,7 @@ describe('retries', () => {
   ])('gives up after maxRetries on %i with %s', async (status, code) => {
     handler = (_q, res) => json(res, status, {});
     const { client, delays } = setup({ maxRetries: 2 });
-    const err = await failure(client.request({ method: 'GET', path: '/' }));
+    const err = await rejectedHubError(client.request({ method: 'GET', path: '/' }));
     expect(err.code).toBe(code);
     expect(err.extra).toMatchObject({ status, attempts: 3 });
     expect(seen).toHaveLength(3);
@@ -249,7 +229,7 @@ describe('retries', () => {
   it('hands a Retry-After beyond the cap to the caller instead of waiting', async () => {
     handler = (_q, res) => json(res, 429, {}, { 'retry-after': '120' });
     const { client, delays } = setup();
-    const err = await failure(client.request({ method: 'GET', path: '/' }));
+    const err = await rejectedHubError(client.request({ method: 'GET', path: '/' }));
     expect(err.code).toBe('upstream_rate_limited');
     expect(err.extra?.retryAfterMs).toBe(120_000);
     expect(err.headers).toEqual({ 'retry-after': '120' });
@@ -260,7 +240,7 @@ describe('retries', () => {
   it('does not repeat a POST that failed with 500', async () => {
     handler = (_q, res) => json(res, 500, {});
     const { client, delays } = setup();
-    const err = await failure(client.request({ method: 'POST', path: '/orders', body: { id: 1 } }));
+    const err = await rejectedHubError(client.request({ method: 'POST', path: '/orders', body: { id: 1 } }));
     expect(err.code).toBe('upstream_error');
     expect(seen).toHaveLength(1);
     expect(delays).toEqual([]);
@@ -284,7 +264,7 @@ describe('error mapping', () => {
   ])('maps HTTP %i to %s without retrying', async (status, code) => {
     handler = (_q, res) => json(res, status, { error: 'no' });
     const { client, delays } = setup();
-    const err = await failure(client.request({ method: 'GET', path: '/items' }));
+    const err = await rejectedHubError(client.request({ method: 'GET', path: '/items' }));
     expect(err.code).toBe(code);
     expect(err.extra).toMatchObject({ status, method: 'GET', path: '/items' });
     expect(err.message).toContain(`HTTP ${status}`);
@@ -293,7 +273,7 @@ describe('error mapping', () => {
 
   it('does not follow a redirect and reports where it pointed', async () => {
     handler = (_q, res) => res.writeHead(302, { location: '/login?next=%2F' }).end();
-    const err = await failure(setup().client.request({ method: 'GET', path: '/items' }));
+    const err = await rejectedHubError(setup().client.request({ method: 'GET', path: '/items' }));
     expect(err.code).toBe('upstream_rejected');
     expect(err.extra).toMatchObject({ status: 302, location: `${origin}/login?next=%2F` });
     expect(seen).toHaveLength(1);
@@ -303,7 +283,7 @@ describe('error mapping', () => {
     handler = () => undefined; // never answers
     const { client, delays } = setup({ timeoutMs: 200, maxRetries: 1 });
     const started = Date.now();
-    const err = await failure(client.request({ method: 'GET', path: '/slow' }));
+    const err = await rejectedHubError(client.request({ method: 'GET', path: '/slow' }));
     expect(err.code).toBe('upstream_timeout');
     expect(err.message).toContain('200 ms');
     expect(seen).toHaveLength(2);
@@ -313,7 +293,7 @@ describe('error mapping', () => {
 
   it('does not repeat a POST that timed out', async () => {
     handler = () => undefined;
-    const err = await failure(setup({ timeoutMs: 200 }).client.request({ method: 'POST', path: '/orders', body: {} }));
+    const err = await rejectedHubError(setup({ timeoutMs: 200 }).client.request({ method: 'POST', path: '/orders', body: {} }));
     expect(err.code).toBe('upstream_timeout');
     expect(seen).toHaveLength(1);
   });
@@ -324,7 +304,7 @@ describe('error mapping', () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
     const { client, delays } = setup({ baseUrl: `http://127.0.0.1:${port}`, maxRetries: 2 });
-    const err = await failure(client.request({ method: 'GET', path: '/' }));
+    const err = await rejectedHubError(client.request({ method: 'GET', path: '/' }));
     expect(err.code).toBe('upstream_unreachable');
     expect(err.extra?.networkCode).toBe('ECONNREFUSED');
     expect(delays).toHaveLength(2);
@@ -335,7 +315,7 @@ describe('error mapping', () => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(50 * 1024 * 1024) });
       res.write('[');
     };
-    const err = await failure(setup().client.request({ method: 'GET', path: '/huge' }));
+    const err = await rejectedHubError(setup().client.request({ method: 'GET', path: '/huge' }));
     expect(err.code).toBe('upstream_error');
     expect(err.retryable).toBe(false);
     expect(seen).toHaveLength(1);
@@ -351,7 +331,7 @@ describe('secrets', () => {
       (req, res) => json(res, 401, { error: `invalid key ${String(req.headers['x-api-key'])}` }),
     );
     const { client, lines } = setup({ auth: { type: 'api_key' } }, { apiKey });
-    const err = await failure(client.request({ method: 'GET', path: '/me' }));
+    const err = await rejectedHubError(client.request({ method: 'GET', path: '/me' }));
     expect(err.code).toBe('upstream_auth_failed');
     expect(String(err.extra?.upstreamBody)).toContain('[redacted]');
     const everything = JSON.stringify({ message: err.message, extra: err.extra, errors: err.errors, lines });
@@ -361,7 +341,7 @@ describe('secrets', () => {
   it('redacts a query-parameter key from a redirect location', async () => {
     handler = (req, res) => res.writeHead(301, { location: `https://elsewhere.example${req.url ?? ''}` }).end();
     const { client } = setup({ auth: { type: 'api_key', in: 'query', queryParam: 'key' } }, { apiKey });
-    const err = await failure(client.request({ method: 'GET', path: '/me' }));
+    const err = await rejectedHubError(client.request({ method: 'GET', path: '/me' }));
     expect(err.extra?.location).toBe('https://elsewhere.example/api/me?key=redacted');
     expect(JSON.stringify({ message: err.message, extra: err.extra })).not.toContain(apiKey);
   });
@@ -369,7 +349,7 @@ describe('secrets', () => {
   it('redacts basic passwords and their encoded header', async () => {
     handler = (req, res) => json(res, 403, { got: req.headers.authorization });
     const { client } = setup({ auth: { type: 'basic' } }, { username: 'ann', password: 'hunter22' });
-    const err = await failure(client.request({ method: 'GET', path: '/' }));
+    const err = await rejectedHubError(client.request({ method: 'GET', path: '/' }));
     const basic = Buffer.from('ann:hunter22').toString('base64');
     expect(JSON.stringify(err.extra)).not.toContain(basic);
     expect(JSON.stringify(err.extra)).not.toContain('hunter22');

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createInventoryFixture, type InventoryFixture } from '../../test/inventory-fixture.ts';
-import { HubError } from '../errors.ts';
+import type { HubError } from '../errors.ts';
+import { rejectedHubError } from '../../test/hub-error.ts';
 import { allocationsOf, applySteps, confirmAllocation } from './allocations.ts';
 import { cancelOrder, fulfilOrder, importOrder, reserveOrder, reserveOrders } from './orders.ts';
 import { adjustStock, receiveStock, returnStock, transferStock } from './movements.ts';
@@ -14,13 +15,9 @@ let wh1: LocationsRow;
 let wh2: LocationsRow;
 
 async function expectHubError(p: Promise<unknown>, code: string): Promise<HubError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err, `expected ${code}`).toBeInstanceOf(HubError);
-  expect((err as HubError).code).toBe(code);
-  return err as HubError;
+  const err = await rejectedHubError(p);
+  expect(err.code).toBe(code);
+  return err;
 }
 
 async function events(type: string) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HubError } from '../errors.ts';
+import { thrownHubError } from '../../test/hub-error.ts';
 import { clearMappingCache, compileMapping } from './compile.ts';
 import type { MappingDocument } from './document.ts';
 
@@ -27,16 +27,6 @@ const order: MappingDocument = {
     lines: { each: 'line_items', fields: { sku: 'sku', qty: { from: 'quantity', type: 'integer' } } },
   },
 };
-
-function caught(fn: () => unknown): HubError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof HubError) return err;
-    throw err;
-  }
-  throw new Error('expected a HubError');
-}
 
 describe('compileMapping', () => {
   it('gives the same compiled instance for the same content, whatever the key order', () => {
@@ -73,25 +63,25 @@ describe('compileMapping', () => {
   });
 
   it('refuses an invalid document with a validation_failed error listing each problem', () => {
-    const err = caught(() => compileMapping({ ...order, fields: { a: { frm: 'x' }, b: { from: 'a..b' } } }));
+    const err = thrownHubError(() => compileMapping({ ...order, fields: { a: { frm: 'x' }, b: { from: 'a..b' } } }));
     expect(err.code).toBe('validation_failed');
     expect(err.errors?.map((e) => [e.field, e.code])).toEqual([['/fields/a/frm', 'unknown_operator']]);
-    const semantic = caught(() => compileMapping({ ...order, fields: { b: { from: 'a..b' } } }));
+    const semantic = thrownHubError(() => compileMapping({ ...order, fields: { b: { from: 'a..b' } } }));
     expect(semantic.errors?.map((e) => [e.field, e.code])).toEqual([['/fields/b/from', 'bad_path']]);
   });
 
   it('refuses a cycle of reused mappings with a clear error instead of overflowing the stack', () => {
     const a: MappingDocument = { id: 'a', source: { name: 's' }, target: { name: 't' }, fields: { x: { use: 'b' } } };
     const b: MappingDocument = { id: 'b', source: { name: 's' }, target: { name: 't' }, fields: { y: { use: 'a' } } };
-    const err = caught(() => compileMapping(a, { resolve: (id) => ({ a, b })[id] }));
+    const err = thrownHubError(() => compileMapping(a, { resolve: (id) => ({ a, b })[id] }));
     expect(err.errors).toEqual([{ field: '/fields/x/use', code: 'mapping_cycle', message: 'Reused mappings form a cycle: a -> b -> a' }]);
   });
 
   it('refuses a reused id it cannot find and a target schema id it does not know', () => {
     const a: MappingDocument = { id: 'a', source: { name: 's' }, target: { name: 't' }, fields: { x: { use: 'nowhere' } } };
-    expect(caught(() => compileMapping(a)).errors?.[0]?.code).toBe('mapping_not_found');
+    expect(thrownHubError(() => compileMapping(a)).errors?.[0]?.code).toBe('mapping_not_found');
     const b: MappingDocument = { ...a, target: { name: 't', schema: 'hub:test/nothing' }, fields: { x: 'x' } };
-    expect(caught(() => compileMapping(b)).errors?.[0]).toMatchObject({ field: '/target/schema', code: 'schema_unknown' });
+    expect(thrownHubError(() => compileMapping(b)).errors?.[0]).toMatchObject({ field: '/target/schema', code: 'schema_unknown' });
   });
 
   it('uses a registered schema id for the target', () => {
@@ -177,7 +167,7 @@ describe('documents that would exhaust the stack', () => {
   it('refuses a document nested too deeply with a clear error', () => {
     let rule: Record<string, unknown> = { from: 'x' };
     for (let i = 0; i < 5000; i++) rule = { fields: { f: rule } };
-    const err = caught(() => compileMapping({ id: 'deep', source: { name: 's' }, target: { name: 't' }, fields: { f: rule } }));
+    const err = thrownHubError(() => compileMapping({ id: 'deep', source: { name: 's' }, target: { name: 't' }, fields: { f: rule } }));
     expect(err.errors).toEqual([{ field: '', code: 'too_deep', message: 'The mapping nests deeper than 64 levels' }]);
   });
 });
