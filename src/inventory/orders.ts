@@ -305,7 +305,7 @@ export async function reserveOrder(db: Db, base: Omit<InventoryContext, 'db'>, o
     const existing = await allocationsOf(ctx, order.id);
     const requests = reserveRequests(order, existing, lines);
     if (requests.length === 0) return { order, result: { ok: true as const, allocations: [] } };
-    for (const r of requests) if (r.locationId) await resolveLocation(ctx, r.locationId, '/lines', true);
+    for (const [i, r] of requests.entries()) if (r.locationId) await resolveLocation(ctx, r.locationId, `/lines/${i}/locationId`, true);
     const result = await tryReserve(ctx, order, requests);
     if (!result.ok) return { order, result };
     return { order: await refreshOrder(ctx, order, [...existing, ...result.allocations]), result };

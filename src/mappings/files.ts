@@ -52,6 +52,10 @@ export function readMappingFiles(dir = MAPPINGS_DIR): { files: MappingFile[]; un
 
 /** Validates every mapping file against the language, its schemas, the other files it reuses and its examples. */
 export function validateMappingFiles(dir = MAPPINGS_DIR): FileReport[] {
+  return checkMappingFiles(dir).reports;
+}
+
+function checkMappingFiles(dir: string): { reports: FileReport[]; files: MappingFile[] } {
   const { files, unreadable } = readMappingFiles(dir);
   const byId = new Map<string, MappingDocument>();
   const reports = [...unreadable];
@@ -85,11 +89,22 @@ export function validateMappingFiles(dir = MAPPINGS_DIR): FileReport[] {
       changed = true;
     }
   }
-  return reports.sort((a, b) => a.file.localeCompare(b.file));
+  return { reports: reports.sort((a, b) => a.file.localeCompare(b.file)), files };
 }
 
-/** The valid file mappings by id (invalid ones are left out: `npm run validate` fails CI on them). */
-export function loadFileMappings(dir = MAPPINGS_DIR): Map<string, MappingDocument> {
-  const valid = new Set(validateMappingFiles(dir).filter((r) => r.valid).map((r) => r.file));
-  return new Map(readMappingFiles(dir).files.filter((f) => valid.has(f.file)).map((f) => [f.document.id, f.document]));
+const loaded = new Map<string, ReadonlyMap<string, MappingDocument>>();
+
+/**
+ * The valid file mappings by id (invalid ones are left out: `npm run validate` fails CI on them). Read and
+ * checked once per process and directory: every hub of the process shares them.
+ */
+export function loadFileMappings(dir = MAPPINGS_DIR): ReadonlyMap<string, MappingDocument> {
+  let found = loaded.get(dir);
+  if (!found) {
+    const { reports, files } = checkMappingFiles(dir);
+    const valid = new Set(reports.filter((r) => r.valid).map((r) => r.file));
+    found = new Map(files.filter((f) => valid.has(f.file)).map((f) => [f.document.id, f.document]));
+    loaded.set(dir, found);
+  }
+  return found;
 }

@@ -9,7 +9,7 @@ import { hashMapping } from '../../mappings/hash.ts';
 import { MAX_PREVIEW_RECORDS, previewMapping } from '../../mappings/preview.ts';
 import { collectUses } from '../../mappings/reuse.ts';
 import { findMapping, findVersion, resolveMapping, reuseResolver } from '../../mappings/repository.ts';
-import { assertValidMapping, validateMapping } from '../../mappings/validate-mapping.ts';
+import { validateMapping } from '../../mappings/validate-mapping.ts';
 import type { Db, MappingsRow, MappingVersionsRow } from '../../store/types.ts';
 import type { HubEnv } from '../deps.ts';
 import type { RouteTable } from '../define-route.ts';
@@ -35,15 +35,13 @@ const RESERVED_KEYS = new Set(['shipped', 'validate']);
 const workspaceOf = (c: Context<HubEnv>) => c.get('principal').workspaceId;
 
 /** Validates a document for saving (its reuses resolved in the workspace) or fails with validation_failed. */
-async function checkForSave(c: Context<HubEnv>, db: Db, document: unknown, pointer = '/document') {
+async function checkForSave(c: Context<HubEnv>, db: Db, document: unknown): Promise<void> {
   const resolve = await reuseResolver(db, workspaceOf(c), document, c.get('deps').mappings);
-  try {
-    return assertValidMapping(document, { resolve });
-  } catch (err) {
-    if (err instanceof HubError && err.errors) {
-      throw new HubError('validation_failed', err.message, { errors: err.errors.map((e) => ({ ...e, field: `${pointer}${e.field === '/' ? '' : e.field}` })) });
-    }
-    throw err;
+  const { valid, errors } = validateMapping(document, { resolve });
+  if (!valid) {
+    throw new HubError('validation_failed', 'The mapping is not valid', {
+      errors: errors.map((e) => ({ field: `/document${e.path}`, code: e.code, message: e.message })),
+    });
   }
 }
 

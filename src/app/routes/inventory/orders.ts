@@ -6,8 +6,8 @@ import { cancelOrder, checkOrderStock, fulfilOrder, importOrderIn, loadOrder, pu
 import type { AllocationsRow, OrdersRow } from '../../../store/types.ts';
 import type { HubEnv } from '../../deps.ts';
 import type { RouteSpec, RouteTable } from '../../define-route.ts';
-import { jsonWithEtag, listResponse, respondResource, sendJson } from '../../http.ts';
-import { LIST_PARAMS, PROBLEM } from '../common.ts';
+import { jsonWithEtag, respondResource, sendJson } from '../../http.ts';
+import { LIST_PARAMS, listOwned, PROBLEM } from '../common.ts';
 import { arrayOf, inventoryBase, pathParam, readContext, runInventory, SHORTFALLS, workspaceCurrency } from './shared.ts';
 
 const ORDER = 'hub:tables/orders';
@@ -82,12 +82,8 @@ export function registerOrderRoutes(routes: RouteTable): void {
       ],
       responses: { 200: { description: 'A page of orders', schema: { list: ORDER } } },
     },
-    async (c, { query }) => {
-      const where: Record<string, string> = { workspaceId: c.get('principal').workspaceId };
-      for (const k of ['channel', 'externalId', 'status']) if (query[k] !== undefined) where[k] = query[k] as string;
-      const page = await c.get('deps').store.table('orders').query({ where, orderBy: { field: 'id', direction: 'desc' }, limit: (query.limit as number) ?? 50, cursor: (query.cursor as string) ?? null });
-      return listResponse(c, page.items.map(publicOrder), page.nextCursor);
-    },
+    (c, { query }) =>
+      listOwned(c, 'orders', query, { channel: query.channel as string | undefined, externalId: query.externalId as string | undefined, status: query.status as string | undefined }),
   );
 
   routes.add(
