@@ -2,8 +2,9 @@
 // error and a bundler sees every connector, rather than a directory scan that fails at run time.
 import type { ConnectorDefinition } from '../src/connectors/define.ts';
 import { httpConnector } from './http/index.ts';
+import { webhookConnector } from './webhook/index.ts';
 
-export const CONNECTORS = [httpConnector] as const;
+export const CONNECTORS = [httpConnector, webhookConnector] as const;
 
 const BY_ID = new Map<string, ConnectorDefinition>();
 for (const connector of CONNECTORS as readonly ConnectorDefinition[]) {

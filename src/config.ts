@@ -1,6 +1,8 @@
 // Configuration from the environment, checked once at start: a bad value names its variable and what is wrong.
 import { resolve } from 'node:path';
 import type { LogLevel } from './lib/log.ts';
+import { parseAllowList } from './webhooks/ssrf.ts';
+import { parseSchedule, STANDARD_SCHEDULE_MS } from './webhooks/schedule.ts';
 
 export interface HubConfig {
   port: number;
@@ -29,6 +31,22 @@ export interface HubConfig {
   eventRetentionDays: number;
   /** On Appwrite: the `worker` function's timeout (appwrite.json), which Appwrite does not tell the function. */
   workerTimeoutSeconds: number;
+  webhooks: WebhookConfig;
+}
+
+export interface WebhookConfig {
+  /** IPs and CIDRs that outbound webhooks may reach although they are loopback, private or link-local. */
+  allow: string[];
+  /** Delay before each attempt of a delivery (the first is normally 0); its length is the number of attempts. */
+  retrySchedule: number[];
+  /** One attempt's limit: connect, send, and the receiver's answer. */
+  timeoutMs: number;
+  /** An endpoint whose every attempt failed for this long is disabled. */
+  disableAfterMs: number;
+  /** Deliveries in flight at once, across endpoints. */
+  concurrency: number;
+  /** How long inbound webhook and delivery attempt logs are kept (deliveries and the inbox follow the jobs' retention). */
+  attemptRetentionDays: number;
 }
 
 export class ConfigError extends Error {
@@ -90,6 +108,17 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): HubConf
     }
   }
 
+  const list = <T>(name: string, parse: (raw: string) => T[], fallback: T[] = []): T[] => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return fallback;
+    try {
+      return parse(raw);
+    } catch (err) {
+      problems.push(`${name}: ${(err as Error).message}`);
+      return fallback;
+    }
+  };
+
   const levels: LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
   const logLevel = (env.HUB_LOG_LEVEL?.trim() || 'info') as LogLevel;
   if (!levels.includes(logLevel)) problems.push(`HUB_LOG_LEVEL must be one of ${levels.join(', ')} (got "${env.HUB_LOG_LEVEL}")`);
@@ -114,6 +143,14 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): HubConf
     jobRetentionDays: int('HUB_JOB_RETENTION_DAYS', 14, 1, 3650),
     eventRetentionDays: int('HUB_EVENT_RETENTION_DAYS', 30, 1, 3650),
     workerTimeoutSeconds: int('HUB_WORKER_TIMEOUT_SECONDS', 900, 10, 86_400),
+    webhooks: {
+      allow: list('HUB_WEBHOOK_ALLOW', parseAllowList),
+      retrySchedule: list('HUB_WEBHOOK_RETRY_SCHEDULE', parseSchedule, [...STANDARD_SCHEDULE_MS]),
+      timeoutMs: int('HUB_WEBHOOK_TIMEOUT_MS', 15_000, 100, 120_000),
+      disableAfterMs: int('HUB_WEBHOOK_DISABLE_AFTER_HOURS', 120, 1, 24 * 365) * 3_600_000,
+      concurrency: int('HUB_WEBHOOK_CONCURRENCY', 256, 1, 10_000),
+      attemptRetentionDays: int('HUB_WEBHOOK_ATTEMPT_RETENTION_DAYS', 14, 1, 3650),
+    },
   };
   if (problems.length) throw new ConfigError(problems);
   return config;

@@ -17,6 +17,10 @@ import { createLogger, type Logger } from './lib/log.ts';
 import { CollectedGauge, createHubMetrics } from './lib/metrics.ts';
 import { createCipher } from './lib/secrets.ts';
 import type { Store } from './store/types.ts';
+import { createDispatcher, type Dispatcher } from './webhooks/dispatcher.ts';
+import { createInboundReceiver, inboxHandler, INBOX_JOB } from './webhooks/inbound.ts';
+import { createAddressPolicy } from './webhooks/ssrf.ts';
+import { createTransport, type Transport } from './webhooks/transport.ts';
 
 export interface HubOptions {
   config: HubConfig;
@@ -32,6 +36,10 @@ export interface HubOptions {
   rateLimiter?: RateLimiter;
   /** Extra job handlers by type (built-in maintenance handlers are always there). */
   handlers?: Record<string, JobHandler>;
+  /** How outbound webhooks are sent (default: HTTP with the SSRF guard of config.webhooks.allow). */
+  transport?: Transport;
+  /** For webhook retry jitter; tests fix it. */
+  random?: () => number;
 }
 
 export interface Hub {
@@ -39,7 +47,9 @@ export interface Hub {
   deps: AppDeps;
   queue: JobQueue;
   worker: Worker;
-  /** Stops the worker (waiting for running jobs up to the timeout) and closes the store. */
+  /** Sends outbound webhooks; `start()` it beside the worker. */
+  dispatcher: Dispatcher;
+  /** Stops the worker and the dispatcher (waiting for work in flight up to the timeout) and closes the store. */
   close(timeoutMs?: number): Promise<void>;
 }
 
@@ -68,7 +78,17 @@ function maintenanceHandler(store: Store, clock: Clock, config: HubConfig): JobH
       finishedAt: { lt: before(config.jobRetentionDays) },
     });
     const eventsDeleted = await store.table('events').deleteWhere({ time: { lt: before(config.eventRetentionDays) } });
-    return { idempotencyDeleted, jobsDeleted, eventsDeleted };
+    // Attempt logs, finished deliveries and applied inbound webhooks: kept for inspection and replay, then dropped.
+    const attemptsDeleted = await store.table('webhook_attempts').deleteWhere({ at: { lt: before(config.webhooks.attemptRetentionDays) } });
+    const deliveriesDeleted = await store.table('webhook_deliveries').deleteWhere({
+      state: { in: ['delivered', 'dead'] },
+      updatedAt: { lt: before(config.jobRetentionDays) },
+    });
+    const inboxDeleted = await store.table('inbox').deleteWhere({
+      status: { in: ['processed', 'ignored', 'failed'] },
+      receivedAt: { lt: before(config.jobRetentionDays) },
+    });
+    return { idempotencyDeleted, jobsDeleted, eventsDeleted, attemptsDeleted, deliveriesDeleted, inboxDeleted };
   };
 }
 
@@ -85,9 +105,17 @@ export function createHub(options: HubOptions): Hub {
       return JOB_STATES.map((state) => ({ labels: { state }, value: counts[state] ?? 0 }));
     }),
   );
+  const policy = createAddressPolicy({ allow: config.webhooks.allow });
+  const transport = options.transport ?? createTransport({ policy });
+  const fetchFn = options.fetch ?? globalThis.fetch;
+  const connectors = options.connectors ?? CONNECTORS;
+  const mappings = options.mappings ?? loadFileMappings();
+  const inboundDeps = { store, clock, cipher, log: log.child({ part: 'inbound' }), fetch: fetchFn, connectors, mappings, queue };
+  const receiver = createInboundReceiver(inboundDeps);
+  const dispatcher = createDispatcher({ store, clock, cipher, transport, config: config.webhooks, log: log.child({ part: 'dispatcher' }), random: options.random });
   const worker = createWorker({
     queue,
-    handlers: { [MAINTENANCE_JOB]: maintenanceHandler(store, clock, config), ...options.handlers },
+    handlers: { [MAINTENANCE_JOB]: maintenanceHandler(store, clock, config), [INBOX_JOB]: inboxHandler(inboundDeps, receiver), ...options.handlers },
     concurrency: Math.max(1, config.workerConcurrency),
     log: log.child({ part: 'worker' }),
   });
@@ -101,18 +129,23 @@ export function createHub(options: HubOptions): Hub {
     metrics,
     rateLimiter: options.rateLimiter ?? createMemoryRateLimiter(clock),
     keyCache: createKeyCache(clock, config.authCacheMs),
-    fetch: options.fetch ?? globalThis.fetch,
-    connectors: options.connectors ?? CONNECTORS,
-    mappings: options.mappings ?? loadFileMappings(),
+    fetch: fetchFn,
+    connectors,
+    mappings,
     queue,
+    webhooks: { policy, receiver },
+    dispatcher,
   };
   return {
     app: createApp(deps),
     deps,
     queue,
     worker,
+    dispatcher,
     async close(timeoutMs = config.shutdownTimeoutMs) {
-      await worker.stop({ timeoutMs });
+      await Promise.all([worker.stop({ timeoutMs }), dispatcher.stop(timeoutMs)]);
+      receiver.close();
+      if (!options.transport) transport.close();
       await store.close();
     },
   };

@@ -59,6 +59,7 @@ async function main(): Promise<void> {
     fail(`Cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
   }
   hub.worker.start();
+  hub.dispatcher.start();
 
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

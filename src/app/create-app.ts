@@ -18,6 +18,8 @@ import { registerMappingRoutes } from './routes/mappings.ts';
 import { registerOAuthRoutes } from './routes/oauth.ts';
 import { registerSystemRoutes } from './routes/system.ts';
 import { registerWorkspaceRoutes } from './routes/workspace.ts';
+import { registerHookRoutes } from './routes/hooks.ts';
+import { registerWebhookRoutes } from './routes/webhooks.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -125,6 +127,8 @@ export function createApp(deps: AppDeps) {
   registerJobRoutes(routes);
   registerInventoryRoutes(routes);
   registerMappingRoutes(routes);
+  registerWebhookRoutes(routes);
+  registerHookRoutes(routes);
 
   return Object.assign(app, { routeSpecs: routes.specs });
 }

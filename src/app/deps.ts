@@ -12,6 +12,9 @@ import type { RateLimiter } from './middleware/rate-limit.ts';
 import type { KeyCache } from '../auth/key-cache.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import type { MappingDocument } from '../mappings/document.ts';
+import type { AddressPolicy } from '../webhooks/ssrf.ts';
+import type { InboundReceiver } from '../webhooks/inbound.ts';
+import type { Dispatcher } from '../webhooks/dispatcher.ts';
 
 export interface AppDeps {
   config: HubConfig;
@@ -29,6 +32,13 @@ export interface AppDeps {
   /** The mappings shipped as files in mappings/, by key (read-only; a workspace mapping with the same key wins). */
   mappings: ReadonlyMap<string, MappingDocument>;
   queue: JobQueue;
+  webhooks: {
+    /** Which addresses outbound webhooks may reach. */
+    policy: AddressPolicy;
+    receiver: InboundReceiver;
+  };
+  /** The outbound webhook dispatcher of this process, woken when deliveries become due (absent where none runs). */
+  dispatcher?: Dispatcher;
 }
 
 export interface HubEnv {

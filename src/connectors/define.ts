@@ -3,6 +3,7 @@
 import type { Clock } from '../lib/clock.ts';
 import type { Logger } from '../lib/log.ts';
 import type { JsonSchema } from '../schemas/registry.ts';
+import type { ActionName } from '../apply/actions.ts';
 
 export type ConnectorCategory = 'generic' | 'accounting' | 'ecommerce' | 'shipping';
 
@@ -50,9 +51,32 @@ export type VerifyResult =
   | { ok: true; deliveryId: string; handshake?: { status: number; headers?: Record<string, string>; body?: string } }
   | { ok: false; reason: string };
 
-export interface ConnectorWebhooks {
+/** A verified inbound webhook, read: what kind of event it is, and its content for the mapping. */
+export interface InboundMessage {
+  /** The sender's event type (`order.created`, `orders/create`), which picks the route; null when it has none. */
+  eventType: string | null;
+  payload: unknown;
+}
+
+/** Where a kind of inbound message goes: through which mapping, into which action. */
+export interface InboundRoute {
+  /** The sender's event type, a prefix pattern (`order.*`), or `*`. */
+  event: string;
+  /** The key of the mapping from the sender's shape to the action's input. */
+  mapping: string;
+  action: ActionName;
+}
+
+export interface WebhookVerifier {
   /** Verifies the signature over the raw bytes in constant time; nothing is parsed before this succeeds. */
   verify(request: RawRequest): Promise<VerifyResult> | VerifyResult;
+}
+
+export interface ConnectorWebhooks extends WebhookVerifier {
+  /** Reads a verified request (the worker calls it, not the receiver); throws a HubError when it cannot. */
+  parse(request: RawRequest): InboundMessage;
+  /** The routes of this connection; a message no route takes is kept as `ignored`. */
+  routes: readonly InboundRoute[];
 }
 
 export interface ConnectorRequest {

@@ -2,6 +2,7 @@
 // describe (an outbox), read back as a cursor feed with type filters such as `order.*`.
 import { HubError } from '../errors.ts';
 import type { Db, EventsRow, Where } from '../store/types.ts';
+import { fanOut } from '../webhooks/fanout.ts';
 
 export const EVENT_SOURCE = 'urn:hub';
 
@@ -14,8 +15,19 @@ export interface NewEvent {
   source?: string;
 }
 
-/** Appends an event; call it with the transaction that makes the change, never after it. */
+/**
+ * Appends an event and its webhook deliveries; call it with the transaction that makes the change, never after it.
+ * (Outside a transaction it opens one, so the event and its deliveries still land together.)
+ */
 export async function appendEvent(db: Db, event: NewEvent, now: string): Promise<EventsRow> {
+  return db.transaction(async (tx) => {
+    const row = await insertEvent(tx, event, now);
+    await fanOut(tx, row);
+    return row;
+  });
+}
+
+function insertEvent(db: Db, event: NewEvent, now: string): Promise<EventsRow> {
   return db.table('events').insert({
     type: event.type,
     source: event.source ?? EVENT_SOURCE,

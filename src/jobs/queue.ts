@@ -11,6 +11,8 @@ export type JobState = JobsRow['state'];
 export const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'dead', 'cancelled'];
 
 export interface EnqueueInput {
+  /** The job's id, when the caller must know it before the write (to point another row at it). */
+  id?: string;
   type: string;
   payload: Record<string, unknown>;
   workspaceId?: string | null;
@@ -194,6 +196,7 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
 
     async enqueue(input, db = store) {
       const row = {
+        ...(input.id ? { id: input.id } : {}),
         type: input.type,
         payload: input.payload,
         workspaceId: input.workspaceId ?? null,

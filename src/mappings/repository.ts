@@ -4,6 +4,7 @@ import { HubError } from '../errors.ts';
 import type { Db, MappingsRow, MappingVersionsRow } from '../store/types.ts';
 import type { MappingDocument } from './document.ts';
 import { checkDocument } from './document-check.ts';
+import { compileMapping, type CompiledMapping } from './compile.ts';
 import { collectUses, type ResolveMapping } from './reuse.ts';
 
 /** How deep `use` chains are followed when loading what a document reuses (cycles are the validator's to report). */
@@ -59,4 +60,14 @@ export async function reuseResolver(db: Db, workspaceId: string, doc: unknown, f
     frontier = next;
   }
   return (id) => loaded.get(id);
+}
+
+/**
+ * The compiled mapping that runs for a key (workspace version, else the shipped file), with what it reuses;
+ * null when there is none. Compiling is cached by content hash, so calling this per record costs two reads.
+ */
+export async function compiledMappingFor(db: Db, workspaceId: string, key: string, files: ReadonlyMap<string, MappingDocument>): Promise<CompiledMapping | null> {
+  const found = await resolveMapping(db, workspaceId, key, files);
+  if (!found) return null;
+  return compileMapping(found.document, { resolve: await reuseResolver(db, workspaceId, found.document, files) });
 }

@@ -24,6 +24,9 @@ import allocationsTable from '../../schemas/tables/allocations.schema.json' with
 import purchaseOrdersTable from '../../schemas/tables/purchase_orders.schema.json' with { type: 'json' };
 import mappingsTable from '../../schemas/tables/mappings.schema.json' with { type: 'json' };
 import mappingVersionsTable from '../../schemas/tables/mapping_versions.schema.json' with { type: 'json' };
+import webhookEndpointsTable from '../../schemas/tables/webhook_endpoints.schema.json' with { type: 'json' };
+import webhookDeliveriesTable from '../../schemas/tables/webhook_deliveries.schema.json' with { type: 'json' };
+import webhookAttemptsTable from '../../schemas/tables/webhook_attempts.schema.json' with { type: 'json' };
 import workspaceUpdate from '../../schemas/api/workspace-update.schema.json' with { type: 'json' };
 import apiKeyCreate from '../../schemas/api/api-key-create.schema.json' with { type: 'json' };
 import apiKeyUpdate from '../../schemas/api/api-key-update.schema.json' with { type: 'json' };
@@ -55,9 +58,14 @@ import mappingVersionCreate from '../../schemas/api/mapping-version-create.schem
 import mappingActivate from '../../schemas/api/mapping-activate.schema.json' with { type: 'json' };
 import mappingValidate from '../../schemas/api/mapping-validate.schema.json' with { type: 'json' };
 import mappingPreview from '../../schemas/api/mapping-preview.schema.json' with { type: 'json' };
+import webhookEndpointCreate from '../../schemas/api/webhook-endpoint-create.schema.json' with { type: 'json' };
+import webhookEndpointUpdate from '../../schemas/api/webhook-endpoint-update.schema.json' with { type: 'json' };
+import webhookSecretRotate from '../../schemas/api/webhook-secret-rotate.schema.json' with { type: 'json' };
+import webhookReplay from '../../schemas/api/webhook-replay.schema.json' with { type: 'json' };
 import stockCount from '../../schemas/canonical/stock-count.schema.json' with { type: 'json' };
 import stockLevel from '../../schemas/canonical/stock-level.schema.json' with { type: 'json' };
 import orderLine from '../../schemas/canonical/order-line.schema.json' with { type: 'json' };
+import stockChange from '../../schemas/canonical/stock-change.schema.json' with { type: 'json' };
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -82,6 +90,9 @@ export const TABLE_SCHEMAS = [
   purchaseOrdersTable,
   mappingsTable,
   mappingVersionsTable,
+  webhookEndpointsTable,
+  webhookDeliveriesTable,
+  webhookAttemptsTable,
 ] as JsonSchema[];
 
 export const API_SCHEMAS = [
@@ -116,10 +127,14 @@ export const API_SCHEMAS = [
   purchaseOrderCreate,
   purchaseOrderUpdate,
   purchaseOrderReceive,
+  webhookEndpointCreate,
+  webhookEndpointUpdate,
+  webhookSecretRotate,
+  webhookReplay,
 ] as JsonSchema[];
 
 /** The canonical records files and mappings exchange (flat shapes of the model). */
-export const CANONICAL_SCHEMAS = [stockCount, stockLevel, orderLine] as JsonSchema[];
+export const CANONICAL_SCHEMAS = [stockCount, stockLevel, orderLine, stockChange] as JsonSchema[];
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 

@@ -123,8 +123,10 @@ export type InboxRow = {
   headers: Record<string, unknown>;
   body: string;
   receivedAt: string;
-  status: "received" | "processed" | "failed";
+  status: "received" | "processed" | "ignored" | "failed";
   jobId?: string | null;
+  processedAt?: string | null;
+  result?: Record<string, unknown> | null;
   version: number;
   createdAt: string;
   updatedAt: string;
@@ -342,6 +344,72 @@ export type MappingVersionsRow = {
   updatedAt: string;
 };
 
+/** WebhookEndpoint: A subscriber of the hub's events: every event whose type matches one of its filters is delivered to its URL, signed per Standard Webhooks. */
+export type WebhookEndpointsRow = {
+  id: string;
+  workspaceId: string;
+  url: string;
+  description?: string | null;
+  eventTypes: string[];
+  headers: Record<string, unknown>;
+  rateLimitPerSecond?: number | null;
+  status: "enabled" | "disabled";
+  disabledReason?: string | null;
+  disabledAt?: string | null;
+  failingSince?: string | null;
+  lastSuccessAt?: string | null;
+  secret: string;
+  previousSecret?: string | null;
+  previousSecretExpiresAt?: string | null;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
+/** WebhookDelivery: One event on its way to one endpoint: created with the event (same transaction), attempted on the retry schedule until delivered or dead. */
+export type WebhookDeliveriesRow = {
+  id: string;
+  workspaceId: string;
+  endpointId: string;
+  eventId: string;
+  eventType: string;
+  orderingKey?: string | null;
+  state: "pending" | "waiting" | "sending" | "paused" | "delivered" | "dead";
+  attempts: number;
+  totalAttempts?: number;
+  nextAttemptAt: string;
+  leaseOwner?: string | null;
+  leaseUntil?: string | null;
+  lastAttemptAt?: string | null;
+  lastStatus?: number | null;
+  lastError?: string | null;
+  deliveredAt?: string | null;
+  deadAt?: string | null;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
+/** WebhookAttempt: The log of one delivery attempt: what was answered, how fast, or why it failed. */
+export type WebhookAttemptsRow = {
+  id: string;
+  workspaceId: string;
+  endpointId: string;
+  deliveryId: string;
+  eventId: string;
+  attempt: number;
+  at: string;
+  ok: boolean;
+  status?: number | null;
+  latencyMs: number;
+  response?: string | null;
+  error?: string | null;
+  message?: string | null;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
 export interface TableRows {
   workspaces: WorkspacesRow;
   api_keys: ApiKeysRow;
@@ -363,6 +431,9 @@ export interface TableRows {
   purchase_orders: PurchaseOrdersRow;
   mappings: MappingsRow;
   mapping_versions: MappingVersionsRow;
+  webhook_endpoints: WebhookEndpointsRow;
+  webhook_deliveries: WebhookDeliveriesRow;
+  webhook_attempts: WebhookAttemptsRow;
 }
 
 export type TableName = keyof TableRows;

@@ -5,6 +5,7 @@ import { auditRequest } from '../../audit/log.ts';
 import type { ConnectorDefinition, TestResult } from '../../connectors/define.ts';
 import { HubError, isHubError } from '../../errors.ts';
 import { appendEvent } from '../../events/log.ts';
+import { connectionChanged } from '../../webhooks/inbound.ts';
 import { compileSchema } from '../../schemas/registry.ts';
 import { assertValid } from '../../schemas/validate.ts';
 import type { ConnectionsRow } from '../../store/types.ts';
@@ -185,6 +186,7 @@ export function registerConnectionRoutes(routes: RouteTable): void {
           patch.credentialFields = Object.keys(body.credentials).sort();
         }
         const updated = await tx.table('connections').update(conn.id, patch, { ifVersion: expectVersion(c, conn) });
+        connectionChanged(conn.id);
         await auditRequest(tx, c, { action: 'connection.updated', resourceType: 'connection', resourceId: conn.id, details: { fields: Object.keys(body) } });
         await appendEvent(tx, { type: 'connection.updated', workspaceId: conn.workspaceId, subject: conn.id, data: { connection: publicConnection(updated) }, correlationId: c.get('requestId') }, nowIso(c));
         return updated;
@@ -209,6 +211,7 @@ export function registerConnectionRoutes(routes: RouteTable): void {
       await store.transaction(async (tx) => {
         const conn = await loadOwned(c, 'connections', c.req.param('id')!, tx);
         await tx.table('connections').delete(conn.id, { ifVersion: expectVersion(c, conn) });
+        connectionChanged(conn.id);
         await auditRequest(tx, c, { action: 'connection.deleted', resourceType: 'connection', resourceId: conn.id });
         await appendEvent(tx, { type: 'connection.deleted', workspaceId: conn.workspaceId, subject: conn.id, data: { connection: { id: conn.id, connectorId: conn.connectorId, name: conn.name } }, correlationId: c.get('requestId') }, nowIso(c));
       });

@@ -1,0 +1,41 @@
+// POST /hooks/{connectionId}: where vendors and the customer's own systems push webhooks. The body is read as
+// raw bytes and verified before anything is parsed; a verified request is stored with its job and answered 202.
+import type { RouteTable } from '../define-route.ts';
+import { PROBLEM } from './common.ts';
+
+export function registerHookRoutes(routes: RouteTable): void {
+  routes.add(
+    {
+      method: 'post',
+      path: '/hooks/{connectionId}',
+      operationId: 'receiveWebhook',
+      summary: 'Receive a webhook for a connection',
+      description:
+        'The connection’s connector verifies the signature over the raw body (Standard Webhooks, HMAC-SHA256, or the vendor’s scheme). ' +
+        'A verified webhook is stored and applied in the background; a resend with the same delivery id is acknowledged and dropped. ' +
+        'A bad signature gets 401 without detail; an unknown connection 404; a body over the limit 413.',
+      tag: 'Webhooks',
+      auth: false,
+      responses: {
+        202: {
+          description: 'Stored; it is applied in the background',
+          schema: { type: 'object', required: ['id', 'duplicate'], properties: { id: { type: 'string' }, duplicate: { type: 'boolean' } } },
+        },
+        401: PROBLEM('The signature is missing or not valid'),
+        404: PROBLEM('No connection receives webhooks here'),
+        413: PROBLEM('The body is too large'),
+      },
+    },
+    async (c) => {
+      const body = new Uint8Array(await c.req.arrayBuffer());
+      const outcome = await c.get('deps').webhooks.receiver.receive(c.req.param('connectionId')!, {
+        method: 'POST',
+        headers: c.req.raw.headers,
+        body,
+        url: c.req.path,
+      });
+      if (outcome.kind === 'handshake') return new Response(outcome.body ?? null, { status: outcome.status, headers: outcome.headers });
+      return c.json({ id: outcome.id, duplicate: outcome.duplicate }, 202);
+    },
+  );
+}

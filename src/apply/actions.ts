@@ -1,0 +1,116 @@
+// The commands inbound data can drive: a webhook or a file row, once mapped to a canonical shape, is applied by
+// one of these. Each names the schema its input must satisfy (the mapping's target), and runs in the caller's
+// transaction, so that what it does commits together with the record of having done it (exactly once).
+import { HubError } from '../errors.ts';
+import type { InventoryContext } from '../inventory/context.ts';
+import { adjustStock, receiveStock } from '../inventory/movements.ts';
+import { importOrder, type OrderImport } from '../inventory/orders.ts';
+import { createProduct, updateProduct, type ProductInput } from '../inventory/products.ts';
+import { validatorFor } from '../schemas/registry.ts';
+import { assertValid } from '../schemas/validate.ts';
+import type { LocationsRow } from '../store/types.ts';
+
+export const ACTION_NAMES = ['order.import', 'product.upsert', 'stock.count', 'stock.adjust', 'stock.receive'] as const;
+export type ActionName = (typeof ACTION_NAMES)[number];
+
+export interface ActionContext extends InventoryContext {
+  /** The workspace's currency, for orders that do not name one. */
+  currency: string;
+}
+
+export interface Action {
+  /** The schema the input must satisfy: the target of the mapping that feeds it. */
+  schema: string;
+  description: string;
+  apply(ctx: ActionContext, input: Record<string, unknown>): Promise<Record<string, unknown>>;
+}
+
+interface StockCount {
+  sku: string;
+  locationCode: string;
+  onHand: number;
+  unitCost?: string;
+}
+
+interface StockChange {
+  sku: string;
+  locationCode: string;
+  quantity: number;
+  reason?: string;
+  unitCost?: string;
+  reference?: { type: string; id: string };
+}
+
+async function locationByCode(ctx: InventoryContext, code: string): Promise<LocationsRow> {
+  const page = await ctx.db.table('locations').query({ where: { workspaceId: ctx.workspaceId, code }, limit: 1 });
+  const loc = page.items[0];
+  if (!loc) {
+    throw new HubError('unknown_reference', `There is no location with code "${code}"`, {
+      errors: [{ field: '/locationCode', code: 'unknown', message: `there is no location with code "${code}"` }],
+    });
+  }
+  return loc;
+}
+
+const summary = (r: { movements: { id: string }[]; levels: { id: string; onHand: number }[] }) => ({
+  movements: r.movements.map((m) => m.id),
+  levels: r.levels.map((l) => ({ id: l.id, onHand: l.onHand })),
+});
+
+export const ACTIONS: Record<ActionName, Action> = {
+  'order.import': {
+    schema: 'hub:api/order-import',
+    description: 'Imports an order (created, updated or unchanged) and reserves its stock.',
+    async apply(ctx, input) {
+      const result = await importOrder(ctx, input as unknown as OrderImport, ctx.currency);
+      return { orderId: result.order.id, created: result.created, changed: result.changed, allocationFailure: result.allocationFailure };
+    },
+  },
+  'product.upsert': {
+    schema: 'hub:api/product-create',
+    description: 'Creates the product with this SKU, or updates the one that has it.',
+    async apply(ctx, input) {
+      const product = input as unknown as ProductInput;
+      const found = await ctx.db.table('products').query({ where: { workspaceId: ctx.workspaceId, sku: product.sku }, limit: 1 });
+      const existing = found.items[0];
+      if (!existing) return { productId: (await createProduct(ctx, product)).id, created: true };
+      const { sku: _sku, ...patch } = product;
+      await updateProduct(ctx, existing, patch, existing.version);
+      return { productId: existing.id, created: false };
+    },
+  },
+  'stock.count': {
+    schema: 'hub:canonical/stock-count',
+    description: 'Sets on hand of a SKU at a location to the counted units.',
+    async apply(ctx, input) {
+      const count = input as unknown as StockCount;
+      const loc = await locationByCode(ctx, count.locationCode);
+      const line = { sku: count.sku, onHand: count.onHand, ...(count.unitCost ? { unitCost: count.unitCost } : {}) };
+      return summary(await adjustStock(ctx, { locationId: loc.id, reason: 'count', lines: [line] }));
+    },
+  },
+  'stock.adjust': {
+    schema: 'hub:canonical/stock-change',
+    description: 'Changes on hand of a SKU at a location by a signed quantity.',
+    async apply(ctx, input) {
+      const change = input as unknown as StockChange;
+      const loc = await locationByCode(ctx, change.locationCode);
+      const line = { sku: change.sku, quantity: change.quantity, ...(change.unitCost ? { unitCost: change.unitCost } : {}) };
+      return summary(await adjustStock(ctx, { locationId: loc.id, reason: change.reason ?? 'adjustment', reference: change.reference ?? null, lines: [line] }));
+    },
+  },
+  'stock.receive': {
+    schema: 'hub:api/stock-receipt',
+    description: 'Receives stock at a location at the given unit costs.',
+    async apply(ctx, input) {
+      return summary(await receiveStock(ctx, input as never));
+    },
+  },
+};
+
+/** Checks the input against the action's schema, then applies it; a failure names the failing fields. */
+export async function applyAction(name: ActionName, ctx: ActionContext, input: unknown): Promise<Record<string, unknown>> {
+  const action = ACTIONS[name];
+  assertValid(validatorFor(action.schema), input, `The ${name} input`, '');
+  return action.apply(ctx, input as Record<string, unknown>);
+}

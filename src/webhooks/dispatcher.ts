@@ -1,0 +1,464 @@
+// The dispatcher: drains the delivery outbox. It leases due deliveries in batches (one transaction), signs and sends
+// each as soon as a slot is free, and writes outcomes in batches (one transaction for many), so the store does a
+// few statements per delivery and the network is kept busy. Delivery is at least once: a crash after a send and
+// before its outcome is written sends it again when the lease expires, with the same `webhook-id`.
+import { isHubError } from '../errors.ts';
+import { appendEvent } from '../events/log.ts';
+import type { Clock } from '../lib/clock.ts';
+import { randomToken } from '../lib/ids.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
+import type { Cipher } from '../lib/secrets.ts';
+import type { Db, EventsRow, RowPatch, Store, WebhookDeliveriesRow } from '../store/types.ts';
+import type { WebhookConfig } from '../config.ts';
+import { createEndpointCache, type LiveEndpoint } from './endpoints.ts';
+import { onDeliveriesCreated, promoteNext } from './fanout.ts';
+import { retryDelay } from './schedule.ts';
+import { standardHeaders } from './signing.ts';
+import type { Transport, WebhookResult } from './transport.ts';
+
+export interface DispatcherOptions {
+  store: Store;
+  clock: Clock;
+  cipher: Cipher;
+  transport: Transport;
+  config: WebhookConfig;
+  log?: Logger;
+  /** For retry jitter; tests fix it. */
+  random?: () => number;
+  owner?: string;
+  /** At most this many deliveries leased per claim. Default 256. */
+  batchSize?: number;
+  /** How long to sleep when nothing is due (new deliveries in this process wake it sooner). Default 500 ms. */
+  pollIntervalMs?: number;
+}
+
+export interface DispatcherStats {
+  attempts: number;
+  delivered: number;
+  retried: number;
+  dead: number;
+  /** Claims that failed in a row (the store is failing). */
+  claimFailures: number;
+}
+
+export interface Dispatcher {
+  readonly owner: string;
+  start(): void;
+  /** Stops claiming, waits for sends in flight up to timeoutMs and writes their outcomes. */
+  stop(timeoutMs?: number): Promise<void>;
+  wake(): void;
+  /** One pass: leases what is due now, sends it all, writes the outcomes; resolves with the attempts made. */
+  runOnce(): Promise<number>;
+  stats(): DispatcherStats;
+}
+
+const USER_AGENT = 'inventory-hub-webhooks/1';
+/** Outcomes waiting for their write are flushed at this many, or on the next turn of the event loop. */
+const FLUSH_AT = 128;
+const MAX_MESSAGE = 500;
+
+interface Claimed {
+  delivery: WebhookDeliveriesRow;
+  endpoint: LiveEndpoint;
+}
+
+interface Outcome extends Claimed {
+  result: WebhookResult;
+  at: number;
+}
+
+type DeliveryPatch = RowPatch<WebhookDeliveriesRow>;
+
+/** The body every endpoint receives for an event: Standard Webhooks' `type`, `timestamp` and `data`, and the event's id and subject. */
+export function webhookPayload(event: EventsRow): string {
+  return JSON.stringify({
+    id: event.id,
+    type: event.type,
+    timestamp: event.time,
+    subject: event.subject ?? null,
+    correlationId: event.correlationId ?? null,
+    data: event.data,
+  });
+}
+
+export function createDispatcher(options: DispatcherOptions): Dispatcher {
+  const { store, clock, transport, config } = options;
+  const log = options.log ?? silentLogger;
+  const random = options.random ?? Math.random;
+  const owner = options.owner ?? `dispatch:${process.pid}:${randomToken(6)}`.slice(0, 64);
+  const batchSize = options.batchSize ?? 256;
+  const pollIntervalMs = options.pollIntervalMs ?? 500;
+  // A lease outlives the longest send and the outcome write after it; then any dispatcher may take it over.
+  const leaseMs = config.timeoutMs * 2 + 30_000;
+  const endpoints = createEndpointCache(options.cipher, clock);
+  const counts: DispatcherStats = { attempts: 0, delivered: 0, retried: 0, dead: 0, claimFailures: 0 };
+  const iso = (ms: number) => new Date(ms).toISOString();
+
+  // Per endpoint: the next instant its rate limit lets a delivery go (ms).
+  const nextSlot = new Map<string, number>();
+
+  let inFlight = 0;
+  let outcomes: Outcome[] = [];
+  let flushing: Promise<void> | null = null;
+  let flushQueued = false;
+  const settledWaiters = new Set<() => void>();
+
+  let started = false;
+  let stopping = false;
+  let loop: Promise<void> | null = null;
+  let wakePending = false;
+  let wakeSleeper: (() => void) | null = null;
+
+  /**
+   * A delivery may go now when its endpoint has no rate limit, or its turn has come; else it gets a slot and waits
+   * for it. A slot given is marked on the row (leaseUntil = nextAttemptAt while pending), so taking it later does
+   * not draw on the limit a second time.
+   */
+  function slotFor(endpoint: LiveEndpoint, delivery: WebhookDeliveriesRow, now: number): number {
+    const rate = endpoint.row.rateLimitPerSecond;
+    if (!rate) return now;
+    if (delivery.leaseUntil !== null && delivery.leaseUntil === delivery.nextAttemptAt && Date.parse(delivery.leaseUntil) <= now) return now;
+    const slot = Math.max(now, nextSlot.get(endpoint.row.id) ?? now);
+    nextSlot.set(endpoint.row.id, slot + 1000 / rate);
+    return slot;
+  }
+
+  async function claim(limit: number): Promise<Claimed[]> {
+    const nowMs = clock.now();
+    const now = iso(nowMs);
+    const leaseUntil = iso(nowMs + leaseMs);
+    return store.transaction(async (tx) => {
+      const table = tx.table('webhook_deliveries');
+      const expired = await table.query({ where: { state: 'sending', leaseUntil: { lt: now } }, orderBy: { field: 'nextAttemptAt' }, limit });
+      const due = await table.query({ where: { state: 'pending', nextAttemptAt: { lte: now } }, orderBy: { field: 'nextAttemptAt' }, limit });
+      const claimed: Claimed[] = [];
+      for (const delivery of [...expired.items, ...due.items]) {
+        if (claimed.length >= limit) break;
+        try {
+          const endpoint = await endpoints.get(tx, delivery.endpointId);
+          if (!endpoint) {
+            // The endpoint was deleted while this was queued: the delivery goes with it.
+            await table.delete(delivery.id);
+            continue;
+          }
+          if (endpoint.row.status !== 'enabled') {
+            await table.update(delivery.id, { state: 'paused', leaseOwner: null, leaseUntil: null }, { ifVersion: delivery.version });
+            continue;
+          }
+          const slot = slotFor(endpoint, delivery, nowMs);
+          if (slot > nowMs) {
+            const at = iso(slot);
+            await table.update(delivery.id, { state: 'pending', nextAttemptAt: at, leaseOwner: null, leaseUntil: at }, { ifVersion: delivery.version });
+            continue;
+          }
+          const row = await table.update(delivery.id, { state: 'sending', leaseOwner: owner, leaseUntil }, { ifVersion: delivery.version });
+          claimed.push({ delivery: row, endpoint });
+        } catch (err) {
+          // Another dispatcher took it first, or a key no longer decrypts (logged; the row is left for an operator).
+          if (isHubError(err, 'version_conflict') || isHubError(err, 'not_found')) continue;
+          log.error('webhook delivery could not be claimed', { err, deliveryId: delivery.id });
+        }
+      }
+      return claimed;
+    });
+  }
+
+  async function loadEvents(claimed: Claimed[]): Promise<Map<string, EventsRow>> {
+    const ids = [...new Set(claimed.map((c) => c.delivery.eventId))];
+    const events = new Map<string, EventsRow>();
+    for (let i = 0; i < ids.length; i += 100) {
+      const page = await store.table('events').query({ where: { id: { in: ids.slice(i, i + 100) } }, limit: 100 });
+      for (const e of page.items) events.set(e.id, e);
+    }
+    return events;
+  }
+
+  async function send(claimed: Claimed, event: EventsRow | undefined, bodies: Map<string, string>): Promise<void> {
+    const { endpoint } = claimed;
+    let result: WebhookResult;
+    if (!event) {
+      // The event outlived its retention before it could be delivered: nothing is left to send.
+      result = { ok: false, error: { code: 'event_expired', message: 'The event was deleted by retention before delivery', latencyMs: 0 } };
+    } else {
+      let body = bodies.get(event.id);
+      if (body === undefined) bodies.set(event.id, (body = webhookPayload(event)));
+      const timestamp = Math.floor(clock.now() / 1000);
+      const headers = {
+        ...endpoint.headers,
+        'content-type': 'application/json',
+        'user-agent': USER_AGENT,
+        ...standardHeaders(event.id, timestamp, body, endpoint.keys),
+      };
+      result = await transport.send({ url: endpoint.row.url, headers, body, timeoutMs: config.timeoutMs });
+    }
+    counts.attempts++;
+    outcomes.push({ ...claimed, result, at: clock.now() });
+    if (outcomes.length >= FLUSH_AT) void flush();
+    else scheduleFlush();
+  }
+
+  function scheduleFlush(): void {
+    if (flushQueued) return;
+    flushQueued = true;
+    setImmediate(() => {
+      flushQueued = false;
+      void flush();
+    });
+  }
+
+  /** Writes the outcomes gathered so far in one transaction; one flush at a time, the next picks up what came meanwhile. */
+  function flush(): Promise<void> {
+    if (flushing) return flushing;
+    if (outcomes.length === 0) return Promise.resolve();
+    const batch = outcomes;
+    outcomes = [];
+    flushing = record(batch)
+      .catch((err) => {
+        // The outcomes are lost, not the deliveries: their leases expire and they are sent again.
+        log.error('webhook outcomes not recorded; their deliveries will be retried when their leases expire', { err, count: batch.length });
+      })
+      .finally(() => {
+        flushing = null;
+        inFlight -= batch.length;
+        for (const waiter of settledWaiters) waiter();
+        wake();
+        if (outcomes.length) void flush();
+      });
+    return flushing;
+  }
+
+  function describe(result: WebhookResult): { ok: boolean; status: number | null; error: string | null; message: string | null; response: string | null; latencyMs: number } {
+    if (!result.ok) return { ok: false, status: null, error: result.error.code, message: result.error.message.slice(0, MAX_MESSAGE), response: null, latencyMs: result.error.latencyMs };
+    const { status, body, latencyMs } = result.response;
+    const ok = status >= 200 && status < 300;
+    return { ok, status, error: ok ? null : `http_${status}`, message: null, response: body.slice(0, 1024), latencyMs };
+  }
+
+  async function record(batch: Outcome[]): Promise<void> {
+    await store.transaction(async (tx) => {
+      const deliveries = tx.table('webhook_deliveries');
+      const health = new Map<string, { endpoint: LiveEndpoint; ok: boolean; gone: boolean; at: number }>();
+      for (const outcome of batch) {
+        const { delivery, endpoint, result, at } = outcome;
+        const d = describe(result);
+        const attempt = delivery.attempts + 1;
+        const atIso = iso(at);
+        await tx.table('webhook_attempts').insert({
+          workspaceId: delivery.workspaceId,
+          endpointId: delivery.endpointId,
+          deliveryId: delivery.id,
+          eventId: delivery.eventId,
+          attempt: (delivery.totalAttempts ?? 0) + 1,
+          at: atIso,
+          ok: d.ok,
+          status: d.status,
+          latencyMs: Math.max(0, Math.round(d.latencyMs)),
+          response: d.response,
+          error: d.error,
+          message: d.message,
+        });
+        const common: DeliveryPatch = {
+          attempts: attempt,
+          totalAttempts: (delivery.totalAttempts ?? 0) + 1,
+          lastAttemptAt: atIso,
+          lastStatus: d.status,
+          lastError: d.error,
+          leaseOwner: null,
+          leaseUntil: null,
+        };
+        const status = result.ok ? result.response.status : null;
+        let patch: DeliveryPatch;
+        let final = false;
+        if (d.ok) {
+          patch = { ...common, state: 'delivered', deliveredAt: atIso };
+          final = true;
+          counts.delivered++;
+        } else if (status === 410) {
+          // The receiver says it wants no more: the endpoint is disabled and this delivery waits with the others.
+          patch = { ...common, state: 'paused' };
+        } else {
+          const retryAfter = result.ok && (status === 429 || status === 503) ? result.response.retryAfterMs : undefined;
+          const noRetry = !result.ok && result.error.code === 'event_expired';
+          const delay = noRetry ? null : retryDelay(config.retrySchedule, attempt, retryAfter, random);
+          if (delay === null) {
+            patch = { ...common, state: 'dead', deadAt: atIso };
+            final = true;
+            counts.dead++;
+          } else {
+            patch = { ...common, state: 'pending', nextAttemptAt: iso(at + delay) };
+            counts.retried++;
+          }
+        }
+        try {
+          await deliveries.update(delivery.id, patch, { ifVersion: delivery.version });
+        } catch (err) {
+          // Its lease expired and another dispatcher has it now: that one's outcome is the one to keep.
+          if (isHubError(err, 'version_conflict') || isHubError(err, 'not_found')) continue;
+          throw err;
+        }
+        if (final) await promoteNext(tx, delivery, atIso);
+        const seen = health.get(endpoint.row.id);
+        if (!seen || at >= seen.at) health.set(endpoint.row.id, { endpoint, ok: d.ok, gone: status === 410 || (seen?.gone ?? false), at });
+        else if (status === 410) seen.gone = true;
+      }
+      for (const { endpoint, ok, gone, at } of health.values()) await updateHealth(tx, endpoint, ok, gone, at);
+    });
+  }
+
+  /**
+   * Keeps the endpoint's failure record: the time of the first failure since the last success. A 410, or failures
+   * that last the disable period, disable it; an operational event says so.
+   */
+  async function updateHealth(tx: Db, endpoint: LiveEndpoint, ok: boolean, gone: boolean, at: number): Promise<void> {
+    const table = tx.table('webhook_endpoints');
+    const row = await table.get(endpoint.row.id);
+    if (!row || row.status !== 'enabled') return;
+    const atIso = iso(at);
+    if (gone) return disable(tx, row.id, 'gone', atIso);
+    if (ok) {
+      // Written only when it changes something an operator reads: not on every success.
+      const stale = !row.lastSuccessAt || at - Date.parse(row.lastSuccessAt) > 60_000;
+      if (row.failingSince !== null || stale) await table.update(row.id, { failingSince: null, lastSuccessAt: atIso });
+      return;
+    }
+    if (row.failingSince === null || row.failingSince === undefined) {
+      await table.update(row.id, { failingSince: atIso });
+      return;
+    }
+    if (at - Date.parse(row.failingSince) >= config.disableAfterMs) await disable(tx, row.id, 'failing', atIso);
+  }
+
+  async function disable(tx: Db, id: string, reason: 'gone' | 'failing', at: string): Promise<void> {
+    const row = await tx.table('webhook_endpoints').update(id, { status: 'disabled', disabledReason: reason, disabledAt: at });
+    endpoints.drop(id);
+    await pauseOpen(tx, id);
+    await appendEvent(
+      tx,
+      {
+        type: 'webhook.endpoint.disabled',
+        workspaceId: row.workspaceId,
+        subject: id,
+        data: { endpointId: id, url: row.url, reason, failingSince: row.failingSince ?? null },
+      },
+      at,
+    );
+    log.warn('webhook endpoint disabled', { endpointId: id, reason });
+  }
+
+  async function runPass(): Promise<number> {
+    const free = config.concurrency - inFlight;
+    if (free <= 0) return 0;
+    let claimed: Claimed[];
+    try {
+      claimed = await claim(Math.min(free, batchSize));
+      counts.claimFailures = 0;
+    } catch (err) {
+      counts.claimFailures++;
+      log.error('claiming webhook deliveries failed; will retry', { err });
+      return 0;
+    }
+    if (claimed.length === 0) return 0;
+    inFlight += claimed.length;
+    let events: Map<string, EventsRow>;
+    try {
+      events = await loadEvents(claimed);
+    } catch (err) {
+      inFlight -= claimed.length;
+      log.error('reading events for webhook deliveries failed; their leases will expire and they are retried', { err });
+      return 0;
+    }
+    const bodies = new Map<string, string>();
+    for (const c of claimed) {
+      void send(c, events.get(c.delivery.eventId), bodies).catch((err) => {
+        // send() records every transport failure itself; this is a bug guard so that a slot is never leaked.
+        log.error('webhook send failed unexpectedly', { err, deliveryId: c.delivery.id });
+        inFlight--;
+      });
+    }
+    return claimed.length;
+  }
+
+  function wake(): void {
+    wakePending = true;
+    wakeSleeper?.();
+  }
+
+  function sleep(ms: number): Promise<void> {
+    if (wakePending || stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wakeSleeper = null;
+        resolve();
+      }
+      wakeSleeper = done;
+    });
+  }
+
+  function settled(): Promise<void> {
+    if (inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        if (inFlight === 0) {
+          settledWaiters.delete(check);
+          resolve();
+        }
+      };
+      settledWaiters.add(check);
+    });
+  }
+
+  async function runLoop(): Promise<void> {
+    while (!stopping) {
+      wakePending = false;
+      const claimed = await runPass();
+      // Claim again at once while the batch came back full and slots are free: there is more due.
+      if (claimed >= Math.min(batchSize, config.concurrency) && inFlight < config.concurrency) continue;
+      await sleep(claimed > 0 || inFlight > 0 ? Math.min(pollIntervalMs, 50) : pollIntervalMs);
+    }
+  }
+
+  let unsubscribe: (() => void) | null = null;
+
+  return {
+    owner,
+    start() {
+      if (started) return;
+      started = true;
+      unsubscribe = onDeliveriesCreated(wake);
+      loop = runLoop();
+    },
+    async stop(timeoutMs = 30_000) {
+      stopping = true;
+      unsubscribe?.();
+      wakeSleeper?.();
+      await loop;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([settled(), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+      clearTimeout(timer);
+      await flush();
+      endpoints.close();
+    },
+    wake,
+    async runOnce() {
+      const claimed = await runPass();
+      await settled();
+      return claimed;
+    },
+    stats: () => ({ ...counts }),
+  };
+}
+
+/** Pauses an endpoint's due deliveries (in pages); the dispatcher pauses any it still finds when it claims them. */
+export async function pauseOpen(db: Db, endpointId: string): Promise<number> {
+  const table = db.table('webhook_deliveries');
+  let paused = 0;
+  for (;;) {
+    const page = await table.query({ where: { endpointId, state: 'pending' }, limit: 500 });
+    for (const d of page.items) await table.update(d.id, { state: 'paused', leaseUntil: null });
+    paused += page.items.length;
+    if (page.items.length < 500) return paused;
+  }
+}
+

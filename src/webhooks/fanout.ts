@@ -1,0 +1,87 @@
+// Fan-out: an event becomes one delivery per enabled endpoint whose filters match it, written in the transaction
+// that appends the event. So an event is never without its deliveries, whatever crashes when: the delivery rows are
+// the outbox the dispatcher drains.
+import { matchesType } from '../events/log.ts';
+import type { Db, EventsRow, WebhookDeliveriesRow } from '../store/types.ts';
+
+/** States in which a delivery still has to go out: a later one with the same ordering key waits behind it. */
+export const OPEN_STATES: WebhookDeliveriesRow['state'][] = ['pending', 'waiting', 'sending', 'paused'];
+
+type Listener = () => void;
+const listeners = new Set<Listener>();
+
+/**
+ * Tells this process's dispatchers that deliveries were written. A hint only, given before the commit: a dispatcher
+ * claims in a transaction, which on SQLite runs after the one that wrote them, and polls anyway.
+ */
+export function onDeliveriesCreated(listener: Listener): () => void {
+  listeners.add(listener);
+  return () => void listeners.delete(listener);
+}
+
+function notify(): void {
+  for (const listener of listeners) listener();
+}
+
+/** Creates the event's deliveries; returns how many. Call it with the event's own transaction. */
+export async function fanOut(db: Db, event: EventsRow): Promise<number> {
+  const endpoints = await db.table('webhook_endpoints').query({ where: { workspaceId: event.workspaceId, status: 'enabled' }, limit: 1000 });
+  let created = 0;
+  for (const endpoint of endpoints.items) {
+    if (!matchesType(endpoint.eventTypes, event.type)) continue;
+    await createDelivery(db, endpoint.id, event, event.time);
+    created++;
+  }
+  if (created) notify();
+  return created;
+}
+
+/**
+ * One delivery of the event to the endpoint, due at `at`; it waits when an earlier delivery about the same subject
+ * to the same endpoint is still open, so that a receiver sees one order's events in the order they happened.
+ */
+export async function createDelivery(db: Db, endpointId: string, event: EventsRow, at: string): Promise<WebhookDeliveriesRow> {
+  const deliveries = db.table('webhook_deliveries');
+  const orderingKey = event.subject ?? null;
+  let state: WebhookDeliveriesRow['state'] = 'pending';
+  if (orderingKey !== null) {
+    const ahead = await deliveries.query({ where: { endpointId, orderingKey, state: { in: OPEN_STATES } }, limit: 1 });
+    if (ahead.items.length) state = 'waiting';
+  }
+  return deliveries.insert({
+    workspaceId: event.workspaceId,
+    endpointId,
+    eventId: event.id,
+    eventType: event.type,
+    orderingKey,
+    state,
+    attempts: 0,
+    totalAttempts: 0,
+    nextAttemptAt: at,
+    leaseOwner: null,
+    leaseUntil: null,
+    lastAttemptAt: null,
+    lastStatus: null,
+    lastError: null,
+    deliveredAt: null,
+    deadAt: null,
+  });
+}
+
+/**
+ * After a delivery reached a final state (delivered or dead), the next one waiting behind it on its ordering key
+ * becomes due. Run it in the transaction that finalised the delivery.
+ */
+export async function promoteNext(db: Db, delivery: Pick<WebhookDeliveriesRow, 'endpointId' | 'orderingKey'>, now: string): Promise<void> {
+  if (delivery.orderingKey === null || delivery.orderingKey === undefined) return;
+  const deliveries = db.table('webhook_deliveries');
+  const open = await deliveries.query({
+    where: { endpointId: delivery.endpointId, orderingKey: delivery.orderingKey, state: { in: ['pending', 'sending', 'paused'] } },
+    limit: 1,
+  });
+  // Another delivery of the key is already on its way (a replay): it promotes the next one when it is done.
+  if (open.items.length) return;
+  const next = await deliveries.query({ where: { endpointId: delivery.endpointId, orderingKey: delivery.orderingKey, state: 'waiting' }, limit: 1 });
+  const row = next.items[0];
+  if (row) await deliveries.update(row.id, { state: 'pending', nextAttemptAt: now });
+}

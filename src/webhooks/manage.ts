@@ -1,0 +1,262 @@
+// Managing endpoints and their deliveries: what the /v1/webhooks routes call. Every change that affects what the
+// dispatcher does (a URL, a secret, enabled or not) drops this process's cached copy of the endpoint at once.
+import { HubError, type FieldError } from '../errors.ts';
+import { appendEvent, matchesType } from '../events/log.ts';
+import type { Cipher } from '../lib/secrets.ts';
+import type { Db, RowPatch, WebhookDeliveriesRow, WebhookEndpointsRow } from '../store/types.ts';
+import { pauseOpen } from './dispatcher.ts';
+import { endpointChanged, RESERVED_HEADER } from './endpoints.ts';
+import { createDelivery, OPEN_STATES } from './fanout.ts';
+import { generateSecret, secretKey } from './signing.ts';
+import { checkWebhookUrl, type AddressPolicy } from './ssrf.ts';
+
+export interface EndpointInput {
+  url: string;
+  description?: string | null;
+  eventTypes: string[];
+  headers?: Record<string, string>;
+  rateLimitPerSecond?: number | null;
+  secret?: string;
+  enabled?: boolean;
+}
+
+export type EndpointPatch = Partial<Pick<EndpointInput, 'url' | 'description' | 'eventTypes' | 'headers' | 'rateLimitPerSecond'>>;
+
+const PAGE = 500;
+
+function checkUrl(url: string, policy: AddressPolicy): void {
+  const problems = checkWebhookUrl(url, policy);
+  if (problems.length) {
+    throw new HubError('validation_failed', problems[0]!.message, { errors: problems.map((p) => ({ field: '/url', code: p.code, message: p.message })) });
+  }
+}
+
+function checkHeaders(headers: Record<string, string> | undefined): void {
+  const errors: FieldError[] = Object.keys(headers ?? {})
+    .filter((name) => RESERVED_HEADER.test(name))
+    .map((name) => ({ field: `/headers/${name}`, code: 'reserved', message: `${name} is set by the hub and cannot be overridden` }));
+  if (errors.length) throw new HubError('validation_failed', 'Some headers are the hub’s own', { errors });
+}
+
+/** The secret given (checked) or a new one, and its ciphertext for the row. */
+function sealSecret(cipher: Cipher, given: string | undefined): { secret: string; sealed: string } {
+  const secret = given ?? generateSecret();
+  secretKey(secret, '/secret');
+  return { secret, sealed: cipher.encrypt(secret) };
+}
+
+export async function createEndpoint(
+  db: Db,
+  deps: { cipher: Cipher; policy: AddressPolicy },
+  workspaceId: string,
+  input: EndpointInput,
+  now: string,
+): Promise<{ endpoint: WebhookEndpointsRow; secret: string }> {
+  checkUrl(input.url, deps.policy);
+  checkHeaders(input.headers);
+  const { secret, sealed } = sealSecret(deps.cipher, input.secret);
+  const enabled = input.enabled !== false;
+  const endpoint = await db.table('webhook_endpoints').insert({
+    workspaceId,
+    url: input.url,
+    description: input.description ?? null,
+    eventTypes: input.eventTypes,
+    headers: input.headers ?? {},
+    rateLimitPerSecond: input.rateLimitPerSecond ?? null,
+    status: enabled ? 'enabled' : 'disabled',
+    disabledReason: enabled ? null : 'manual',
+    disabledAt: enabled ? null : now,
+    failingSince: null,
+    lastSuccessAt: null,
+    secret: sealed,
+    previousSecret: null,
+    previousSecretExpiresAt: null,
+  });
+  return { endpoint, secret };
+}
+
+export async function updateEndpoint(db: Db, policy: AddressPolicy, endpoint: WebhookEndpointsRow, patch: EndpointPatch, ifVersion: number): Promise<WebhookEndpointsRow> {
+  if (patch.url !== undefined) checkUrl(patch.url, policy);
+  checkHeaders(patch.headers);
+  const saved = await db.table('webhook_endpoints').update(endpoint.id, patch as RowPatch<WebhookEndpointsRow>, { ifVersion });
+  endpointChanged(endpoint.id);
+  return saved;
+}
+
+/**
+ * A new secret; the old one keeps signing beside it for the grace period, so receivers can switch over without
+ * missing a delivery (Standard Webhooks sends both signatures in one header).
+ */
+export async function rotateSecret(
+  db: Db,
+  cipher: Cipher,
+  endpoint: WebhookEndpointsRow,
+  input: { secret?: string; graceSeconds?: number },
+  nowMs: number,
+): Promise<{ endpoint: WebhookEndpointsRow; secret: string }> {
+  const { secret, sealed } = sealSecret(cipher, input.secret);
+  const grace = input.graceSeconds ?? 86_400;
+  const saved = await db.table('webhook_endpoints').update(
+    endpoint.id,
+    {
+      secret: sealed,
+      previousSecret: grace > 0 ? endpoint.secret : null,
+      previousSecretExpiresAt: grace > 0 ? new Date(nowMs + grace * 1000).toISOString() : null,
+    },
+    { ifVersion: endpoint.version },
+  );
+  endpointChanged(endpoint.id);
+  return { endpoint: saved, secret };
+}
+
+/** The endpoint's current secret, for an admin who needs to configure the receiver again. */
+export function revealSecret(cipher: Cipher, endpoint: WebhookEndpointsRow): { secret: string; previousSecretExpiresAt: string | null } {
+  return { secret: cipher.decrypt(endpoint.secret), previousSecretExpiresAt: endpoint.previousSecretExpiresAt ?? null };
+}
+
+/** Disables by hand: deliveries stop and wait (paused) until it is enabled again. */
+export async function disableEndpoint(db: Db, endpoint: WebhookEndpointsRow, now: string): Promise<WebhookEndpointsRow> {
+  if (endpoint.status === 'disabled') return endpoint;
+  const saved = await db.table('webhook_endpoints').update(endpoint.id, { status: 'disabled', disabledReason: 'manual', disabledAt: now });
+  endpointChanged(endpoint.id);
+  await pauseOpen(db, endpoint.id);
+  return saved;
+}
+
+/** Enables again, forgets its failures, and sends what waited while it was disabled. */
+export async function enableEndpoint(db: Db, endpoint: WebhookEndpointsRow, now: string): Promise<{ endpoint: WebhookEndpointsRow; resumed: number }> {
+  const saved = await db.table('webhook_endpoints').update(endpoint.id, { status: 'enabled', disabledReason: null, disabledAt: null, failingSince: null });
+  endpointChanged(endpoint.id);
+  const table = db.table('webhook_deliveries');
+  let resumed = 0;
+  for (;;) {
+    const page = await table.query({ where: { endpointId: endpoint.id, state: 'paused' }, limit: PAGE });
+    for (const d of page.items) await table.update(d.id, { state: 'pending', nextAttemptAt: now, leaseUntil: null, attempts: 0 });
+    resumed += page.items.length;
+    if (page.items.length < PAGE) break;
+  }
+  return { endpoint: saved, resumed };
+}
+
+/** Deletes the endpoint with its deliveries and their log. */
+export async function deleteEndpoint(db: Db, endpoint: WebhookEndpointsRow): Promise<void> {
+  await db.table('webhook_attempts').deleteWhere({ endpointId: endpoint.id });
+  await db.table('webhook_deliveries').deleteWhere({ endpointId: endpoint.id });
+  await db.table('webhook_endpoints').delete(endpoint.id);
+  endpointChanged(endpoint.id);
+}
+
+/** Starts a new cycle of attempts for a delivered or dead delivery (same webhook-id: a receiver can tell it has it). */
+export async function replayDelivery(db: Db, delivery: WebhookDeliveriesRow, now: string): Promise<WebhookDeliveriesRow> {
+  if (delivery.state !== 'delivered' && delivery.state !== 'dead') {
+    throw new HubError('invalid_transition', `Delivery ${delivery.id} is ${delivery.state}; only a delivered or dead delivery can be replayed`, {
+      extra: { state: delivery.state },
+    });
+  }
+  return db.table('webhook_deliveries').update(delivery.id, restart(now), { ifVersion: delivery.version });
+}
+
+function restart(now: string): RowPatch<WebhookDeliveriesRow> {
+  return { state: 'pending', attempts: 0, nextAttemptAt: now, leaseOwner: null, leaseUntil: null, deadAt: null };
+}
+
+export interface ReplayInput {
+  scope: 'failed' | 'events';
+  since: string;
+  until?: string;
+  types?: string[];
+  limit?: number;
+}
+
+export interface ReplayResult {
+  /** Existing deliveries started again. */
+  replayed: number;
+  /** Deliveries created for events the endpoint had not been sent (it did not exist or was disabled then). */
+  created: number;
+  hasMore: boolean;
+  /** Pass as `since` to continue when hasMore. */
+  nextSince: string | null;
+}
+
+/**
+ * Replays for one endpoint: its dead deliveries created since a time (`failed`), or every matching event in a time
+ * range (`events`), whether it was delivered before or never sent. Deliveries still on their way are left alone.
+ */
+export async function replayEndpoint(db: Db, endpoint: WebhookEndpointsRow, input: ReplayInput, now: string): Promise<ReplayResult> {
+  const limit = input.limit ?? 500;
+  const until = input.until ?? now;
+  if (until < input.since) {
+    throw new HubError('validation_failed', 'until is before since', { errors: [{ field: '/until', code: 'range', message: 'must not be before since' }] });
+  }
+  const deliveries = db.table('webhook_deliveries');
+  if (input.scope === 'failed') {
+    const page = await deliveries.query({
+      where: { endpointId: endpoint.id, state: 'dead', createdAt: { gte: input.since, lte: until } },
+      orderBy: { field: 'createdAt' },
+      limit: limit + 1,
+    });
+    const rows = page.items.slice(0, limit);
+    for (const d of rows) await deliveries.update(d.id, restart(now));
+    const hasMore = page.items.length > limit;
+    return { replayed: rows.length, created: 0, hasMore, nextSince: hasMore ? page.items[limit]!.createdAt : null };
+  }
+  const types = input.types ?? endpoint.eventTypes;
+  const page = await db.table('events').query({
+    where: { workspaceId: endpoint.workspaceId, time: { gte: input.since, lte: until } },
+    orderBy: { field: 'time' },
+    limit: limit + 1,
+  });
+  const events = page.items.slice(0, limit).filter((e) => matchesType(types, e.type) && matchesType(endpoint.eventTypes, e.type));
+  let replayed = 0;
+  let created = 0;
+  for (const event of events) {
+    const existing = (await deliveries.query({ where: { endpointId: endpoint.id, eventId: event.id }, limit: 1 })).items[0];
+    if (!existing) {
+      await createDelivery(db, endpoint.id, event, now);
+      created++;
+    } else if (!OPEN_STATES.includes(existing.state)) {
+      await deliveries.update(existing.id, restart(now));
+      replayed++;
+    }
+  }
+  const hasMore = page.items.length > limit;
+  return { replayed, created, hasMore, nextSince: hasMore ? page.items[limit]!.time : null };
+}
+
+export interface DeliveryLedger {
+  /** Deliveries created: every event matched to every endpoint that was enabled then. */
+  published: number;
+  delivered: number;
+  /** Still on their way: pending, waiting, sending or paused. */
+  pending: number;
+  dead: number;
+  byState: Record<WebhookDeliveriesRow['state'], number>;
+}
+
+const STATES: WebhookDeliveriesRow['state'][] = ['pending', 'waiting', 'sending', 'paused', 'delivered', 'dead'];
+
+/** published = delivered + pending + dead, counted from the rows themselves. */
+export async function deliveryLedger(db: Db, workspaceId: string, endpointId?: string): Promise<DeliveryLedger> {
+  const table = db.table('webhook_deliveries');
+  const scope = endpointId ? { workspaceId, endpointId } : { workspaceId };
+  const counts = await Promise.all(STATES.map((state) => table.count({ ...scope, state })));
+  const byState = Object.fromEntries(STATES.map((s, i) => [s, counts[i]!])) as DeliveryLedger['byState'];
+  const published = await table.count(scope);
+  return {
+    published,
+    delivered: byState.delivered,
+    pending: byState.pending + byState.waiting + byState.sending + byState.paused,
+    dead: byState.dead,
+    byState,
+  };
+}
+
+/** A `webhook.test` event delivered to this endpoint only, to check a receiver end to end. */
+export async function sendTestEvent(db: Db, endpoint: WebhookEndpointsRow, now: string): Promise<WebhookDeliveriesRow> {
+  return db.transaction(async (tx) => {
+    // Appended to the log with no subscriber of its own in mind: fan-out skips it unless someone subscribed to it.
+    const event = await appendEvent(tx, { type: 'webhook.test', workspaceId: endpoint.workspaceId, subject: endpoint.id, data: { endpointId: endpoint.id, message: 'A test delivery from the hub' } }, now);
+    const existing = (await tx.table('webhook_deliveries').query({ where: { endpointId: endpoint.id, eventId: event.id }, limit: 1 })).items[0];
+    return existing ?? createDelivery(tx, endpoint.id, event, now);
+  });
+}

@@ -1,0 +1,321 @@
+// One signed webhook POST over HTTP(S), as the delivery worker needs it: every outcome is a value (never a throw)
+// with a stable failure code the retry policy can branch on. It uses node:http directly rather than fetch because
+// the SSRF guard has to sit in the connection's `lookup`, and because deliveries run at thousands per second:
+// keep-alive agents, one URL parse per distinct endpoint, and no per-request closures beyond the promise's own.
+import http from 'node:http';
+import https from 'node:https';
+import { isIP } from 'node:net';
+import { MAX_RETRY_AFTER_MS } from '../lib/backoff.ts';
+import { SSRF_BLOCKED, type AddressPolicy } from './ssrf.ts';
+
+export interface WebhookRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: string | Uint8Array;
+  /** Covers the whole exchange: connect, response headers and body. */
+  timeoutMs: number;
+}
+
+export interface WebhookResponse {
+  status: number;
+  latencyMs: number;
+  /** At most maxResponseBytes of the body, decoded as UTF-8 (lossy). */
+  body: string;
+  /** Milliseconds from a Retry-After header (seconds or HTTP-date), capped at 24 h; undefined when absent/invalid. */
+  retryAfterMs?: number;
+  /** A redirect's target, reported and never followed: following it would bypass the endpoint's validation. */
+  location?: string;
+}
+
+export interface WebhookFailure {
+  /** 'timeout' | 'connection_refused' | 'connection_reset' | 'dns_failed' | 'ssrf_blocked' | 'tls_failed' | 'invalid_url' | 'request_failed' */
+  code: string;
+  /** Names the host, never the path, query or headers, which may carry secrets. */
+  message: string;
+  latencyMs: number;
+}
+
+export type WebhookResult = { ok: true; response: WebhookResponse } | { ok: false; error: WebhookFailure };
+
+export interface Transport {
+  send(req: WebhookRequest): Promise<WebhookResult>;
+  /** Destroys the pooled sockets; later sends fail with request_failed. */
+  close(): void;
+}
+
+export interface TransportOptions {
+  policy: AddressPolicy;
+  /** How much of a response body to keep (default 1024 bytes); the rest is read and discarded. */
+  maxResponseBytes?: number;
+  /** Concurrent sockets per origin (default 64). */
+  maxSockets?: number;
+  /** The clock latencies are measured with (default performance.now). */
+  now?: () => number;
+}
+
+const DEFAULT_MAX_RESPONSE_BYTES = 1024;
+const DEFAULT_MAX_SOCKETS = 64;
+/** A receiver that sends more than this is not answering a webhook: stop reading rather than tie up the socket. */
+const MAX_DRAIN_BYTES = 1024 * 1024;
+const URL_CACHE_SIZE = 1000;
+
+/** What one URL turns into, computed once per distinct URL. */
+interface Target {
+  /** Everything http(s).request needs except the headers. */
+  options: http.RequestOptions;
+  secure: boolean;
+  /** host[:port], for messages. */
+  origin: string;
+  /** An IP-literal host the policy refuses: Node skips `lookup` for literals, so the guard must judge them here. */
+  blocked: boolean;
+}
+
+interface Settings {
+  now: () => number;
+  maxResponseBytes: number;
+}
+
+/** The state of one send. It rides on the request and response objects so the listeners can be shared functions. */
+class Exchange {
+  response: http.IncomingMessage | undefined;
+  timer: NodeJS.Timeout | undefined;
+  readonly chunks: Buffer[] = [];
+  kept = 0;
+  received = 0;
+  done = false;
+
+  constructor(
+    readonly request: http.ClientRequest,
+    readonly target: Target,
+    readonly timeoutMs: number,
+    readonly start: number,
+    readonly settings: Settings,
+    readonly resolve: (result: WebhookResult) => void,
+  ) {}
+}
+
+const EXCHANGE = Symbol('webhookExchange');
+type Carrier = { [EXCHANGE]?: Exchange };
+
+export function createTransport(options: TransportOptions): Transport {
+  const { policy } = options;
+  const settings: Settings = {
+    now: options.now ?? (() => performance.now()),
+    maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+  };
+  // LIFO keeps the most recently used sockets busy, so idle ones age out instead of all going stale together.
+  const agentOptions: http.AgentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS, scheduling: 'lifo' };
+  const httpAgent = new http.Agent(agentOptions);
+  const httpsAgent = new https.Agent(agentOptions);
+  const targets = new Map<string, Target | null>();
+  let closed = false;
+
+  const parseTarget = (url: string): Target | null => {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      return null;
+    }
+    const secure = parsed.protocol === 'https:';
+    if (!secure && parsed.protocol !== 'http:') return null;
+    // URL keeps the brackets of an IPv6 host; the socket layer wants the bare address.
+    const hostname = parsed.hostname.startsWith('[') ? parsed.hostname.slice(1, -1) : parsed.hostname;
+    return {
+      options: {
+        method: 'POST',
+        protocol: parsed.protocol,
+        hostname,
+        port: parsed.port || (secure ? 443 : 80),
+        path: parsed.pathname + parsed.search,
+        agent: secure ? httpsAgent : httpAgent,
+        lookup: policy.lookup,
+      },
+      secure,
+      origin: parsed.host,
+      blocked: isIP(hostname) !== 0 && !policy.allows(hostname),
+    };
+  };
+
+  const targetFor = (url: string): Target | null => {
+    let target = targets.get(url);
+    if (target === undefined) {
+      target = parseTarget(url);
+      // Endpoints are few; the bound only stops a stream of unique URLs from growing the map for ever.
+      if (targets.size >= URL_CACHE_SIZE) targets.delete(targets.keys().next().value!);
+      targets.set(url, target);
+    }
+    return target;
+  };
+
+  const send = (req: WebhookRequest): Promise<WebhookResult> => {
+    const start = settings.now();
+    if (closed) return Promise.resolve(failure('request_failed', 'The webhook transport is closed.', start, settings));
+    const target = targetFor(req.url);
+    if (!target) return Promise.resolve(failure('invalid_url', 'The URL is not a valid http:// or https:// URL.', start, settings));
+    if (target.blocked) {
+      return Promise.resolve(failure(SSRF_BLOCKED, `Refusing to connect to ${target.origin}: it is not a public address.`, start, settings));
+    }
+    return new Promise((resolve) => exchange(req, target, start, settings, resolve));
+  };
+
+  const close = (): void => {
+    closed = true;
+    httpAgent.destroy();
+    httpsAgent.destroy();
+    targets.clear();
+  };
+
+  return { send, close };
+}
+
+function exchange(req: WebhookRequest, target: Target, start: number, settings: Settings, resolve: (result: WebhookResult) => void): void {
+  let request: http.ClientRequest & Carrier;
+  try {
+    request = (target.secure ? https : http).request({ ...target.options, headers: req.headers });
+  } catch (err) {
+    // Only bad caller input gets here (an invalid header name or value); its message would quote the header.
+    const message = `The request to ${target.origin} could not be built (${errorCode(err) ?? 'invalid request'}).`;
+    return resolve(failure('request_failed', message, start, settings));
+  }
+  const ex = new Exchange(request, target, req.timeoutMs, start, settings, resolve);
+  request[EXCHANGE] = ex;
+  request.on('response', onResponse);
+  request.on('error', onRequestError);
+  ex.timer = setTimeout(onTimeout, req.timeoutMs, ex);
+  request.setHeader('content-length', typeof req.body === 'string' ? Buffer.byteLength(req.body) : req.body.byteLength);
+  request.end(req.body);
+}
+
+function onResponse(this: http.ClientRequest & Carrier, response: http.IncomingMessage & Carrier): void {
+  const ex = this[EXCHANGE]!;
+  ex.response = response;
+  response[EXCHANGE] = ex;
+  response.on('data', onData);
+  response.on('end', onEnd);
+  response.on('error', onResponseError);
+}
+
+function onData(this: http.IncomingMessage & Carrier, chunk: Buffer): void {
+  const ex = this[EXCHANGE]!;
+  ex.received += chunk.length;
+  const room = ex.settings.maxResponseBytes - ex.kept;
+  if (room > 0) {
+    const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    ex.chunks.push(part);
+    ex.kept += part.length;
+  }
+  if (ex.received > MAX_DRAIN_BYTES) {
+    succeed(ex);
+    ex.request.destroy();
+  }
+}
+
+function onEnd(this: http.IncomingMessage & Carrier): void {
+  succeed(this[EXCHANGE]!);
+}
+
+function onRequestError(this: http.ClientRequest & Carrier, err: Error): void {
+  fail(this[EXCHANGE]!, err);
+}
+
+function onResponseError(this: http.IncomingMessage & Carrier, err: Error): void {
+  fail(this[EXCHANGE]!, err);
+}
+
+function onTimeout(ex: Exchange): void {
+  settle(ex, failure('timeout', `${ex.target.origin} did not answer within ${ex.timeoutMs} ms.`, ex.start, ex.settings));
+  ex.request.destroy();
+}
+
+function succeed(ex: Exchange): void {
+  const response = ex.response!;
+  const body = ex.chunks.length === 1 ? ex.chunks[0]! : Buffer.concat(ex.chunks, ex.kept);
+  const result: WebhookResponse = { status: response.statusCode ?? 0, latencyMs: ex.settings.now() - ex.start, body: body.toString('utf8') };
+  const retryAfterMs = parseRetryAfter(response.headers['retry-after']);
+  if (retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs;
+  if (response.headers.location !== undefined) result.location = response.headers.location;
+  settle(ex, { ok: true, response: result });
+}
+
+function fail(ex: Exchange, err: unknown): void {
+  if (ex.done) return; // the errors that follow our own destroy() after a timeout or an oversized body
+  const code = failureCode(err, ex.target.secure);
+  settle(ex, failure(code, failureMessage(code, err, ex.target), ex.start, ex.settings));
+}
+
+function settle(ex: Exchange, result: WebhookResult): void {
+  if (ex.done) return;
+  ex.done = true;
+  clearTimeout(ex.timer);
+  ex.resolve(result);
+}
+
+function failure(code: string, message: string, start: number, settings: Settings): WebhookResult {
+  return { ok: false, error: { code, message, latencyMs: settings.now() - start } };
+}
+
+const CODES: Readonly<Record<string, string>> = {
+  [SSRF_BLOCKED]: 'ssrf_blocked',
+  ECONNREFUSED: 'connection_refused',
+  ECONNRESET: 'connection_reset', // includes "socket hang up"
+  EPIPE: 'connection_reset',
+  ENOTFOUND: 'dns_failed',
+  EAI_AGAIN: 'dns_failed',
+  EAI_FAIL: 'dns_failed',
+  EAI_NODATA: 'dns_failed',
+  ETIMEDOUT: 'timeout',
+  ERR_INVALID_URL: 'invalid_url',
+};
+
+/** Certificate failures (CERT_*, UNABLE_TO_*, self-signed) and handshake failures from Node's TLS or OpenSSL. */
+const TLS_CODE = /^(?:ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|HOSTNAME_MISMATCH$)/;
+
+/** The stable failure code for an error from the socket, DNS, TLS or the SSRF guard. */
+export function failureCode(err: unknown, secure: boolean): string {
+  const code = errorCode(err);
+  if (code === undefined) return 'request_failed';
+  // OpenSSL reports a failed handshake (a plain-HTTP port, an unknown protocol version) as the bare errno EPROTO.
+  if (code === 'EPROTO' && secure) return 'tls_failed';
+  return CODES[code] ?? (TLS_CODE.test(code) ? 'tls_failed' : 'request_failed');
+}
+
+function failureMessage(code: string, err: unknown, target: Target): string {
+  switch (code) {
+    case 'ssrf_blocked':
+      return (err as Error).message; // written by the guard: host and address only
+    case 'connection_refused':
+      return `${target.origin} refused the connection.`;
+    case 'connection_reset':
+      return `${target.origin} closed the connection before the response was complete.`;
+    case 'dns_failed':
+      return `The host name of ${target.origin} could not be resolved.`;
+    case 'tls_failed':
+      return `The TLS connection to ${target.origin} failed (${errorCode(err)}).`;
+    case 'timeout':
+      return `The connection to ${target.origin} timed out.`;
+    default:
+      // Not err.message: some quote header names or values, and headers carry the signature.
+      return `The request to ${target.origin} failed (${errorCode(err) ?? 'unknown error'}).`;
+  }
+}
+
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Retry-After as milliseconds: delta-seconds or an HTTP-date (all three RFC 9110 date forms start with a day name,
+ * which also keeps Date.parse from reading stray numbers as dates). Capped so a bad header cannot park a delivery
+ * for months.
+ */
+export function parseRetryAfter(value: string | undefined, nowMs: number = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Math.min(Number(text) * 1000, MAX_RETRY_AFTER_MS);
+  if (!/^[A-Za-z]{3}/.test(text)) return undefined;
+  // asctime dates carry no zone, and Date.parse would read them as local time; HTTP dates are always GMT.
+  const at = Date.parse(/GMT$/i.test(text) ? text : `${text} GMT`);
+  return Number.isNaN(at) ? undefined : Math.min(Math.max(0, at - nowMs), MAX_RETRY_AFTER_MS);
+}

@@ -1,0 +1,170 @@
+// Inbound webhook verifiers: the `/hooks/{connectionId}` receiver calls `verify(raw)` before it parses anything, so
+// these see attacker-controlled headers and bytes. Two schemes cover most senders: Standard Webhooks (and Svix,
+// which it came from) and the plain "HMAC-SHA256 of the body in a header" most vendors use (GitHub, Shopify, …).
+// Configuration is checked when a verifier is built; `verify` itself never throws. Its failure reasons are short
+// internal strings for the log only: the HTTP layer answers 401 without them, so a prober learns nothing.
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { RawRequest, VerifyResult, WebhookVerifier } from '../connectors/define.ts';
+import { HubError } from '../errors.ts';
+import { secretKey } from './signing.ts';
+
+const DEFAULT_TOLERANCE_SECONDS = 300;
+// Delivery ids become dedupe keys in storage; anything longer is not a real sender's id.
+const MAX_DELIVERY_ID = 255;
+// Plain digits only (parseInt would take '12abc' or '1e3' apart), and few enough of them to stay a safe integer.
+const TIMESTAMP = /^[0-9]{1,15}$/;
+// An HMAC-SHA256 digest (32 bytes) encoded canonically: fixing the shape before decoding means malformed input is a
+// plain mismatch, and the buffers handed to timingSafeEqual always have equal lengths.
+const V1_SIGNATURE = /^[A-Za-z0-9+/]{43}=$/;
+const HEX_DIGEST = /^[0-9a-fA-F]{64}$/;
+// Padding is optional because some senders strip it; the 43 characters alone fix the 32 bytes.
+const BASE64_DIGEST = /^[A-Za-z0-9+/]{43}=?$/;
+// RFC 9110 token: Headers.get throws on anything else, and verify must not, so header names are checked up front.
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+export interface StandardWebhooksVerifierConfig {
+  /** Seconds either side of now a webhook-timestamp may be; default 300. */
+  toleranceSeconds?: number;
+}
+
+/**
+ * Verifies Standard Webhooks deliveries against any of `secrets` ('whsec_…'; several during a rotation). `now` is
+ * a millisecond clock. Throws HubError('validation_failed') at construction for a bad secret or tolerance.
+ */
+export function standardWebhooksVerifier(
+  secrets: readonly string[],
+  config: StandardWebhooksVerifierConfig,
+  now: () => number,
+): WebhookVerifier {
+  if (secrets.length === 0) throw invalidConfig('/secrets', 'required', 'at least one secret is required');
+  const keys = secrets.map((s, i) => secretKey(s, `/secrets/${i}`));
+  const tolerance = toleranceOf(config.toleranceSeconds);
+  return {
+    verify(request: RawRequest): VerifyResult {
+      const id = request.headers.get('webhook-id');
+      const timestamp = request.headers.get('webhook-timestamp');
+      const signatures = request.headers.get('webhook-signature');
+      if (!id || !timestamp || !signatures) return fail('missing_headers');
+      if (id.length > MAX_DELIVERY_ID) return fail('bad_delivery_id');
+      const timeCheck = checkTimestamp(timestamp, tolerance, now);
+      if (timeCheck) return timeCheck;
+
+      // Digests are computed once, and only when there is a well-formed v1 entry to compare them with. The signed
+      // content uses the headers' text as received, as the sender signed it.
+      let expected: Buffer[] | undefined;
+      for (const entry of signatures.split(' ')) {
+        // Other versions (v1a is ed25519) are skipped, not failed: a sender may add them beside a v1 signature.
+        if (!entry.startsWith('v1,')) continue;
+        const encoded = entry.slice(3);
+        if (!V1_SIGNATURE.test(encoded)) continue;
+        const given = Buffer.from(encoded, 'base64');
+        expected ??= keys.map((key) => createHmac('sha256', key).update(`${id}.${timestamp}.`).update(request.body).digest());
+        for (const digest of expected) {
+          if (timingSafeEqual(digest, given)) return { ok: true, deliveryId: id };
+        }
+      }
+      return fail('signature_mismatch');
+    },
+  };
+}
+
+export interface HmacVerifierConfig {
+  /** Header holding the signature, e.g. 'x-signature' (case-insensitive). */
+  signatureHeader: string;
+  /** How the digest is written. Hex is accepted in either case; base64 is standard base64, padding optional. */
+  encoding: 'hex' | 'base64';
+  /** Optional prefix before the digest in the header, e.g. 'sha256=' (GitHub style); matched exactly. */
+  prefix?: string;
+  /**
+   * When set: the header holding a unix-seconds timestamp; the signed content becomes `${timestamp}.${body}` and
+   * the timestamp must be within toleranceSeconds (default 300).
+   */
+  timestampHeader?: string;
+  toleranceSeconds?: number;
+  /**
+   * Header carrying the sender's delivery id (for dedupe), e.g. 'x-delivery-id'. When absent or the header is
+   * missing, the delivery id is 'sha256:' + hex SHA-256 of the raw body (so an identical resend dedupes).
+   */
+  deliveryIdHeader?: string;
+}
+
+/**
+ * Verifies an HMAC-SHA256 signature of the raw body (or of `${timestamp}.${body}`) carried in one header. The
+ * secret is used as its UTF-8 bytes, as vendors that hand out such secrets do. `now` is a millisecond clock.
+ * Throws HubError('validation_failed') at construction for an empty secret or a bad header name or tolerance.
+ */
+export function hmacVerifier(secret: string, config: HmacVerifierConfig, now: () => number): WebhookVerifier {
+  if (typeof secret !== 'string' || secret === '') throw invalidConfig('/secret', 'required', 'a secret is required');
+  checkHeaderName('/signatureHeader', config.signatureHeader);
+  if (config.timestampHeader !== undefined) checkHeaderName('/timestampHeader', config.timestampHeader);
+  if (config.deliveryIdHeader !== undefined) checkHeaderName('/deliveryIdHeader', config.deliveryIdHeader);
+  if (config.encoding !== 'hex' && config.encoding !== 'base64') {
+    throw invalidConfig('/encoding', 'enum', "must be 'hex' or 'base64'");
+  }
+  const key = Buffer.from(secret, 'utf8');
+  const tolerance = toleranceOf(config.toleranceSeconds);
+  const prefix = config.prefix ?? '';
+  const digestShape = config.encoding === 'hex' ? HEX_DIGEST : BASE64_DIGEST;
+  return {
+    verify(request: RawRequest): VerifyResult {
+      const header = request.headers.get(config.signatureHeader);
+      if (!header) return fail('missing_headers');
+      // The header's shape is checked before any hashing, so garbage costs nothing however large the body.
+      if (!header.startsWith(prefix)) return fail('signature_mismatch');
+      const encoded = header.slice(prefix.length);
+      if (!digestShape.test(encoded)) return fail('signature_mismatch');
+      const hmac = createHmac('sha256', key);
+      if (config.timestampHeader !== undefined) {
+        const timestamp = request.headers.get(config.timestampHeader);
+        if (!timestamp) return fail('missing_headers');
+        const timeCheck = checkTimestamp(timestamp, tolerance, now);
+        if (timeCheck) return timeCheck;
+        hmac.update(`${timestamp}.`);
+      }
+      const expected = hmac.update(request.body).digest();
+      if (!timingSafeEqual(expected, Buffer.from(encoded, config.encoding))) return fail('signature_mismatch');
+      const deliveryId =
+        (config.deliveryIdHeader !== undefined && request.headers.get(config.deliveryIdHeader)) ||
+        `sha256:${createHash('sha256').update(request.body).digest('hex')}`;
+      return deliveryId.length > MAX_DELIVERY_ID ? fail('bad_delivery_id') : { ok: true, deliveryId };
+    },
+  };
+}
+
+/**
+ * Constant-time comparison of two byte strings of possibly different length. Pass the expected value as `a`: the
+ * time taken depends only on its length, because on a length mismatch `a` is compared with itself instead of
+ * returning early (timingSafeEqual would throw).
+ */
+export function safeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  const sameLength = a.byteLength === b.byteLength;
+  const equal = timingSafeEqual(a, sameLength ? b : a);
+  return sameLength && equal;
+}
+
+function fail(reason: string): VerifyResult {
+  return { ok: false, reason };
+}
+
+/** Null when the timestamp header is well formed and within `tolerance` seconds of now. */
+function checkTimestamp(text: string, tolerance: number, now: () => number): VerifyResult | null {
+  if (!TIMESTAMP.test(text)) return fail('bad_timestamp');
+  const nowSeconds = Math.floor(now() / 1000);
+  return Math.abs(nowSeconds - Number(text)) > tolerance ? fail('timestamp_out_of_tolerance') : null;
+}
+
+function toleranceOf(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_TOLERANCE_SECONDS;
+  if (!Number.isFinite(value) || value < 0) throw invalidConfig('/toleranceSeconds', 'minimum', 'must be a number of seconds, 0 or more');
+  return value;
+}
+
+function checkHeaderName(pointer: string, name: string): void {
+  if (typeof name !== 'string' || !HEADER_NAME.test(name)) throw invalidConfig(pointer, 'format', 'must be an HTTP header name');
+}
+
+function invalidConfig(pointer: string, code: string, message: string): HubError {
+  return new HubError('validation_failed', `The webhook verifier's ${pointer.slice(1)} ${message}`, {
+    errors: [{ field: pointer, code, message }],
+  });
+}

@@ -1,0 +1,404 @@
+// Outbound webhooks end to end through the API: subscriptions, Standard Webhooks signatures checked with the
+// official library, the retry schedule walked with a fake clock, Retry-After, 410, disabling, ordering, rotation,
+// rate limits, replays, the SSRF guard and the delivery ledger.
+import { Webhook } from 'standardwebhooks';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { appendEvent } from '../src/events/log.ts';
+import { STANDARD_SCHEDULE_MS } from '../src/webhooks/schedule.ts';
+import { createTestHub, expectProblem, type TestHub } from './helpers.ts';
+import { startReceiver, type Receiver } from './webhook-receiver.ts';
+
+const LOOPBACK = ['127.0.0.1/32', '::1/128'];
+let t: TestHub;
+let receiver: Receiver;
+
+async function setup(webhooks: Record<string, unknown> = {}) {
+  t = await createTestHub({
+    random: () => 0.5,
+    config: { webhooks: { allow: LOOPBACK, retrySchedule: [...STANDARD_SCHEDULE_MS], timeoutMs: 2000, disableAfterMs: 5 * 86_400_000, concurrency: 64, attemptRetentionDays: 14, ...webhooks } as never },
+  });
+  receiver = await startReceiver();
+}
+
+beforeEach(() => setup());
+afterEach(async () => {
+  await t.close();
+  await receiver.close();
+});
+
+async function subscribe(body: Record<string, unknown> = {}) {
+  const res = await t.call('POST', '/v1/webhooks/endpoints', { body: { url: receiver.url, eventTypes: ['*'], ...body } });
+  expect(res.status, res.text).toBe(201);
+  return res.body as { endpoint: { id: string }; secret: string };
+}
+
+function emit(type: string, subject: string | null = null, data: Record<string, unknown> = {}) {
+  const now = new Date(t.clock.now()).toISOString();
+  return appendEvent(t.hub.deps.store, { type, workspaceId: t.workspace.id, subject, data }, now);
+}
+
+const dispatch = () => t.hub.dispatcher.runOnce();
+
+/** The official library checks the timestamp against its own clock: give it the hub's (a fake one). */
+function officialVerify(secret: string, got: { body: string; headers: Record<string, string> }): unknown {
+  vi.useFakeTimers({ toFake: ['Date'], now: t.clock.now() });
+  try {
+    return new Webhook(secret).verify(got.body, got.headers);
+  } finally {
+    vi.useRealTimers();
+  }
+}
+
+async function deliveriesOf(endpointId: string) {
+  const res = await t.call('GET', `/v1/webhooks/deliveries?endpointId=${endpointId}&limit=200`);
+  return res.body.data as any[];
+}
+
+describe('outbound webhooks', () => {
+  it('signs deliveries so that the official standardwebhooks library verifies them', async () => {
+    const { endpoint, secret } = await subscribe({ headers: { 'X-Tenant': 'acme' } });
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    const product = await t.call('POST', '/v1/products', { body: { sku: 'SKU-1', name: 'Widget' } });
+    expect(product.status).toBe(201);
+    expect(await dispatch()).toBe(1);
+    expect(receiver.received).toHaveLength(1);
+    const got = receiver.received[0]!;
+    const payload = officialVerify(secret, got) as any;
+    expect(payload).toMatchObject({ type: 'product.created', subject: product.body.id, data: { product: { sku: 'SKU-1' } } });
+    expect(got.headers['webhook-id']).toBe(payload.id);
+    expect(got.headers['x-tenant']).toBe('acme');
+    expect(got.headers['content-type']).toBe('application/json');
+    const [delivery] = await deliveriesOf(endpoint.id);
+    expect(delivery).toMatchObject({ state: 'delivered', attempts: 1, lastStatus: 200, eventType: 'product.created' });
+    const attempts = await t.call('GET', `/v1/webhooks/deliveries/${delivery.id}/attempts`);
+    expect(attempts.body.data).toEqual([expect.objectContaining({ ok: true, status: 200, response: 'ok', attempt: 1 })]);
+  });
+
+  it('delivers only the event types an endpoint subscribed to', async () => {
+    const orders = await subscribe({ eventTypes: ['order.*'] });
+    const exact = await subscribe({ eventTypes: ['product.created'] });
+    await emit('product.created');
+    await emit('order.created');
+    await emit('order.line.added');
+    await emit('product.updated');
+    expect((await deliveriesOf(orders.endpoint.id)).map((d) => d.eventType).sort()).toEqual(['order.created', 'order.line.added']);
+    expect((await deliveriesOf(exact.endpoint.id)).map((d) => d.eventType)).toEqual(['product.created']);
+  });
+
+  it('retries on the Standard Webhooks schedule with the same webhook-id, then buries the delivery', async () => {
+    const { endpoint } = await subscribe();
+    receiver.respond((_req, res) => {
+      res.statusCode = 500;
+      res.end('down');
+    });
+    await emit('stock.updated', 'inv_1');
+    const times: number[] = [];
+    for (let attempt = 1; attempt <= STANDARD_SCHEDULE_MS.length; attempt++) {
+      if (attempt > 1) {
+        // Just before the retry is due nothing goes out; at the due time it does.
+        t.clock.advance(STANDARD_SCHEDULE_MS[attempt - 1]! - 1);
+        expect(await dispatch()).toBe(0);
+        t.clock.advance(1);
+      }
+      expect(await dispatch()).toBe(1);
+      times.push(t.clock.now());
+    }
+    expect(receiver.received).toHaveLength(10);
+    expect(new Set(receiver.received.map((r) => r.headers['webhook-id'])).size).toBe(1);
+    // The timestamp is the attempt's, so each retry is signed anew.
+    expect(new Set(receiver.received.map((r) => r.headers['webhook-timestamp'])).size).toBe(10);
+    expect(times.at(-1)! - times[0]!).toBe(STANDARD_SCHEDULE_MS.reduce((a, b) => a + b, 0));
+    const [delivery] = await deliveriesOf(endpoint.id);
+    expect(delivery).toMatchObject({ state: 'dead', attempts: 10, lastStatus: 500, lastError: 'http_500' });
+    t.clock.advance(86_400_000 * 2);
+    expect(await dispatch()).toBe(0);
+    const ledger = await t.call('GET', `/v1/webhooks/endpoints/${endpoint.id}/stats`);
+    expect(ledger.body).toMatchObject({ published: 1, delivered: 0, pending: 0, dead: 1 });
+  });
+
+  it('honours Retry-After on 429 and 503', async () => {
+    const { endpoint } = await subscribe();
+    receiver.respond((_req, res) => {
+      res.writeHead(429, { 'Retry-After': '120' });
+      res.end();
+    });
+    await emit('stock.updated');
+    await dispatch();
+    const [delivery] = await deliveriesOf(endpoint.id);
+    expect(Date.parse(delivery.nextAttemptAt) - t.clock.now()).toBe(120_000);
+    expect(delivery.lastError).toBe('http_429');
+  });
+
+  it('does not follow redirects: a 3xx is a failed attempt and the target hears nothing', async () => {
+    const target = await startReceiver();
+    try {
+      const { endpoint } = await subscribe();
+      receiver.respond((_req, res) => {
+        res.writeHead(302, { Location: target.url });
+        res.end();
+      });
+      await emit('stock.updated');
+      await dispatch();
+      expect(target.received).toHaveLength(0);
+      const [delivery] = await deliveriesOf(endpoint.id);
+      expect(delivery).toMatchObject({ state: 'pending', lastStatus: 302, lastError: 'http_302' });
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('times out a receiver that does not answer', async () => {
+    await t.close();
+    await receiver.close();
+    await setup({ timeoutMs: 200 });
+    const { endpoint } = await subscribe();
+    receiver.respond(() => 'hang');
+    await emit('stock.updated');
+    await dispatch();
+    const [delivery] = await deliveriesOf(endpoint.id);
+    expect(delivery).toMatchObject({ state: 'pending', lastStatus: null, lastError: 'timeout' });
+  });
+
+  it('disables an endpoint that answers 410, says so in an event, and resumes when enabled again', async () => {
+    const watcher = await startReceiver();
+    try {
+      const { endpoint } = await subscribe({ eventTypes: ['stock.*'] });
+      await t.call('POST', '/v1/webhooks/endpoints', { body: { url: watcher.url, eventTypes: ['webhook.*'] } });
+      receiver.respond((_req, res) => {
+        res.statusCode = 410;
+        res.end();
+      });
+      await emit('stock.updated', 'a');
+      await emit('stock.updated', 'b');
+      await dispatch();
+      const after = await t.call('GET', `/v1/webhooks/endpoints/${endpoint.id}`);
+      expect(after.body).toMatchObject({ status: 'disabled', disabledReason: 'gone' });
+      expect((await deliveriesOf(endpoint.id)).map((d) => d.state)).toEqual(['paused', 'paused']);
+      await dispatch();
+      expect(watcher.received.map((r) => JSON.parse(r.body))).toEqual([
+        expect.objectContaining({ type: 'webhook.endpoint.disabled', data: expect.objectContaining({ endpointId: endpoint.id, reason: 'gone' }) }),
+      ]);
+      // Events while disabled are not sent to it; enabling sends what was paused.
+      await emit('stock.updated', 'c');
+      receiver.respond((_req, res) => void res.end('ok'));
+      const enabled = await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/enable`);
+      expect(enabled.body).toMatchObject({ status: 'enabled', disabledReason: null, failingSince: null });
+      await dispatch();
+      expect((await deliveriesOf(endpoint.id)).map((d) => d.state)).toEqual(['delivered', 'delivered']);
+    } finally {
+      await watcher.close();
+    }
+  });
+
+  it('disables an endpoint whose every attempt fails for the disable period', async () => {
+    await t.close();
+    await receiver.close();
+    await setup({ disableAfterMs: 3_600_000 });
+    const { endpoint } = await subscribe({ eventTypes: ['stock.*'] });
+    receiver.respond((_req, res) => {
+      res.statusCode = 503;
+      res.end();
+    });
+    await emit('stock.updated');
+    await dispatch();
+    expect((await t.call('GET', `/v1/webhooks/endpoints/${endpoint.id}`)).body.failingSince).toBe(new Date(t.clock.now()).toISOString());
+    // Attempts at 5 s, 5 min, 30 min: still within the hour. The next, two hours later, is past it.
+    for (const ms of STANDARD_SCHEDULE_MS.slice(1, 4)) {
+      t.clock.advance(ms);
+      await dispatch();
+    }
+    expect((await t.call('GET', `/v1/webhooks/endpoints/${endpoint.id}`)).body.status).toBe('enabled');
+    t.clock.advance(STANDARD_SCHEDULE_MS[4]!);
+    await dispatch();
+    expect((await t.call('GET', `/v1/webhooks/endpoints/${endpoint.id}`)).body).toMatchObject({ status: 'disabled', disabledReason: 'failing' });
+    const events = await t.call('GET', '/v1/events?type=webhook.endpoint.disabled');
+    expect(events.body.data).toEqual([expect.objectContaining({ subject: endpoint.id, data: expect.objectContaining({ reason: 'failing' }) })]);
+  });
+
+  it('delivers the events of one subject in order, even when one of them has to be retried', async () => {
+    const { endpoint } = await subscribe();
+    let failedOnce = false;
+    receiver.respond((req, res) => {
+      const body = JSON.parse(req.body);
+      if (body.data.n === 1 && !failedOnce) {
+        failedOnce = true;
+        res.statusCode = 500;
+        return void res.end();
+      }
+      res.end('ok');
+    });
+    for (let n = 1; n <= 4; n++) await emit('order.updated', 'ord_A', { n });
+    await emit('order.updated', 'ord_B', { n: 99 });
+    await dispatch();
+    // ord_A's first failed: the others of ord_A wait behind it; ord_B went through.
+    expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([1, 99]);
+    const states = (await deliveriesOf(endpoint.id)).filter((d) => d.orderingKey === 'ord_A').map((d) => d.state).sort();
+    expect(states).toEqual(['pending', 'waiting', 'waiting', 'waiting']);
+    for (let i = 0; i < 6; i++) {
+      t.clock.advance(5000);
+      await dispatch();
+    }
+    const ordA = receiver.received.map((r) => JSON.parse(r.body)).filter((b) => b.subject === 'ord_A').map((b) => b.data.n);
+    expect(ordA).toEqual([1, 1, 2, 3, 4]);
+  });
+
+  it('signs with both secrets during a rotation, and with the new one only after the grace period', async () => {
+    const { endpoint, secret: old } = await subscribe();
+    const rotated = await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/rotate-secret`, { body: { graceSeconds: 3600 } });
+    expect(rotated.status).toBe(200);
+    const fresh = rotated.body.secret as string;
+    expect(fresh).not.toBe(old);
+    await emit('stock.updated');
+    await dispatch();
+    const during = receiver.received[0]!;
+    expect(during.headers['webhook-signature']!.split(' ')).toHaveLength(2);
+    expect(() => officialVerify(old, during)).not.toThrow();
+    expect(() => officialVerify(fresh, during)).not.toThrow();
+    t.clock.advance(3601_000);
+    await emit('stock.updated');
+    await dispatch();
+    const after = receiver.received[1]!;
+    expect(after.headers['webhook-signature']!.split(' ')).toHaveLength(1);
+    expect(() => officialVerify(fresh, after)).not.toThrow();
+    expect(() => officialVerify(old, after)).toThrow('No matching signature found');
+    const revealed = await t.call('GET', `/v1/webhooks/endpoints/${endpoint.id}/secret`);
+    expect(revealed.body.secret).toBe(fresh);
+  });
+
+  it('keeps to an endpoint’s rate limit by spacing its deliveries out', async () => {
+    const { endpoint } = await subscribe({ rateLimitPerSecond: 2 });
+    for (let i = 0; i < 6; i++) await emit('stock.updated', `s${i}`);
+    expect(await dispatch()).toBe(1);
+    const waiting = (await deliveriesOf(endpoint.id)).filter((d) => d.state === 'pending').map((d) => Date.parse(d.nextAttemptAt) - t.clock.now()).sort((a, b) => a - b);
+    expect(waiting).toEqual([500, 1000, 1500, 2000, 2500]);
+    let sent = 1;
+    for (let step = 0; step < 5; step++) {
+      t.clock.advance(500);
+      sent += await dispatch();
+      expect(sent).toBe(step + 2);
+    }
+    expect(receiver.received).toHaveLength(6);
+  });
+
+  it('replays one delivery, the failed ones since a time, and a range of events from before the endpoint existed', async () => {
+    await emit('stock.updated', 'before');
+    const { endpoint } = await subscribe();
+    receiver.respond((_req, res) => {
+      res.statusCode = 500;
+      res.end();
+    });
+    await emit('stock.updated', 'x');
+    for (const ms of STANDARD_SCHEDULE_MS) {
+      t.clock.advance(ms);
+      await dispatch();
+    }
+    const [dead] = await deliveriesOf(endpoint.id);
+    expect(dead.state).toBe('dead');
+    receiver.respond((_req, res) => void res.end('ok'));
+    const replayed = await t.call('POST', `/v1/webhooks/deliveries/${dead.id}/replay`);
+    expect(replayed.body).toMatchObject({ state: 'pending', attempts: 0 });
+    const again = await t.call('POST', `/v1/webhooks/deliveries/${dead.id}/replay`);
+    expectProblem(again, 409, 'invalid_transition');
+    await dispatch();
+    expect((await t.call('GET', `/v1/webhooks/deliveries/${dead.id}`)).body).toMatchObject({ state: 'delivered', totalAttempts: 11 });
+
+    const since = new Date(Date.parse('2026-03-01T00:00:00Z')).toISOString();
+    const range = await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/replay`, { body: { scope: 'events', since } });
+    // "before" had no delivery: it is created; "x" was delivered: it starts again.
+    expect(range.body).toMatchObject({ created: 1, replayed: 1, hasMore: false });
+    await dispatch();
+    const subjects = receiver.received.slice(-2).map((r) => JSON.parse(r.body).subject).sort();
+    expect(subjects).toEqual(['before', 'x']);
+    const failed = await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/replay`, { body: { scope: 'failed', since } });
+    expect(failed.body).toMatchObject({ replayed: 0, hasMore: false });
+  });
+
+  it('sends a test event to one endpoint only', async () => {
+    const one = await subscribe({ eventTypes: ['order.*'] });
+    await subscribe({ eventTypes: ['order.*'] });
+    const res = await t.call('POST', `/v1/webhooks/endpoints/${one.endpoint.id}/test`);
+    expect(res.status).toBe(202);
+    await dispatch();
+    expect(receiver.received.map((r) => JSON.parse(r.body).type)).toEqual(['webhook.test']);
+  });
+
+  it('keeps the ledger: published = delivered + pending + dead', async () => {
+    const ok = await subscribe({ eventTypes: ['stock.*'] });
+    await emit('stock.updated');
+    await emit('stock.updated');
+    await dispatch();
+    await emit('stock.updated');
+    const stats = await t.call('GET', '/v1/webhooks/stats');
+    expect(stats.body).toMatchObject({ published: 3, delivered: 2, pending: 1, dead: 0 });
+    expect((await t.call('GET', `/v1/webhooks/endpoints/${ok.endpoint.id}/stats`)).body.byState).toMatchObject({ delivered: 2, pending: 1 });
+  });
+});
+
+describe('the SSRF guard', () => {
+  it('refuses loopback, private and metadata addresses when no allowlist permits them', async () => {
+    await t.close();
+    await receiver.close();
+    await setup({ allow: [] });
+    for (const url of ['http://127.0.0.1:8080/x', 'http://169.254.169.254/latest/meta-data', 'http://10.1.2.3/', 'http://[::1]/', 'http://localhost:3000/', 'http://[::ffff:127.0.0.1]/']) {
+      const res = await t.call('POST', '/v1/webhooks/endpoints', { body: { url, eventTypes: ['*'] } });
+      const problem = expectProblem(res, 400, 'validation_failed');
+      expect(problem.errors[0]).toMatchObject({ field: '/url', code: 'blocked_address' });
+    }
+  });
+
+  it('checks the address at delivery time too, after DNS resolution (a name that now points at loopback)', async () => {
+    await t.close();
+    await receiver.close();
+    await setup({ allow: [] });
+    const created = await t.call('POST', '/v1/webhooks/endpoints', { body: { url: 'https://hooks.example.com/in', eventTypes: ['*'] } });
+    expect(created.status).toBe(201);
+    // As if its DNS record changed after the check at creation: the name now resolves to this machine.
+    await t.hub.deps.store.table('webhook_endpoints').update(created.body.endpoint.id, { url: `http://localhost:${receiver.port}/hook` });
+    await emit('stock.updated');
+    t.clock.advance(3000);
+    await dispatch();
+    expect(receiver.received).toHaveLength(0);
+    const [delivery] = await deliveriesOf(created.body.endpoint.id);
+    expect(delivery).toMatchObject({ state: 'pending', lastError: 'ssrf_blocked' });
+  });
+});
+
+describe('endpoint API bad input', () => {
+  it('answers problem+json with the failing fields', async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ url: 'ftp://example.com/x', eventTypes: ['*'] }, '/url'],
+      [{ url: 'not a url', eventTypes: ['*'] }, '/url'],
+      [{ url: 'https://user:pw@example.com/', eventTypes: ['*'] }, '/url'],
+      [{ url: 'https://example.com/', eventTypes: ['Order Created'] }, '/eventTypes/0'],
+      [{ url: 'https://example.com/', eventTypes: [] }, '/eventTypes'],
+      [{ url: 'https://example.com/', eventTypes: ['*'], headers: { 'webhook-signature': 'forged' } }, '/headers/webhook-signature'],
+      [{ url: 'https://example.com/', eventTypes: ['*'], secret: 'whsec_tooshort' }, '/secret'],
+      [{ url: 'https://example.com/', eventTypes: ['*'], rateLimitPerSecond: 0 }, '/rateLimitPerSecond'],
+      [{ url: 'https://example.com/', eventTypes: ['*'], colour: 'red' }, '/colour'],
+    ];
+    for (const [body, field] of cases) {
+      const res = await t.call('POST', '/v1/webhooks/endpoints', { body });
+      const problem = expectProblem(res, 400, 'validation_failed');
+      expect(problem.errors.map((e: { field: string }) => e.field), JSON.stringify(body)).toContain(field);
+    }
+    expect((await t.call('GET', '/v1/webhooks/endpoints')).body.data).toHaveLength(0);
+  });
+
+  it('hides another workspace’s endpoints and refuses keys without the webhooks scope', async () => {
+    const { endpoint } = await subscribe();
+    const other = await t.addWorkspace('Other');
+    expectProblem(await t.call('GET', `/v1/webhooks/endpoints/${endpoint.id}`, { key: other.secret }), 404, 'not_found');
+    const key = await t.call('POST', '/v1/api-keys', { body: { name: 'reader', scopes: ['webhooks:read'] } });
+    expectProblem(await t.call('POST', '/v1/webhooks/endpoints', { key: key.body.secret, body: { url: receiver.url, eventTypes: ['*'] } }), 403, 'insufficient_scope');
+    expectProblem(await t.call('GET', `/v1/webhooks/endpoints/${endpoint.id}/secret`, { key: key.body.secret }), 403, 'insufficient_scope');
+  });
+
+  it('deletes an endpoint with its deliveries', async () => {
+    const { endpoint } = await subscribe();
+    await emit('stock.updated');
+    expect(await deliveriesOf(endpoint.id)).toHaveLength(1);
+    expect((await t.call('DELETE', `/v1/webhooks/endpoints/${endpoint.id}`)).status).toBe(204);
+    expect(await deliveriesOf(endpoint.id)).toHaveLength(0);
+    expect(await dispatch()).toBe(0);
+  });
+});
