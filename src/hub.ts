@@ -49,6 +49,8 @@ export interface Hub {
   worker: Worker;
   /** Sends outbound webhooks; `start()` it beside the worker. */
   dispatcher: Dispatcher;
+  /** The job handlers the worker runs, by type (tests run jobs through them one by one). */
+  handlers: Readonly<Record<string, JobHandler>>;
   /** Stops the worker and the dispatcher (waiting for work in flight up to the timeout) and closes the store. */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -113,9 +115,14 @@ export function createHub(options: HubOptions): Hub {
   const inboundDeps = { store, clock, cipher, log: log.child({ part: 'inbound' }), fetch: fetchFn, connectors, mappings, queue };
   const receiver = createInboundReceiver(inboundDeps);
   const dispatcher = createDispatcher({ store, clock, cipher, transport, config: config.webhooks, log: log.child({ part: 'dispatcher' }), random: options.random });
+  const handlers: Record<string, JobHandler> = {
+    [MAINTENANCE_JOB]: maintenanceHandler(store, clock, config),
+    [INBOX_JOB]: inboxHandler(inboundDeps, receiver),
+    ...options.handlers,
+  };
   const worker = createWorker({
     queue,
-    handlers: { [MAINTENANCE_JOB]: maintenanceHandler(store, clock, config), [INBOX_JOB]: inboxHandler(inboundDeps, receiver), ...options.handlers },
+    handlers,
     concurrency: Math.max(1, config.workerConcurrency),
     log: log.child({ part: 'worker' }),
   });
@@ -142,6 +149,7 @@ export function createHub(options: HubOptions): Hub {
     queue,
     worker,
     dispatcher,
+    handlers,
     async close(timeoutMs = config.shutdownTimeoutMs) {
       await Promise.all([worker.stop({ timeoutMs }), dispatcher.stop(timeoutMs)]);
       receiver.close();

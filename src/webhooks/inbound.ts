@@ -76,10 +76,17 @@ export function createInboundReceiver(deps: InboundDeps): InboundReceiver {
       cache.delete(connectionId);
       return null;
     }
-    const credentials = row.credentials ? deps.cipher.decryptJson<Record<string, unknown>>(row.credentials) : {};
-    const instance = def.create(row.config, credentials, { fetch: deps.fetch, clock: deps.clock, log: deps.log.child({ connectionId }) });
-    if (!instance.webhooks) return null;
-    const entry = { row, webhooks: instance.webhooks, loadedAt: now };
+    let webhooks: ConnectorWebhooks | undefined;
+    try {
+      const credentials = row.credentials ? deps.cipher.decryptJson<Record<string, unknown>>(row.credentials) : {};
+      webhooks = def.create(row.config, credentials, { fetch: deps.fetch, clock: deps.clock, log: deps.log.child({ connectionId }) }).webhooks;
+    } catch (err) {
+      // Saved settings are checked by building the instance, so this is a key or connector change: an operator's matter.
+      deps.log.error('connection cannot receive webhooks: its connector refused its settings', { connectionId, err });
+      return null;
+    }
+    if (!webhooks) return null;
+    const entry = { row, webhooks, loadedAt: now };
     cache.set(connectionId, entry);
     return entry;
   }

@@ -43,6 +43,15 @@ function checkCredentials(def: ConnectorDefinition<any, any>, credentials: unkno
   assertValid(compileSchema(def.credentialsSchema), credentials, `The ${def.name} credentials`, '/credentials');
 }
 
+/**
+ * Builds the connector's instance once with what is about to be saved: settings only a connector can judge (a
+ * webhook secret that is not base64, a verifier header name) are refused now rather than at the first use.
+ */
+function checkInstance(c: Context<HubEnv>, def: ConnectorDefinition<any, any>, config: unknown, credentials: Record<string, unknown>): void {
+  const deps = c.get('deps');
+  def.create(config, credentials, { fetch: deps.fetch, clock: deps.clock, log: deps.log });
+}
+
 function publicConnection(row: ConnectionsRow) {
   return present('connections', row) as ConnectionsRow;
 }
@@ -106,6 +115,7 @@ export function registerConnectionRoutes(routes: RouteTable): void {
       checkConfig(def, body.config);
       const credentials = body.credentials ?? {};
       checkCredentials(def, credentials);
+      checkInstance(c, def, body.config, credentials);
       const workspaceId = c.get('principal').workspaceId;
       const row = await store.transaction(async (tx) => {
         const conn = await tx.table('connections').insert({
@@ -184,6 +194,10 @@ export function registerConnectionRoutes(routes: RouteTable): void {
           checkCredentials(def, body.credentials);
           patch.credentials = Object.keys(body.credentials).length ? cipher.encryptJson(body.credentials) : null;
           patch.credentialFields = Object.keys(body.credentials).sort();
+        }
+        if (body.config !== undefined || body.credentials !== undefined) {
+          const credentials = body.credentials ?? (conn.credentials ? cipher.decryptJson<Record<string, unknown>>(conn.credentials) : {});
+          checkInstance(c, def, body.config ?? conn.config, credentials);
         }
         const updated = await tx.table('connections').update(conn.id, patch, { ifVersion: expectVersion(c, conn) });
         connectionChanged(conn.id);
