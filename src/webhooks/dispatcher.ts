@@ -88,14 +88,19 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const owner = options.owner ?? `dispatch:${process.pid}:${randomToken(6)}`.slice(0, 64);
   const batchSize = options.batchSize ?? 256;
   const pollIntervalMs = options.pollIntervalMs ?? 500;
-  // A lease outlives the longest send and the outcome write after it; then any dispatcher may take it over.
-  const leaseMs = config.timeoutMs * 2 + 30_000;
+  // A lease outlives the longest send and the outcome write after it (well under a second); then any dispatcher
+  // may take it over, so a crashed process's deliveries go out again within seconds of its timeout.
+  const leaseMs = config.timeoutMs * 2 + 5000;
   const endpoints = createEndpointCache(options.cipher, clock);
   const counts: DispatcherStats = { attempts: 0, delivered: 0, retried: 0, dead: 0, claimFailures: 0 };
   const iso = (ms: number) => new Date(ms).toISOString();
 
   // Per endpoint: the next instant its rate limit lets a delivery go (ms).
   const nextSlot = new Map<string, number>();
+  // The earliest retry or rate-limit slot this dispatcher scheduled: it sleeps until then rather than a whole poll
+  // interval, so that a 50 ms retry is not made 500 ms late. (Other processes' schedules are caught by the poll.)
+  let nextDue = Infinity;
+  const noteDue = (ms: number) => void (nextDue = Math.min(nextDue, ms));
 
   let inFlight = 0;
   let outcomes: Outcome[] = [];
@@ -147,6 +152,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           }
           const slot = slotFor(endpoint, delivery, nowMs);
           if (slot > nowMs) {
+            noteDue(slot);
             const at = iso(slot);
             await table.update(delivery.id, { state: 'pending', nextAttemptAt: at, leaseOwner: null, leaseUntil: at }, { ifVersion: delivery.version });
             continue;
@@ -286,6 +292,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             counts.dead++;
           } else {
             patch = { ...common, state: 'pending', nextAttemptAt: iso(at + delay) };
+            noteDue(at + delay);
             counts.retried++;
           }
         }
@@ -412,10 +419,12 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   async function runLoop(): Promise<void> {
     while (!stopping) {
       wakePending = false;
+      if (nextDue <= clock.now()) nextDue = Infinity;
       const claimed = await runPass();
       // Claim again at once while the batch came back full and slots are free: there is more due.
       if (claimed >= Math.min(batchSize, config.concurrency) && inFlight < config.concurrency) continue;
-      await sleep(claimed > 0 || inFlight > 0 ? Math.min(pollIntervalMs, 50) : pollIntervalMs);
+      // Otherwise wait for a wake (new deliveries, outcomes written), the next retry due, or the poll interval.
+      await sleep(Math.max(1, Math.min(pollIntervalMs, nextDue - clock.now())));
     }
   }
 
