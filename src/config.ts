@@ -43,7 +43,7 @@ export interface WebhookConfig {
   timeoutMs: number;
   /** An endpoint whose every attempt failed for this long is disabled. */
   disableAfterMs: number;
-  /** Deliveries in flight at once, across endpoints. */
+  /** Deliveries in flight at once, across endpoints; 0: this process sends none (another one does). */
   concurrency: number;
   /** How long inbound webhook and delivery attempt logs are kept (deliveries and the inbox follow the jobs' retention). */
   attemptRetentionDays: number;
@@ -148,7 +148,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): HubConf
       retrySchedule: list('HUB_WEBHOOK_RETRY_SCHEDULE', parseSchedule, [...STANDARD_SCHEDULE_MS]),
       timeoutMs: int('HUB_WEBHOOK_TIMEOUT_MS', 15_000, 100, 120_000),
       disableAfterMs: int('HUB_WEBHOOK_DISABLE_AFTER_HOURS', 120, 1, 24 * 365) * 3_600_000,
-      concurrency: int('HUB_WEBHOOK_CONCURRENCY', 256, 1, 10_000),
+      concurrency: int('HUB_WEBHOOK_CONCURRENCY', 256, 0, 10_000),
       attemptRetentionDays: int('HUB_WEBHOOK_ATTEMPT_RETENTION_DAYS', 14, 1, 3650),
     },
   };

@@ -114,7 +114,7 @@ export function createHub(options: HubOptions): Hub {
   const mappings = options.mappings ?? loadFileMappings();
   const inboundDeps = { store, clock, cipher, log: log.child({ part: 'inbound' }), fetch: fetchFn, connectors, mappings, queue };
   const receiver = createInboundReceiver(inboundDeps);
-  const dispatcher = createDispatcher({ store, clock, cipher, transport, config: config.webhooks, log: log.child({ part: 'dispatcher' }), random: options.random });
+  const dispatcher = createDispatcher({ store, clock, cipher, transport, config: { ...config.webhooks, concurrency: Math.max(1, config.webhooks.concurrency) }, log: log.child({ part: 'dispatcher' }), random: options.random });
   const handlers: Record<string, JobHandler> = {
     [MAINTENANCE_JOB]: maintenanceHandler(store, clock, config),
     [INBOX_JOB]: inboxHandler(inboundDeps, receiver),

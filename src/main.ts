@@ -58,8 +58,9 @@ async function main(): Promise<void> {
     if (code === 'EACCES') fail(`Not allowed to listen on port ${config.port}: choose a port above 1024 with HUB_PORT.`);
     fail(`Cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
   }
-  hub.worker.start();
-  hub.dispatcher.start();
+  // 0 leaves that work to other processes on the same data (an API-only node).
+  if (config.workerConcurrency > 0) hub.worker.start();
+  if (config.webhooks.concurrency > 0) hub.dispatcher.start();
 
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

@@ -15,6 +15,8 @@ import { createAppwriteStore, type AppwriteStore } from '../src/store/appwrite.t
 import { startAppwriteFront, type AppwriteFront } from './appwrite-front.ts';
 import { invoke, type RawRequest } from './appwrite-runtime.ts';
 import { startTablesDbServer, type TablesDbServer } from './appwrite/tablesdb-server.ts';
+import { startReceiver } from './webhook-receiver.ts';
+import { Webhook } from 'standardwebhooks';
 
 const outRoot = mkdtempSync(join(tmpdir(), 'hub-functions-'));
 const savedEnv = { ...process.env };
@@ -42,6 +44,7 @@ beforeAll(async () => {
     HUB_ENCRYPTION_KEY: Buffer.alloc(32, 9).toString('base64'),
     HUB_PUBLIC_URL: 'https://hub.example.test',
     HUB_LOG_LEVEL: 'info',
+    HUB_WEBHOOK_ALLOW: '127.0.0.1/32',
   });
   const before = server.requests.length;
   for (const name of ['api', 'worker', 'scheduler'] as const) {
@@ -204,6 +207,44 @@ describe('api function', () => {
       process.env.HUB_ENCRYPTION_KEY = key;
     }
     expect((await call('api', { method: 'GET', url: '/v1/workspace', headers: bearer() })).status).toBe(200);
+  });
+});
+
+describe('webhooks on Appwrite', () => {
+  it('takes a signed webhook at the api function; the worker function applies it and delivers the resulting event', async () => {
+    const receiver = await startReceiver();
+    try {
+      const json = (method: string, url: string, body: unknown) =>
+        call('api', { method, url, headers: { ...bearer(), 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      expect((await json('POST', '/v1/locations', { code: 'AW-1', name: 'Appwrite shelf' })).status).toBe(201);
+      expect((await json('POST', '/v1/products', { sku: 'AW-TEE', name: 'Tee' })).status).toBe(201);
+      const endpoint = await json('POST', '/v1/webhooks/endpoints', { url: receiver.url, eventTypes: ['stock.updated'] });
+      expect(endpoint.status).toBe(201);
+      const secret = 'whsec_' + Buffer.alloc(32, 3).toString('base64');
+      const conn = await json('POST', '/v1/connections', {
+        connectorId: 'webhook',
+        name: 'pos',
+        config: { verification: { scheme: 'standard-webhooks' }, routes: [{ event: 'stock.*', mapping: 'webhook-stock-change-in', action: 'stock.adjust' }] },
+        credentials: { secret },
+      });
+      expect(conn.status).toBe(201);
+      const body = JSON.stringify({ type: 'stock.changed', data: { sku: 'AW-TEE', location: 'AW-1', change: 4 } });
+      const signature = new Webhook(secret).sign('msg_aw_1', new Date(), body);
+      const hook = await call('api', {
+        method: 'POST',
+        url: `/hooks/${conn.json.id}`,
+        headers: { 'content-type': 'application/json', 'webhook-id': 'msg_aw_1', 'webhook-timestamp': String(Math.floor(Date.now() / 1000)), 'webhook-signature': signature },
+        body,
+      });
+      expect(hook.status, JSON.stringify(hook.json)).toBe(202);
+      const run = await call('worker', { method: 'POST', url: '/', body: '{}' });
+      expect(run.json).toMatchObject({ succeeded: 1, deliveries: 1, stoppedBy: 'idle' });
+      expect(receiver.received).toHaveLength(1);
+      const payload = new Webhook(endpoint.json.secret).verify(receiver.received[0]!.body, receiver.received[0]!.headers) as { type: string; data: { levels: unknown[] } };
+      expect(payload.type).toBe('stock.updated');
+    } finally {
+      await receiver.close();
+    }
   });
 });
 

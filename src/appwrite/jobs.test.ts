@@ -7,6 +7,11 @@ import { createManualClock, systemClock } from '../lib/clock.ts';
 import { createSqliteStore } from '../store/sqlite.ts';
 import type { Store } from '../store/types.ts';
 import { countWaitingJobs, drainJobs, runSchedulerTick, workerBudget } from './jobs.ts';
+import { createWorkspace } from '../bootstrap.ts';
+import { appendEvent } from '../events/log.ts';
+import { createCipher } from '../lib/secrets.ts';
+import { createEndpoint } from '../webhooks/manage.ts';
+import { startReceiver } from '../../test/webhook-receiver.ts';
 
 const hubs: Hub[] = [];
 afterEach(async () => {
@@ -14,7 +19,9 @@ afterEach(async () => {
 });
 
 function hubOn(store: Store, handlers: Record<string, JobHandler> = {}, clock = systemClock): Hub {
-  const hub = createHub({ config: testConfig({ workerConcurrency: 2 }), store, encryptionKey: Buffer.alloc(32, 1), clock, handlers });
+  const config = testConfig({ workerConcurrency: 2 });
+  config.webhooks.allow = ['127.0.0.1/32'];
+  const hub = createHub({ config, store, encryptionKey: Buffer.alloc(32, 1), clock, handlers });
   hubs.push(hub);
   return hub;
 }
@@ -39,7 +46,7 @@ describe('drainJobs', () => {
     expect(report).toMatchObject({ claimed: 5, succeeded: 3, retried: 1, dead: 1, stoppedBy: 'idle' });
     expect(seen).toHaveLength(3);
     // the retried job waits for its backoff: not due, so not counted as waiting
-    expect(await countWaitingJobs(store, systemClock)).toEqual({ due: 0, expired: 0 });
+    expect(await countWaitingJobs(store, systemClock)).toEqual({ due: 0, expired: 0, deliveries: 0 });
   });
 
   it('runs jobs that jobs enqueue in the same execution', async () => {
@@ -85,6 +92,31 @@ describe('workerBudget', () => {
   it('uses 80% of the timeout to claim and 10% to finish', () => {
     expect(workerBudget(900)).toEqual({ budgetMs: 720_000, graceMs: 90_000 });
     expect(workerBudget(60)).toEqual({ budgetMs: 48_000, graceMs: 6_000 });
+  });
+});
+
+describe('webhook deliveries on Appwrite', () => {
+  it('are sent by the worker execution after its jobs, including those its jobs created', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const receiver = await startReceiver();
+    try {
+      const { workspace } = await createWorkspace(store, systemClock, { name: 'Acme', actor: 'test' });
+      const now = new Date().toISOString();
+      const hub = hubOn(store, {
+        'test.emit': async () => void (await appendEvent(store, { type: 'stock.updated', workspaceId: workspace.id, data: {} }, new Date().toISOString())),
+      });
+      await createEndpoint(store, { cipher: createCipher(Buffer.alloc(32, 1)), policy: hub.deps.webhooks.policy }, workspace.id, { url: receiver.url, eventTypes: ['stock.*'] }, now);
+      await appendEvent(store, { type: 'stock.updated', workspaceId: workspace.id, data: {} }, now);
+      await hub.queue.enqueue({ type: 'test.emit', payload: {} });
+      // The scheduler sees due work (a job and a delivery) and asks for a worker execution.
+      expect(await countWaitingJobs(store, systemClock)).toMatchObject({ due: 1, deliveries: 1 });
+      const report = await drainJobs(hub, budget);
+      expect(report).toMatchObject({ succeeded: 1, deliveries: 2, stoppedBy: 'idle' });
+      expect(receiver.received).toHaveLength(2);
+      expect(await countWaitingJobs(store, systemClock)).toEqual({ due: 0, expired: 0, deliveries: 0 });
+    } finally {
+      await receiver.close();
+    }
   });
 });
 

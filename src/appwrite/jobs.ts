@@ -28,6 +28,8 @@ export interface DrainReport {
   retried: number;
   /** Failed for good (attempts spent or not retryable). */
   dead: number;
+  /** Webhook delivery attempts made after the jobs ran out. */
+  deliveries: number;
   /** `idle`: nothing due was left; `budget`: time ran out; `store_failing`: claims kept failing. */
   stoppedBy: 'idle' | 'budget' | 'store_failing';
   ms: number;
@@ -64,8 +66,19 @@ export async function drainJobs(hub: Hub, options: DrainOptions): Promise<DrainR
     }
   }
   await hub.worker.stop({ timeoutMs: options.graceMs });
+  // Then the webhook deliveries that are due (those the jobs just created among them), pass after pass.
+  let deliveries = 0;
+  while (stoppedBy === 'idle') {
+    if (now() - started >= options.budgetMs) {
+      stoppedBy = 'budget';
+      break;
+    }
+    const attempts = await hub.dispatcher.runOnce();
+    if (attempts === 0) break;
+    deliveries += attempts;
+  }
   const { claimed, succeeded, retried, dead } = hub.worker.stats();
-  return { claimed, succeeded, retried, dead, stoppedBy, ms: now() - started };
+  return { claimed, succeeded, retried, dead, deliveries, stoppedBy, ms: now() - started };
 }
 
 export interface WaitingJobs {
@@ -73,17 +86,22 @@ export interface WaitingJobs {
   due: number;
   /** Running jobs whose lease expired: their worker execution died or timed out. */
   expired: number;
+  /** Webhook deliveries due, or stranded by an expired lease. */
+  deliveries: number;
 }
 
-/** How many jobs wait for a worker, counted up to `limit` each (enough to decide, cheap to ask). */
+/** How many jobs and deliveries wait for a worker, counted up to `limit` each (enough to decide, cheap to ask). */
 export async function countWaitingJobs(store: Store, clock: Clock, limit = 100): Promise<WaitingJobs> {
   const now = new Date(clock.now()).toISOString();
   const jobs = store.table('jobs');
-  const [due, expired] = await Promise.all([
+  const deliveries = store.table('webhook_deliveries');
+  const [due, expired, pending, stranded] = await Promise.all([
     jobs.query({ where: { state: 'queued', runAt: { lte: now } }, limit }),
     jobs.query({ where: { state: 'running', leaseUntil: { lt: now } }, limit }),
+    deliveries.query({ where: { state: 'pending', nextAttemptAt: { lte: now } }, limit }),
+    deliveries.query({ where: { state: 'sending', leaseUntil: { lt: now } }, limit }),
   ]);
-  return { due: due.items.length, expired: expired.items.length };
+  return { due: due.items.length, expired: expired.items.length, deliveries: pending.items.length + stranded.items.length };
 }
 
 export interface TickReport extends WaitingJobs {
@@ -94,7 +112,7 @@ export interface TickReport extends WaitingJobs {
 
 /**
  * The scheduler's minute: enqueue the hourly maintenance (one job per hour whichever tick or retry gets there
- * first), then ask for a worker execution when any job is due or stranded by an expired lease. Any worker
+ * first), then ask for a worker execution when any job or webhook delivery is due or stranded by an expired lease. Any worker
  * execution claims expired leases first, so this is what turns a lost execution into a late job, not a lost one.
  */
 export async function runSchedulerTick(hub: Hub, requestWorker: (reason: string) => void): Promise<TickReport> {
@@ -102,7 +120,7 @@ export async function runSchedulerTick(hub: Hub, requestWorker: (reason: string)
   const { enqueueMaintenance } = await import('../hub.ts');
   const { job, created } = await enqueueMaintenance(hub.queue, clock);
   const waiting = await countWaitingJobs(store, clock);
-  const dispatched = waiting.due + waiting.expired > 0;
-  if (dispatched) requestWorker(waiting.expired > 0 ? 'expired_lease' : 'due_jobs');
+  const dispatched = waiting.due + waiting.expired + waiting.deliveries > 0;
+  if (dispatched) requestWorker(waiting.expired > 0 ? 'expired_lease' : waiting.due > 0 ? 'due_jobs' : 'due_deliveries');
   return { maintenance: { jobId: job.id, created }, ...waiting, dispatched };
 }

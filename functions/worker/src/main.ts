@@ -1,5 +1,6 @@
 // Appwrite function `worker`: started asynchronously by the dispatcher (createExecution, so its trigger is http) and by
-// the scheduler. It runs due jobs until none is left or its time budget is spent, then reports what it did.
+// the scheduler. It runs due jobs, then due webhook deliveries, until none is left or its time budget is spent, then
+// reports what it did.
 import { problemResponse } from '../../../src/appwrite/http.ts';
 import { countWaitingJobs, drainJobs, workerBudget } from '../../../src/appwrite/jobs.ts';
 import { defineFunction } from '../../../src/appwrite/runtime.ts';
@@ -12,7 +13,7 @@ export default defineFunction({ name: 'worker', triggers: ['http'] }, async (con
   if (report.stoppedBy === 'budget') {
     // Out of time with work left: hand it to a fresh execution now rather than at the scheduler's next tick.
     const waiting = await countWaitingJobs(runtime.store, hub.deps.clock);
-    continued = waiting.due + waiting.expired > 0;
+    continued = waiting.due + waiting.expired + waiting.deliveries > 0;
     if (continued) runtime.dispatcher.request();
   }
   runtime.log.info('worker execution finished', { ...report, continued });
