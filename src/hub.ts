@@ -114,12 +114,20 @@ export function createHub(options: HubOptions): Hub {
   const mappings = options.mappings ?? loadFileMappings();
   const inboundDeps = { store, clock, cipher, log: log.child({ part: 'inbound' }), fetch: fetchFn, connectors, mappings, queue };
   const receiver = createInboundReceiver(inboundDeps);
-  const dispatcher = createDispatcher({ store, clock, cipher, transport, config: { ...config.webhooks, concurrency: Math.max(1, config.webhooks.concurrency) }, log: log.child({ part: 'dispatcher' }), random: options.random });
+  const dispatcher = createDispatcher({ store, clock, cipher, transport, config: { ...config.webhooks, concurrency: Math.max(1, config.webhooks.concurrency) }, log: log.child({ part: 'dispatcher' }), random: options.random, attemptsCounter: metrics.deliveries });
   const handlers: Record<string, JobHandler> = {
     [MAINTENANCE_JOB]: maintenanceHandler(store, clock, config),
     [INBOX_JOB]: inboxHandler(inboundDeps, receiver),
     ...options.handlers,
   };
+  metrics.registry.register(
+    new CollectedGauge('hub_webhook_deliveries', 'Outbound webhook deliveries by state.', async () => {
+      const table = store.table('webhook_deliveries');
+      const states = ['pending', 'waiting', 'sending', 'paused', 'delivered', 'dead'] as const;
+      const counts = await Promise.all(states.map((state) => table.count({ state })));
+      return states.map((state, i) => ({ labels: { state }, value: counts[i] ?? 0 }));
+    }),
+  );
   const worker = createWorker({
     queue,
     handlers,

@@ -93,6 +93,7 @@ describe('GET /metrics', () => {
     expect(res.text).toContain('hub_http_request_duration_seconds_count{method="GET",route="/v1/connections/:id"} 2');
     expect(res.text).toContain('# TYPE hub_jobs gauge');
     for (const state of ['queued', 'running', 'succeeded', 'dead', 'cancelled']) expect(res.text).toContain(`hub_jobs{state="${state}"} 0`);
+    expect(res.text).toContain('hub_webhook_deliveries{state="dead"} 0');
     expect(res.text).toContain('# HELP hub_webhook_deliveries_total');
     expect(res.text).toContain('# TYPE hub_webhook_deliveries_total counter');
   });

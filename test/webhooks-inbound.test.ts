@@ -4,6 +4,8 @@
 import { createHmac } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CONNECTORS } from '../connectors/index.ts';
+import { defineConnector } from '../src/connectors/define.ts';
 import { createTestHub, expectProblem, runDueJobs, type TestHub } from './helpers.ts';
 
 const SECRET = 'whsec_' + Buffer.alloc(32, 9).toString('base64');
@@ -201,5 +203,48 @@ describe('inbound webhooks', () => {
     });
     expectProblem(badSecret, 400, 'validation_failed');
     expect((await t.call('GET', '/v1/connections?connectorId=webhook')).body.data).toHaveLength(0);
+  });
+});
+
+describe('handshakes through the connector seam', () => {
+  // A vendor that proves the receiver is willing before it sends events (as Asana's X-Hook-Secret or Meta's
+  // hub.challenge do): the connector's verifier answers it, and nothing is stored.
+  const intentConnector = defineConnector({
+    id: 'intent-test',
+    name: 'Intent-to-receive vendor',
+    category: 'generic',
+    description: 'A test vendor with a handshake.',
+    configSchema: { type: 'object' },
+    credentialsSchema: { type: 'object' },
+    capabilities: ['webhooks'],
+    create: () => ({
+      testConnection: async () => ({ ok: true, latencyMs: 0, message: 'ok' }),
+      webhooks: {
+        verify: (req) => {
+          const intent = req.headers.get('x-hook-secret');
+          if (intent) return { ok: true, deliveryId: 'handshake', handshake: { status: 200, headers: { 'X-Hook-Secret': intent } } };
+          return req.headers.get('x-test-signature') === 'good' ? { ok: true, deliveryId: req.headers.get('x-id') ?? 'none' } : { ok: false, reason: 'signature_mismatch' };
+        },
+        parse: () => ({ eventType: null, payload: {} }),
+        routes: [],
+      },
+    }),
+  });
+
+  it('answers the vendor’s handshake as its connector says, storing nothing', async () => {
+    const hub = await createTestHub({ connectors: [...CONNECTORS, intentConnector] });
+    try {
+      const conn = await hub.call('POST', '/v1/connections', { body: { connectorId: 'intent-test', name: 'vendor', config: {} } });
+      const res = await hub.hub.app.request(`/hooks/${conn.body.id}`, { method: 'POST', headers: { 'X-Hook-Secret': 'abc123' }, body: '' });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-hook-secret')).toBe('abc123');
+      const event = await hub.hub.app.request(`/hooks/${conn.body.id}`, { method: 'POST', headers: { 'x-test-signature': 'good', 'x-id': 'e1' }, body: '{}' });
+      expect(event.status).toBe(202);
+      await runDueJobs(hub.hub);
+      const inbox = await hub.call('GET', '/v1/inbox');
+      expect(inbox.body.data).toEqual([expect.objectContaining({ deliveryId: 'e1', status: 'ignored' })]);
+    } finally {
+      await hub.close();
+    }
   });
 });

@@ -72,6 +72,9 @@ describe('outbound webhooks', () => {
     expect(delivery).toMatchObject({ state: 'delivered', attempts: 1, lastStatus: 200, eventType: 'product.created' });
     const attempts = await t.call('GET', `/v1/webhooks/deliveries/${delivery.id}/attempts`);
     expect(attempts.body.data).toEqual([expect.objectContaining({ ok: true, status: 200, response: 'ok', attempt: 1 })]);
+    const metrics = await t.call('GET', '/metrics', { key: null });
+    expect(metrics.text).toContain('hub_webhook_deliveries_total{outcome="delivered"} 1');
+    expect(metrics.text).toContain('hub_webhook_deliveries{state="delivered"} 1');
   });
 
   it('delivers only the event types an endpoint subscribed to', async () => {

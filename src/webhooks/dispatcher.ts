@@ -15,6 +15,7 @@ import { onDeliveriesCreated, promoteNext } from './fanout.ts';
 import { retryDelay } from './schedule.ts';
 import { standardHeaders } from './signing.ts';
 import type { Transport, WebhookResult } from './transport.ts';
+import type { Counter } from '../lib/metrics.ts';
 
 export interface DispatcherOptions {
   store: Store;
@@ -30,6 +31,8 @@ export interface DispatcherOptions {
   batchSize?: number;
   /** How long to sleep when nothing is due (new deliveries in this process wake it sooner). Default 500 ms. */
   pollIntervalMs?: number;
+  /** Counts attempts by outcome (`delivered`, `retried`, `dead`, `paused`) for /metrics. */
+  attemptsCounter?: Counter;
 }
 
 export interface DispatcherStats {
@@ -53,6 +56,13 @@ export interface Dispatcher {
 }
 
 const USER_AGENT = 'inventory-hub-webhooks/1';
+/** Metric labels of an attempt's outcome, built once. */
+const OUTCOME: Record<string, { outcome: string }> = {
+  delivered: { outcome: 'delivered' },
+  pending: { outcome: 'retried' },
+  dead: { outcome: 'dead' },
+  paused: { outcome: 'paused' },
+};
 /** Outcomes waiting for their write are flushed at this many, or on the next turn of the event loop. */
 const FLUSH_AT = 128;
 const MAX_MESSAGE = 500;
@@ -296,6 +306,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             counts.retried++;
           }
         }
+        options.attemptsCounter?.inc(OUTCOME[patch.state!] ?? { outcome: 'retried' });
         try {
           await deliveries.update(delivery.id, patch, { ifVersion: delivery.version });
         } catch (err) {

@@ -1,0 +1,551 @@
+// bench/webhooks: three figures for the hub's webhooks, all over loopback, each against a baseline in the same run.
+//  1. Inbound accept rate: POST /hooks/{connectionId} of a hub process (src/main.ts, worker and dispatcher off, so it
+//     only accepts: verify + dedupe + store the raw request and its job + 202) against a bare Hono route in its own
+//     process that verifies the same signature and does one SQLite insert (bench/webhooks-server.ts). autocannon,
+//     50 connections, alternating rounds; every request carries a webhook-id never sent before.
+//     Target: hub ≥ 0.6× the baseline's requests/s, hub p99 ≤ 20 ms.
+//  2. Outbound deliveries/s: a hub created in this process over a SQLite file drains N pre-created events (distinct
+//     subjects, one endpoint) to a receiver process (bench/webhooks-receiver.ts), against the same N signed POSTs
+//     sent straight to that receiver with a keep-alive node:http agent at the same concurrency (256), no database.
+//     Target: ≥ 5,000 deliveries/s.
+//  3. End to end: signed stock webhooks into a normal hub process (worker and dispatcher on), applied as stock changes
+//     whose stock.* events go out to the receiver; from the first send to the last event received.
+//     Target: ≥ 2,000 events/s.
+// BENCH_SECONDS (10) and BENCH_ROUNDS (2) set the inbound rounds, BENCH_DELIVERIES (20,000) the outbound deliveries
+// per round, BENCH_WEBHOOKS (5,000) the end-to-end webhooks. BENCH_PROF=1 writes CPU profiles of the hub processes
+// to /tmp/hub-webhooks-prof. It prints; it fails only when it would not be measuring what it says.
+import autocannon from 'autocannon';
+import Database from 'better-sqlite3';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Webhook } from 'standardwebhooks';
+import { createWorkspace } from '../src/bootstrap.ts';
+import { testConfig } from '../src/config.ts';
+import { appendEvent } from '../src/events/log.ts';
+import { createHub } from '../src/hub.ts';
+import { systemClock } from '../src/lib/clock.ts';
+import { createSqliteStore } from '../src/store/sqlite.ts';
+import type { EventsRow } from '../src/store/types.ts';
+import { webhookPayload } from '../src/webhooks/dispatcher.ts';
+import { createEndpoint, deliveryLedger } from '../src/webhooks/manage.ts';
+import { STANDARD_SCHEDULE_MS } from '../src/webhooks/schedule.ts';
+import { secretKey, standardHeaders } from '../src/webhooks/signing.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const DELIVERIES = Number(process.env.BENCH_DELIVERIES ?? 20_000);
+const WEBHOOKS = Number(process.env.BENCH_WEBHOOKS ?? 5_000);
+const PROF = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/hub-webhooks-prof'] : [];
+const CONNECTIONS = 50;
+const OUT_CONCURRENCY = 256;
+const E2E_CONCURRENCY = 50;
+const SKUS = 20;
+const SECRET = 'whsec_' + Buffer.alloc(32, 5).toString('base64');
+const KEY = secretKey(SECRET);
+const root = join(import.meta.dirname, '..');
+const RUN = randomBytes(4).toString('hex');
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const epochNow = () => performance.timeOrigin + performance.now();
+const f = (n: number) => Math.round(n).toLocaleString('en-US');
+
+// ---------------------------------------------------------------------------------------------------------------
+// Children and temp dirs, cleaned up on every way out.
+
+const children = new Set<ChildProcess>();
+const dirs: string[] = [];
+function tempDir(tag: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `hub-bench-webhooks-${tag}-`));
+  dirs.push(dir);
+  return dir;
+}
+function cleanupNow(): void {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  children.clear();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+process.on('exit', cleanupNow);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    cleanupNow();
+    process.exit(130);
+  });
+}
+
+interface Child {
+  child: ChildProcess;
+  output: () => string;
+}
+
+/** Spawns `node [flags] --import tsx <args>` and resolves once its output matches `ready`. */
+function startChild(name: string, args: string[], ready: RegExp, env: Record<string, string> = {}, flags: string[] = []): Promise<Child & { match: RegExpExecArray }> {
+  const child = spawn(process.execPath, [...flags, '--import', 'tsx', ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let out = '';
+  const keep = (d: Buffer) => {
+    out += d.toString();
+    if (out.length > 100_000) out = out.slice(-50_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const tick = () => {
+      const match = ready.exec(out);
+      if (match) return resolve({ child, output: () => out, match });
+      if (child.exitCode !== null || Date.now() - started > 60_000) return reject(new Error(`${name} did not start: ${out}`));
+      setTimeout(tick, 20);
+    };
+    tick();
+  });
+}
+
+async function stopChild(c: Child): Promise<void> {
+  if (c.child.exitCode !== null || c.child.signalCode !== null) return void children.delete(c.child);
+  const exited = new Promise((r) => c.child.once('exit', r));
+  c.child.kill('SIGTERM');
+  await Promise.race([exited, sleep(15_000)]);
+  if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
+  children.delete(c.child);
+}
+
+interface HubProcess extends Child {
+  base: string;
+  key: string;
+  dataDir: string;
+  api: (method: string, path: string, body?: unknown) => Promise<any>;
+}
+
+/** The embedded hub as `npm start` runs it, on a free port, over a fresh data directory. */
+async function startHub(tag: string, env: Record<string, string>): Promise<HubProcess> {
+  const dataDir = tempDir(tag);
+  const c = await startChild(
+    `the hub (${tag})`,
+    ['src/main.ts'],
+    /Hub running at (http:\/\/\S+)[\s\S]*(hub_sk_[A-Za-z0-9_-]{43})/,
+    { HUB_DATA_DIR: dataDir, HUB_PORT: '0', HUB_LOG_LEVEL: 'warn', HUB_RATE_LIMIT_PER_MINUTE: '10000000', ...env },
+    PROF,
+  );
+  const base = c.match[1]!;
+  const key = c.match[2]!;
+  const api = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(base + path, {
+      method,
+      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = (await res.json().catch(() => null)) as any;
+    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  return { ...c, base, key, dataDir, api };
+}
+
+/** A `webhook` connection taking Standard Webhooks stock changes: stock.* → webhook-stock-change-in → stock.adjust. */
+async function createWebhookConnection(hub: HubProcess): Promise<string> {
+  const conn = await hub.api('POST', '/v1/connections', {
+    connectorId: 'webhook',
+    name: 'pos',
+    config: { verification: { scheme: 'standard-webhooks' }, routes: [{ event: 'stock.*', mapping: 'webhook-stock-change-in', action: 'stock.adjust' }] },
+    credentials: { secret: SECRET },
+  });
+  return conn.id as string;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Signed inbound webhooks, built ahead so that the client's work per request stays tiny.
+
+interface Signed {
+  headers: Record<string, string>;
+  body: string;
+}
+
+let idCounter = 0;
+/** A stock change +1 of SKU-(i % 20) at LON-1, with a webhook-id no other request of this run carries. */
+function signedWebhook(timestamp: string, iso: string): Signed {
+  const i = idCounter++;
+  const id = `msg_${RUN}_${i}`;
+  const body = `{"type":"stock.changed","timestamp":"${iso}","data":{"sku":"SKU-${i % SKUS}","location":"LON-1","change":1,"reference":{"type":"bench","id":"${id}"}}}`;
+  const signature = 'v1,' + createHmac('sha256', KEY).update(`${id}.${timestamp}.${body}`).digest('base64');
+  return { headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature }, body };
+}
+
+function signedPool(size: number): Signed[] {
+  // Right before use: the receivers accept timestamps within 5 minutes of their clock.
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  const iso = new Date().toISOString();
+  return Array.from({ length: size }, () => signedWebhook(timestamp, iso));
+}
+
+// The pool is signed with node:crypto directly (fast); the official library must agree with it.
+{
+  const sample = signedPool(1)[0]!;
+  new Webhook(SECRET).verify(sample.body, sample.headers);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 1. Inbound accept rate.
+
+interface InboundTarget {
+  name: string;
+  port: number;
+  path: string;
+  /** Rows stored so far (the hub's inbox, the baseline's table). */
+  stored: () => number;
+  /** Requests/s expected, to size the pool; updated after each run. */
+  estimate: number;
+}
+
+interface InboundResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  sent: number;
+  accepted: number;
+  stored: number;
+  signedLate: number;
+}
+
+async function measureInbound(t: InboundTarget, seconds: number): Promise<InboundResult> {
+  const pool: (Signed | undefined)[] = signedPool(Math.ceil(t.estimate * seconds * 1.5) + 5_000);
+  let next = 0;
+  let signedLate = 0;
+  let notFresh = 0;
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  const iso = new Date().toISOString();
+  const before = t.stored();
+  const r = await autocannon({
+    url: `http://127.0.0.1:${t.port}`,
+    connections: CONNECTIONS,
+    duration: seconds,
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (req) => {
+          let item = pool[next];
+          if (item) pool[next] = undefined;
+          else {
+            item = signedWebhook(timestamp, iso);
+            signedLate++;
+          }
+          next++;
+          req.path = t.path;
+          req.headers = item.headers;
+          req.body = item.body;
+          return req;
+        },
+        onResponse: (status, body) => {
+          if (status === 202 && !body.includes('"duplicate":false')) notFresh++;
+        },
+      },
+    ],
+  });
+  await sleep(300); // requests in flight when the clock ran out still land
+  const stored = t.stored() - before;
+  if (r.non2xx || r.errors) throw new Error(`${t.name}: ${r.non2xx} non-2xx answers and ${r.errors} errors: the benchmark is not measuring what it says`);
+  if (notFresh) throw new Error(`${t.name}: ${notFresh} answers were not {"duplicate":false}: a webhook-id repeated`);
+  // Every 2xx is a stored row, and no row without a fresh id: stored lies between the two.
+  if (stored < r['2xx'] || stored > next) throw new Error(`${t.name}: ${stored} rows stored for ${r['2xx']} accepted of ${next} sent`);
+  t.estimate = Math.max(t.estimate, r.requests.average);
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, sent: next, accepted: r['2xx'], stored, signedLate };
+}
+
+async function inbound() {
+  const hub = await startHub('inbound', { HUB_WORKER_CONCURRENCY: '0', HUB_WEBHOOK_CONCURRENCY: '0' });
+  const connectionId = await createWebhookConnection(hub);
+  const hubDb = new Database(join(hub.dataDir, 'hub.db'));
+  const bareDir = tempDir('bare');
+  const bare = await startChild('the baseline server', ['bench/webhooks-server.ts', join(bareDir, 'bare.db'), SECRET], /\{"port":(\d+)\}/);
+  const bareDb = new Database(join(bareDir, 'bare.db'));
+  const count = (db: Database.Database, table: string) => (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+  const targets = {
+    hub: { name: 'hub', port: Number(new URL(hub.base).port), path: `/hooks/${connectionId}`, stored: () => count(hubDb, 'inbox'), estimate: 10_000 },
+    bare: { name: 'baseline', port: Number(bare.match[1]), path: `/hooks/${connectionId}`, stored: () => count(bareDb, 'hooks'), estimate: 10_000 },
+  } satisfies Record<string, InboundTarget>;
+
+  // One by hand first: the hub accepts it as new, and a resend of it as a duplicate (what every request must avoid).
+  const one = signedPool(1)[0]!;
+  for (const duplicate of [false, true]) {
+    const res = await fetch(`${hub.base}${targets.hub.path}`, { method: 'POST', headers: one.headers, body: one.body });
+    const json = (await res.json()) as { duplicate?: boolean };
+    if (res.status !== 202 || json.duplicate !== duplicate) throw new Error(`the hub answered ${res.status} ${JSON.stringify(json)}`);
+  }
+
+  await measureInbound(targets.hub, 2); // warm up both (JIT, SQLite page cache)
+  await measureInbound(targets.bare, 2);
+  const rounds: { hub: InboundResult; bare: InboundResult }[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    // alternate, so drift in the machine's load hits both alike
+    const b = await measureInbound(targets.bare, SECONDS);
+    const h = await measureInbound(targets.hub, SECONDS);
+    rounds.push({ hub: h, bare: b });
+    console.log(
+      `  inbound round ${i + 1}: baseline ${f(b.rps)} req/s (p99 ${b.p99} ms) · hub ${f(h.rps)} req/s (p99 ${h.p99} ms) · ratio ${(h.rps / b.rps).toFixed(2)}` +
+        ` · ${f(h.stored)} + ${f(b.stored)} rows stored for ${f(h.accepted)} + ${f(b.accepted)} accepted${h.signedLate + b.signedLate ? ` (${h.signedLate + b.signedLate} signed late: pool too small)` : ''}`,
+    );
+  }
+  hubDb.close();
+  bareDb.close();
+  await stopChild(hub);
+  await stopChild(bare);
+  const best = (k: 'hub' | 'bare') => rounds.map((r) => r[k]).sort((a, b) => b.rps - a.rps)[0]!;
+  return { hub: best('hub'), bare: best('bare') };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2. Outbound deliveries/s.
+
+interface ReceiverStats {
+  requests: number;
+  distinct: number;
+  firstAt: number;
+  lastNewAt: number;
+}
+
+async function startReceiver() {
+  const c = await startChild('the receiver', ['bench/webhooks-receiver.ts'], /\{"port":(\d+)\}/);
+  const url = `http://127.0.0.1:${c.match[1]}`;
+  const get = async <T>(path: string) => (await (await fetch(url + path)).json()) as T;
+  return {
+    ...c,
+    url: `${url}/hook`,
+    stats: () => get<ReceiverStats>('/stats'),
+    ids: () => get<string[]>('/ids'),
+    reset: () => get<unknown>('/reset'),
+  };
+}
+type Receiver = Awaited<ReturnType<typeof startReceiver>>;
+
+function stockData(i: number) {
+  return {
+    inventoryItemId: `inv_bench${String(i).padStart(17, '0')}`,
+    productId: `prd_bench${String(i % SKUS).padStart(17, '0')}`,
+    sku: `SKU-${i % SKUS}`,
+    locationId: 'loc_bench00000000000000001',
+    onHand: i,
+    reserved: 0,
+    available: i,
+    previous: { onHand: i - 1, reserved: 0, available: i - 1 },
+  };
+}
+
+/** N signed POSTs straight to the receiver: node:http keep-alive agent, 256 in flight, no database. */
+async function rawBaseline(receiver: Receiver, n: number, round: number): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: OUT_CONCURRENCY });
+  const url = new URL(receiver.url);
+  const now = new Date().toISOString();
+  const post = (id: string, body: string) =>
+    new Promise<number>((resolve, reject) => {
+      const headers = {
+        'content-type': 'application/json',
+        'user-agent': 'inventory-hub-webhooks/1',
+        ...standardHeaders(id, Math.floor(Date.now() / 1000), body, [KEY]),
+        'content-length': String(Buffer.byteLength(body)),
+      };
+      const req = http.request({ hostname: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  await receiver.reset();
+  let next = 0;
+  let failed = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: OUT_CONCURRENCY }, async () => {
+      while (next < n) {
+        const i = next++;
+        // The body the hub would send for such an event (same shape, same size), built and signed per send as it is.
+        const id = `evt_raw${RUN}${round}${String(i).padStart(12, '0')}`;
+        const event = { id, type: 'stock.updated', time: now, subject: `inv_raw_${i}`, correlationId: null, data: stockData(i) } as unknown as EventsRow;
+        const status = await post(id, webhookPayload(event));
+        if (status < 200 || status >= 300) failed++;
+      }
+    }),
+  );
+  const rate = n / ((performance.now() - started) / 1000);
+  agent.destroy();
+  const got = await receiver.stats();
+  if (failed || got.distinct !== n) throw new Error(`raw baseline: ${failed} failed, the receiver saw ${got.distinct} of ${n}`);
+  return rate;
+}
+
+async function outbound(receiver: Receiver) {
+  const dir = tempDir('outbound');
+  const file = join(dir, 'hub.db');
+  const config = testConfig({
+    logLevel: 'warn',
+    webhooks: { allow: ['127.0.0.1/32'], retrySchedule: [...STANDARD_SCHEDULE_MS], timeoutMs: 15_000, disableAfterMs: 5 * 86_400_000, concurrency: OUT_CONCURRENCY, attemptRetentionDays: 14 },
+  });
+  const encryptionKey = Buffer.alloc(32, 9);
+  let setup: { workspaceId: string; endpointId: string } | undefined;
+
+  async function hubRound(round: number): Promise<{ rate: number; seedSeconds: number }> {
+    // A fresh hub each round over the same file (the dispatcher cannot be restarted once stopped).
+    const store = createSqliteStore({ path: file });
+    const hub = createHub({ config, store, encryptionKey });
+    try {
+      if (!setup) {
+        const { workspace } = await createWorkspace(store, systemClock, { name: 'Bench', actor: 'bench' });
+        const { endpoint } = await createEndpoint(store, { cipher: hub.deps.cipher, policy: hub.deps.webhooks.policy }, workspace.id, { url: receiver.url, eventTypes: ['stock.*'] }, new Date().toISOString());
+        setup = { workspaceId: workspace.id, endpointId: endpoint.id };
+      }
+      const { workspaceId, endpointId } = setup;
+      const seedStarted = performance.now();
+      for (let i = 0; i < DELIVERIES; i += 500) {
+        await store.transaction(async (tx) => {
+          const now = new Date().toISOString();
+          for (let j = i; j < Math.min(i + 500, DELIVERIES); j++) {
+            // Distinct subjects: no delivery waits behind another (ordering is per subject).
+            await appendEvent(tx, { type: 'stock.updated', workspaceId, subject: `inv_r${round}_${j}`, data: stockData(j) }, now);
+          }
+        });
+      }
+      const seedSeconds = (performance.now() - seedStarted) / 1000;
+      const before = await deliveryLedger(store, workspaceId, endpointId);
+      if (before.byState.pending !== DELIVERIES) throw new Error(`outbound: ${before.byState.pending} deliveries pending, expected ${DELIVERIES}`);
+      await receiver.reset();
+
+      const started = performance.now();
+      hub.dispatcher.start();
+      let lastProgress = started;
+      let last = 0;
+      for (;;) {
+        const { delivered, dead, retried } = hub.dispatcher.stats();
+        if (delivered >= DELIVERIES) break;
+        if (dead || retried) throw new Error(`outbound: ${retried} deliveries failed and were retried, ${dead} dead: not measuring successful deliveries`);
+        if (delivered > last) [last, lastProgress] = [delivered, performance.now()];
+        else if (performance.now() - lastProgress > 30_000) throw new Error(`outbound: stuck at ${delivered} of ${DELIVERIES} delivered`);
+        await sleep(2);
+      }
+      const rate = DELIVERIES / ((performance.now() - started) / 1000);
+      await hub.dispatcher.stop();
+      const ledger = await deliveryLedger(store, workspaceId, endpointId);
+      const got = await receiver.stats();
+      if (ledger.pending || ledger.dead || ledger.delivered !== ledger.published || got.distinct !== DELIVERIES) {
+        throw new Error(`outbound: deliveries missing: ledger ${JSON.stringify(ledger)}, the receiver saw ${got.distinct} of ${DELIVERIES} ids`);
+      }
+      return { rate, seedSeconds };
+    } finally {
+      await hub.close(5000);
+    }
+  }
+
+  // Alternate, as above, and keep each side's best round (the first round also warms up the JIT for both).
+  const rounds: { hub: number; raw: number; seedSeconds: number }[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const raw = await rawBaseline(receiver, DELIVERIES, round);
+    const { rate: hub, seedSeconds } = await hubRound(round);
+    rounds.push({ hub, raw, seedSeconds });
+    console.log(`  outbound round ${round + 1}: raw HTTP ${f(raw)}/s · hub ${f(hub)} deliveries/s · ratio ${(hub / raw).toFixed(2)} (seeding ${f(DELIVERIES)} events took ${seedSeconds.toFixed(1)} s)`);
+  }
+  return { hub: Math.max(...rounds.map((r) => r.hub)), raw: Math.max(...rounds.map((r) => r.raw)) };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 3. End to end.
+
+async function endToEnd(receiver: Receiver) {
+  const hub = await startHub('e2e', { HUB_WEBHOOK_ALLOW: '127.0.0.1/32' });
+  await hub.api('POST', '/v1/locations', { code: 'LON-1', name: 'London' });
+  for (let i = 0; i < SKUS; i++) await hub.api('POST', '/v1/products', { sku: `SKU-${i}`, name: `Product ${i}` });
+  await hub.api('POST', '/v1/webhooks/endpoints', { url: receiver.url, eventTypes: ['stock.*'] });
+  const connectionId = await createWebhookConnection(hub);
+  const hookUrl = `${hub.base}/hooks/${connectionId}`;
+  await receiver.reset();
+
+  const pool = signedPool(WEBHOOKS);
+  let next = 0;
+  let failed = 0;
+  let duplicates = 0;
+  const t0 = epochNow();
+  await Promise.all(
+    Array.from({ length: E2E_CONCURRENCY }, async () => {
+      while (next < pool.length) {
+        const { headers, body } = pool[next++]!;
+        const res = await fetch(hookUrl, { method: 'POST', headers, body });
+        const text = await res.text();
+        if (res.status !== 202) failed++;
+        else if (!text.includes('"duplicate":false')) duplicates++;
+      }
+    }),
+  );
+  const t1 = epochNow();
+  if (failed || duplicates) throw new Error(`end to end: ${failed} webhooks refused, ${duplicates} taken as duplicates`);
+
+  // Settled: nothing left in the inbox to apply, nothing left to deliver, and the receiver has every delivery.
+  const deadline = Date.now() + 120_000;
+  let ledger: { published: number; delivered: number; pending: number; dead: number };
+  let got: ReceiverStats;
+  for (;;) {
+    const waiting = await hub.api('GET', '/v1/inbox?status=received&limit=1');
+    ledger = await hub.api('GET', '/v1/webhooks/stats');
+    got = await receiver.stats();
+    if (waiting.data.length === 0 && ledger.pending === 0 && ledger.published > 0 && got.distinct === ledger.delivered) break;
+    if (ledger.dead) throw new Error(`end to end: ${ledger.dead} deliveries dead`);
+    if (Date.now() > deadline) throw new Error(`end to end: not settled after 120 s: ledger ${JSON.stringify(ledger)}, receiver ${JSON.stringify(got)}`);
+    await sleep(50);
+  }
+
+  // What had to arrive: every stock event the hub wrote.
+  const events: { id: string }[] = [];
+  for (let after = ''; ; ) {
+    const page = await hub.api('GET', `/v1/events?type=stock.*&limit=1000${after ? `&after=${after}` : ''}`);
+    events.push(...page.data);
+    if (!page.hasMore) break;
+    after = page.nextCursor;
+  }
+  const received = new Set(await receiver.ids());
+  const missing = events.filter((e) => !received.has(e.id)).length;
+  const failedInbox = await hub.api('GET', '/v1/inbox?status=failed&limit=5');
+  const levels = await hub.api('GET', '/v1/stock-levels?limit=100');
+  const onHand = (levels.data as { onHand: number }[]).reduce((s, l) => s + l.onHand, 0);
+  if (missing || events.length !== ledger.published || events.length < WEBHOOKS || failedInbox.data.length || onHand !== WEBHOOKS) {
+    throw new Error(
+      `end to end: ${missing} of ${events.length} stock events not received, ledger ${JSON.stringify(ledger)}, ` +
+        `${failedInbox.data.length} inbox rows failed, ${onHand} units on hand for ${WEBHOOKS} webhooks of +1`,
+    );
+  }
+  await stopChild(hub);
+  const end = got.lastNewAt;
+  return { events: events.length, seconds: (end - t0) / 1000, acceptSeconds: (t1 - t0) / 1000, drainSeconds: (end - t1) / 1000, requests: got.requests };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+async function main() {
+  console.log(`bench/webhooks  inbound: ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s · outbound: ${f(DELIVERIES)} deliveries × ${ROUNDS} rounds · end to end: ${f(WEBHOOKS)} webhooks`);
+  const inb = await inbound();
+  const receiver = await startReceiver();
+  const out = await outbound(receiver);
+  const e2e = await endToEnd(receiver);
+  await stopChild(receiver);
+
+  const ratio = inb.hub.rps / inb.bare.rps;
+  const met = (ok: boolean) => (ok ? 'met' : 'NOT met');
+  const eps = e2e.events / e2e.seconds;
+  console.log('\nsummary (best round of each):');
+  console.log(
+    `inbound accept: hub ${f(inb.hub.rps)} req/s p99 ${inb.hub.p99} ms; baseline ${f(inb.bare.rps)} req/s p99 ${inb.bare.p99} ms; ratio ${ratio.toFixed(2)} ` +
+      `(target ≥ 0.6: ${met(ratio >= 0.6)}; p99 ≤ 20 ms: ${met(inb.hub.p99 <= 20)})`,
+  );
+  console.log(`outbound: ${f(out.hub)} deliveries/s (baseline raw HTTP ${f(out.raw)}/s, ratio ${(out.hub / out.raw).toFixed(2)}) (target ≥ 5,000/s: ${met(out.hub >= 5000)})`);
+  console.log(
+    `end to end: ${f(WEBHOOKS)} webhooks → ${f(e2e.events)} events delivered in ${e2e.seconds.toFixed(2)} s: ${f(eps)} events/s (target ≥ 2,000/s: ${met(eps >= 2000)}); ` +
+      `accepting took ${e2e.acceptSeconds.toFixed(2)} s (${f(WEBHOOKS / e2e.acceptSeconds)} webhooks/s), draining after the last accept ${e2e.drainSeconds.toFixed(2)} s` +
+      (e2e.requests !== e2e.events ? `; ${e2e.requests - e2e.events} deliveries were resends` : ''),
+  );
+}
+
+try {
+  await main();
+} finally {
+  cleanupNow();
+}
