@@ -2,6 +2,7 @@
 // leases while they run, and records each outcome. Delivery is at least once: handlers must be idempotent.
 import { hostname } from 'node:os';
 import { randomToken } from '../lib/ids.ts';
+import { createSleeper } from '../lib/wake.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
 import type { JobsRow } from '../store/rows.generated.ts';
 import { isLeaseLost, type JobQueue } from './queue.ts';
@@ -92,32 +93,15 @@ export function createWorker(options: WorkerOptions): Worker {
   let loop: Promise<void> | null = null;
   let stopped: Promise<void> | null = null;
   let unsubscribe: (() => void) | null = null;
-  // A wake that arrives while the loop is busy claiming is kept, not lost, so the loop claims once more.
-  let wakePending = false;
-  let wakeSleeper: (() => void) | null = null;
+  const sleeper = createSleeper();
   // Counters, and a sequence that orders claims and outcomes so "idle" means an empty claim after the last outcome.
   const counts = { claimed: 0, succeeded: 0, retried: 0, dead: 0, claimFailures: 0 };
   let sequence = 0;
   let lastEmptyClaim = -1;
   let lastOutcome = 0;
 
-  function wake(): void {
-    wakePending = true;
-    wakeSleeper?.();
-  }
-
-  function sleep(ms: number): Promise<void> {
-    if (wakePending || stopping) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wakeSleeper = null;
-        resolve();
-      }
-      wakeSleeper = done;
-    });
-  }
+  const wake = () => sleeper.wake();
+  const sleep = (ms: number) => sleeper.sleep(ms, () => stopping);
 
   function serial<T>(entry: Running, op: () => Promise<T>): Promise<T> {
     const result = entry.chain.then(op);
@@ -216,7 +200,7 @@ export function createWorker(options: WorkerOptions): Worker {
 
   async function runLoop(): Promise<void> {
     while (!stopping) {
-      wakePending = false;
+      sleeper.reset();
       let delay = pollIntervalMs;
       const free = concurrency - running.size;
       if (free > 0) {
@@ -244,7 +228,7 @@ export function createWorker(options: WorkerOptions): Worker {
   async function drain(timeoutMs: number): Promise<void> {
     stopping = true;
     unsubscribe?.();
-    wakeSleeper?.();
+    sleeper.wake();
     await loop;
     const pending = [...running.values()];
     if (pending.length === 0) return;

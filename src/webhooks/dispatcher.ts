@@ -6,6 +6,7 @@ import { isHubError } from '../errors.ts';
 import { appendEvent } from '../events/log.ts';
 import type { Clock } from '../lib/clock.ts';
 import { randomToken } from '../lib/ids.ts';
+import { createSleeper } from '../lib/wake.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
 import type { Cipher } from '../lib/secrets.ts';
 import type { Db, EventsRow, RowPatch, Store, WebhookDeliveriesRow } from '../store/types.ts';
@@ -121,8 +122,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   let started = false;
   let stopping = false;
   let loop: Promise<void> | null = null;
-  let wakePending = false;
-  let wakeSleeper: (() => void) | null = null;
+  const sleeper = createSleeper();
 
   /**
    * A delivery may go now when its endpoint has no rate limit, or its turn has come; else it gets a slot and waits
@@ -396,23 +396,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     return claimed.length;
   }
 
-  function wake(): void {
-    wakePending = true;
-    wakeSleeper?.();
-  }
-
-  function sleep(ms: number): Promise<void> {
-    if (wakePending || stopping) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wakeSleeper = null;
-        resolve();
-      }
-      wakeSleeper = done;
-    });
-  }
+  const wake = () => sleeper.wake();
+  const sleep = (ms: number) => sleeper.sleep(ms, () => stopping);
 
   function settled(): Promise<void> {
     if (inFlight === 0) return Promise.resolve();
@@ -429,7 +414,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 
   async function runLoop(): Promise<void> {
     while (!stopping) {
-      wakePending = false;
+      sleeper.reset();
       if (nextDue <= clock.now()) nextDue = Infinity;
       const claimed = await runPass();
       // Claim again at once while the batch came back full and slots are free: there is more due.
@@ -452,7 +437,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     async stop(timeoutMs = 30_000) {
       stopping = true;
       unsubscribe?.();
-      wakeSleeper?.();
+      sleeper.wake();
       await loop;
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([settled(), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);

@@ -131,17 +131,6 @@ export function hmacVerifier(secret: string, config: HmacVerifierConfig, now: ()
   };
 }
 
-/**
- * Constant-time comparison of two byte strings of possibly different length. Pass the expected value as `a`: the
- * time taken depends only on its length, because on a length mismatch `a` is compared with itself instead of
- * returning early (timingSafeEqual would throw).
- */
-export function safeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  const sameLength = a.byteLength === b.byteLength;
-  const equal = timingSafeEqual(a, sameLength ? b : a);
-  return sameLength && equal;
-}
-
 function fail(reason: string): VerifyResult {
   return { ok: false, reason };
 }
