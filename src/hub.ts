@@ -18,6 +18,7 @@ import { CollectedGauge, createHubMetrics } from './lib/metrics.ts';
 import { createCipher } from './lib/secrets.ts';
 import type { Store } from './store/types.ts';
 import { createDispatcher, type Dispatcher } from './webhooks/dispatcher.ts';
+import { onDeliveriesCreated } from './webhooks/fanout.ts';
 import { createInboundReceiver, inboxHandler, INBOX_JOB } from './webhooks/inbound.ts';
 import { createAddressPolicy } from './webhooks/ssrf.ts';
 import { createTransport, type Transport } from './webhooks/transport.ts';
@@ -49,6 +50,8 @@ export interface Hub {
   worker: Worker;
   /** Sends outbound webhooks; `start()` it beside the worker. */
   dispatcher: Dispatcher;
+  /** Called when webhook deliveries are written in this process (the Appwrite api function starts a worker). */
+  onDeliveriesCreated(listener: () => void): () => void;
   /** The job handlers the worker runs, by type (tests run jobs through them one by one). */
   handlers: Readonly<Record<string, JobHandler>>;
   /** Stops the worker and the dispatcher (waiting for work in flight up to the timeout) and closes the store. */
@@ -158,6 +161,7 @@ export function createHub(options: HubOptions): Hub {
     worker,
     dispatcher,
     handlers,
+    onDeliveriesCreated,
     async close(timeoutMs = config.shutdownTimeoutMs) {
       await Promise.all([worker.stop({ timeoutMs }), dispatcher.stop(timeoutMs)]);
       receiver.close();

@@ -212,6 +212,8 @@ function buildContainer(settings: Settings, key: string, fingerprint: string, li
         if (!shared) {
           shared = newHub();
           shared.queue.onEnqueue((job) => dispatcher.request(job.id));
+          // Webhook deliveries are sent by the worker too: a request that created some starts one.
+          shared.onDeliveriesCreated(() => dispatcher.request());
         }
         return shared;
       },
