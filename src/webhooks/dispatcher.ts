@@ -288,7 +288,6 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         if (d.ok) {
           patch = { ...common, state: 'delivered', deliveredAt: atIso };
           final = true;
-          counts.delivered++;
         } else if (status === 410) {
           // The receiver says it wants no more: the endpoint is disabled and this delivery waits with the others.
           patch = { ...common, state: 'paused' };
@@ -299,14 +298,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           if (delay === null) {
             patch = { ...common, state: 'dead', deadAt: atIso };
             final = true;
-            counts.dead++;
           } else {
             patch = { ...common, state: 'pending', nextAttemptAt: iso(at + delay) };
             noteDue(at + delay);
-            counts.retried++;
           }
         }
-        options.attemptsCounter?.inc(OUTCOME[patch.state!] ?? { outcome: 'retried' });
         try {
           await deliveries.update(delivery.id, patch, { ifVersion: delivery.version });
         } catch (err) {
@@ -314,6 +310,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           if (isHubError(err, 'version_conflict') || isHubError(err, 'not_found')) continue;
           throw err;
         }
+        const outcomeLabel = OUTCOME[patch.state!]!;
+        options.attemptsCounter?.inc(outcomeLabel);
+        if (outcomeLabel.outcome !== 'paused') counts[outcomeLabel.outcome as 'delivered' | 'retried' | 'dead']++;
         if (final) await promoteNext(tx, delivery, atIso);
         const seen = health.get(endpoint.row.id);
         if (!seen || at >= seen.at) health.set(endpoint.row.id, { endpoint, ok: d.ok, gone: status === 410 || (seen?.gone ?? false), at });
