@@ -1,0 +1,66 @@
+// Shared by the file readers' tests (not used by the readers): run a reader to its end or its failure, feed bytes
+// in awkward chunks, and measure the heap a reader keeps, which is how "memory stays flat" is tested.
+import { Readable } from 'node:stream';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { expect } from 'vitest';
+import { HubError } from '../errors.ts';
+import type { ReadItem, RecordError } from './types.ts';
+
+export interface Outcome<V> {
+  items: ReadItem<V>[];
+  /** The records' values alone, in order. */
+  values: V[];
+  failure: HubError | null;
+}
+
+/** Reads everything; a HubError thrown by the reader is returned as `failure`, anything else fails the test. */
+export async function drain<V>(reader: AsyncIterable<ReadItem<V>>): Promise<Outcome<V>> {
+  const items: ReadItem<V>[] = [];
+  let failure: HubError | null = null;
+  try {
+    for await (const item of reader) items.push(item);
+  } catch (err) {
+    if (!(err instanceof HubError)) throw err;
+    failure = err;
+  }
+  return { items, values: items.flatMap((i) => (i.kind === 'record' ? [i.value] : [])), failure };
+}
+
+/** The RecordError a fatal failure carries, after checking it is the readers' kind of failure. */
+export function fileErrorOf(failure: HubError | null): RecordError {
+  expect(failure).toBeInstanceOf(HubError);
+  expect(failure!.code).toBe('validation_failed');
+  const error = failure!.extra?.fileError as RecordError;
+  expect(error).toMatchObject({ code: expect.any(String), message: expect.any(String) });
+  expect(failure!.message).toBe(error.message);
+  return error;
+}
+
+function bytes(data: string | Uint8Array): Buffer {
+  return typeof data === 'string' ? Buffer.from(data) : Buffer.from(data);
+}
+
+/** A source that gives one byte at a time, so every multi-byte character is split across chunks. */
+export function byteByByte(data: string | Uint8Array): Readable {
+  return Readable.from([...bytes(data)].map((b) => Buffer.from([b])));
+}
+
+export function inChunks(data: string | Uint8Array, size: number): Readable {
+  const all = bytes(data);
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < all.length; i += size) chunks.push(all.subarray(i, i + size));
+  return Readable.from(chunks);
+}
+
+let collect: (() => void) | undefined;
+
+/** Heap in use after a full collection. */
+export function retainedHeap(): number {
+  if (!collect) {
+    v8.setFlagsFromString('--expose-gc');
+    collect = vm.runInNewContext('gc') as () => void;
+  }
+  collect();
+  return process.memoryUsage().heapUsed;
+}
