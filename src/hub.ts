@@ -111,7 +111,9 @@ export function createHub(options: HubOptions): Hub {
     }),
   );
   const policy = createAddressPolicy({ allow: config.webhooks.allow });
-  const transport = options.transport ?? createTransport({ policy });
+  // As many sockets per receiver as deliveries may be in flight: one slow endpoint still cannot take them all from
+  // the others, since each endpoint's deliveries are bounded by what is due for it.
+  const transport = options.transport ?? createTransport({ policy, maxSockets: Math.max(1, config.webhooks.concurrency) });
   const fetchFn = options.fetch ?? globalThis.fetch;
   const connectors = options.connectors ?? CONNECTORS;
   const mappings = options.mappings ?? loadFileMappings();

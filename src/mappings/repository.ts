@@ -69,5 +69,19 @@ export async function reuseResolver(db: Db, workspaceId: string, doc: unknown, f
 export async function compiledMappingFor(db: Db, workspaceId: string, key: string, files: ReadonlyMap<string, MappingDocument>): Promise<CompiledMapping | null> {
   const found = await resolveMapping(db, workspaceId, key, files);
   if (!found) return null;
-  return compileMapping(found.document, { resolve: await reuseResolver(db, workspaceId, found.document, files) });
+  // A document that reuses nothing compiles the same way every time: keep the result by the document (a shipped
+  // file) or by the immutable version it came from, rather than hash and check it again per record.
+  const selfContained = collectUses(found.document).length === 0;
+  const cacheKey = selfContained ? (found.mapping ? `${found.mapping.id}@${found.versionNumber}` : found.document) : null;
+  const cached = cacheKey === null ? undefined : compiledCache.get(cacheKey);
+  if (cached) return cached;
+  const compiled = compileMapping(found.document, { resolve: await reuseResolver(db, workspaceId, found.document, files) });
+  if (cacheKey !== null) {
+    if (compiledCache.size >= MAX_COMPILED) compiledCache.delete(compiledCache.keys().next().value!);
+    compiledCache.set(cacheKey, compiled);
+  }
+  return compiled;
 }
+
+const MAX_COMPILED = 500;
+const compiledCache = new Map<string | MappingDocument, CompiledMapping>();

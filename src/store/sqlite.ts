@@ -456,6 +456,14 @@ export class SqliteStore implements Store {
     try {
       // Callers outside any transaction hold no lock: let them finish what they started before the first group.
       while (this.lock) await this.lock;
+      // Hold the gate, then wait out the current turn of the event loop: the requests parsed in the same I/O phase
+      // each open a transaction in their own callback, and this lets them all join one group (one COMMIT) instead
+      // of one each. Calls outside transactions made meanwhile wait, as they would for the group itself.
+      let release!: () => void;
+      this.lock = new Promise<void>((resolve) => (release = resolve));
+      await new Promise((r) => setImmediate(r));
+      this.lock = null;
+      release();
       while (this.pending.length) {
         await this.runGroup();
         // Give reads and writes made outside transactions a turn between groups, so a busy stream of
