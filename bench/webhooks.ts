@@ -34,6 +34,7 @@ import { webhookPayload } from '../src/webhooks/dispatcher.ts';
 import { createEndpoint, deliveryLedger } from '../src/webhooks/manage.ts';
 import { STANDARD_SCHEDULE_MS } from '../src/webhooks/schedule.ts';
 import { secretKey, standardHeaders } from '../src/webhooks/signing.ts';
+import { apiClient, type ApiCall } from '../test/api-client.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -119,7 +120,7 @@ interface HubProcess extends Child {
   base: string;
   key: string;
   dataDir: string;
-  api: (method: string, path: string, body?: unknown) => Promise<any>;
+  api: ApiCall;
 }
 
 /** The embedded hub as `npm start` runs it, on a free port, over a fresh data directory. */
@@ -134,17 +135,7 @@ async function startHub(tag: string, env: Record<string, string>): Promise<HubPr
   );
   const base = c.match[1]!;
   const key = c.match[2]!;
-  const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(base + path, {
-      method,
-      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const json = (await res.json().catch(() => null)) as any;
-    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-    return json;
-  };
-  return { ...c, base, key, dataDir, api };
+  return { ...c, base, key, dataDir, api: apiClient(base, key) };
 }
 
 /** A `webhook` connection taking Standard Webhooks stock changes: stock.* → webhook-stock-change-in → stock.adjust. */

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, describe, expect, it } from 'vitest';
+import { apiClient } from './api-client.ts';
 import { startReceiver, type Receiver } from './webhook-receiver.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -97,16 +98,7 @@ describe('webhooks under crashes', () => {
     let hub = await startHub(env);
     cleanups.push(() => void hub.child.kill('SIGKILL'));
     const key = /hub_sk_[A-Za-z0-9_-]{43}/.exec(hub.output())![0];
-    const api = async (method: string, path: string, body?: unknown) => {
-      const res = await fetch(base + path, {
-        method,
-        headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const json = (await res.json().catch(() => null)) as any;
-      if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-      return json;
-    };
+    const api = apiClient(base, key);
 
     const loc = await api('POST', '/v1/locations', { code: 'LON-1', name: 'London' });
     void loc;
