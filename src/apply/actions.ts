@@ -3,7 +3,7 @@
 // transaction, so that what it does commits together with the record of having done it (exactly once).
 import { HubError } from '../errors.ts';
 import type { InventoryContext } from '../inventory/context.ts';
-import { adjustStock, receiveStock } from '../inventory/movements.ts';
+import { adjustStock, receiveStock, type ReceiptInput } from '../inventory/movements.ts';
 import { importOrder, type OrderImport } from '../inventory/orders.ts';
 import { createProduct, updateProduct, type ProductInput } from '../inventory/products.ts';
 import { validatorFor } from '../schemas/registry.ts';
@@ -103,7 +103,7 @@ export const ACTIONS: Record<ActionName, Action> = {
     schema: 'hub:api/stock-receipt',
     description: 'Receives stock at a location at the given unit costs.',
     async apply(ctx, input) {
-      return summary(await receiveStock(ctx, input as never));
+      return summary(await receiveStock(ctx, input as unknown as ReceiptInput));
     },
   },
 };

@@ -235,12 +235,17 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       })
       .finally(() => {
         flushing = null;
-        inFlight -= batch.length;
-        for (const waiter of settledWaiters) waiter();
-        wake();
+        release(batch.length);
         if (outcomes.length) void flush();
       });
     return flushing;
+  }
+
+  /** Frees slots: whoever waits for the sends to settle is told, and the loop may claim again. */
+  function release(slots: number): void {
+    inFlight -= slots;
+    for (const waiter of settledWaiters) waiter();
+    wake();
   }
 
   function describe(result: WebhookResult): { ok: boolean; status: number | null; error: string | null; message: string | null; response: string | null; latencyMs: number } {
@@ -380,7 +385,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     try {
       events = await loadEvents(claimed);
     } catch (err) {
-      inFlight -= claimed.length;
+      release(claimed.length);
       log.error('reading events for webhook deliveries failed; their leases will expire and they are retried', { err });
       return 0;
     }
@@ -389,7 +394,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       void send(c, events.get(c.delivery.eventId), bodies).catch((err) => {
         // send() records every transport failure itself; this is a bug guard so that a slot is never leaked.
         log.error('webhook send failed unexpectedly', { err, deliveryId: c.delivery.id });
-        inFlight--;
+        release(1);
       });
     }
     return claimed.length;

@@ -143,7 +143,7 @@ function keptHeaders(headers: Headers): Record<string, string> {
 }
 
 /** The stored request as the connector's parse expects it. */
-export function rawOf(inbox: InboxRow): RawRequest {
+function rawOf(inbox: InboxRow): RawRequest {
   return { method: 'POST', headers: new Headers(inbox.headers as Record<string, string>), body: Buffer.from(inbox.body, 'base64'), url: `/hooks/${inbox.connectionId}` };
 }
 
