@@ -27,6 +27,11 @@ import mappingVersionsTable from '../../schemas/tables/mapping_versions.schema.j
 import webhookEndpointsTable from '../../schemas/tables/webhook_endpoints.schema.json' with { type: 'json' };
 import webhookDeliveriesTable from '../../schemas/tables/webhook_deliveries.schema.json' with { type: 'json' };
 import webhookAttemptsTable from '../../schemas/tables/webhook_attempts.schema.json' with { type: 'json' };
+import exchangesTable from '../../schemas/tables/exchanges.schema.json' with { type: 'json' };
+import schedulesTable from '../../schemas/tables/schedules.schema.json' with { type: 'json' };
+import fileRunsTable from '../../schemas/tables/file_runs.schema.json' with { type: 'json' };
+import fileRunErrorsTable from '../../schemas/tables/file_run_errors.schema.json' with { type: 'json' };
+import fileImportsTable from '../../schemas/tables/file_imports.schema.json' with { type: 'json' };
 import workspaceUpdate from '../../schemas/api/workspace-update.schema.json' with { type: 'json' };
 import apiKeyCreate from '../../schemas/api/api-key-create.schema.json' with { type: 'json' };
 import apiKeyUpdate from '../../schemas/api/api-key-update.schema.json' with { type: 'json' };
@@ -93,6 +98,11 @@ export const TABLE_SCHEMAS = [
   webhookEndpointsTable,
   webhookDeliveriesTable,
   webhookAttemptsTable,
+  exchangesTable,
+  schedulesTable,
+  fileRunsTable,
+  fileRunErrorsTable,
+  fileImportsTable,
 ] as JsonSchema[];
 
 export const API_SCHEMAS = [

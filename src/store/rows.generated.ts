@@ -410,6 +410,105 @@ export type WebhookAttemptsRow = {
   updatedAt: string;
 };
 
+/** Exchange: A configured file exchange: an import (files from a source → mapping → an action) or an export (a dataset → mapping → a file at a target). Schedules run exchanges. */
+export type ExchangesRow = {
+  id: string;
+  workspaceId: string;
+  name: string;
+  description?: string | null;
+  direction: "import" | "export";
+  file: Record<string, unknown>;
+  mapping?: string | null;
+  action?: string | null;
+  policy: "reject-all" | "keep-good";
+  dataset?: string | null;
+  datasetParams?: Record<string, unknown> | null;
+  fileName?: string | null;
+  transport: Record<string, unknown>;
+  transportSecret?: string | null;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
+/** Schedule: Runs an exchange on a cron expression in a time zone, outside maintenance windows, never two runs at once. */
+export type SchedulesRow = {
+  id: string;
+  workspaceId: string;
+  name: string;
+  exchangeId: string;
+  cron: string;
+  timezone: string;
+  status: "enabled" | "paused";
+  maintenanceWindows: unknown[];
+  nextRunAt?: string | null;
+  lastRunAt?: string | null;
+  lastJobId?: string | null;
+  lastOutcome?: string | null;
+  runningJobId?: string | null;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
+/** FileRun: One file imported or exported: where it came from or went, its checksum, what happened to each row, and the outcome. */
+export type FileRunsRow = {
+  id: string;
+  workspaceId: string;
+  exchangeId?: string | null;
+  scheduleId?: string | null;
+  jobId?: string | null;
+  direction: "import" | "export";
+  trigger: "schedule" | "manual" | "upload" | "cli";
+  state: "queued" | "running" | "succeeded" | "partial" | "rejected" | "failed" | "duplicate";
+  spec: Record<string, unknown>;
+  fileName?: string | null;
+  location?: string | null;
+  checksum?: string | null;
+  bytes?: number | null;
+  bytesRead?: number | null;
+  rowsTotal?: number | null;
+  rowsRead: number;
+  rowsApplied: number;
+  rowsSkipped: number;
+  rowsFailed: number;
+  cursor: number;
+  error?: Record<string, unknown> | null;
+  startedAt: string;
+  finishedAt?: string | null;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
+/** FileRunError: One failed row of an import run: its row number, the column or field at fault, and why. */
+export type FileRunErrorsRow = {
+  id: string;
+  workspaceId: string;
+  runId: string;
+  seq: number;
+  row?: number | null;
+  column?: string | null;
+  field?: string | null;
+  code: string;
+  message: string;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
+/** FileImport: A file (by checksum) an exchange has applied; its id is derived from workspace, exchange and checksum, so the same file is never applied twice. */
+export type FileImportsRow = {
+  id: string;
+  workspaceId: string;
+  scope: string;
+  checksum: string;
+  runId: string;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
 export interface TableRows {
   workspaces: WorkspacesRow;
   api_keys: ApiKeysRow;
@@ -434,6 +533,11 @@ export interface TableRows {
   webhook_endpoints: WebhookEndpointsRow;
   webhook_deliveries: WebhookDeliveriesRow;
   webhook_attempts: WebhookAttemptsRow;
+  exchanges: ExchangesRow;
+  schedules: SchedulesRow;
+  file_runs: FileRunsRow;
+  file_run_errors: FileRunErrorsRow;
+  file_imports: FileImportsRow;
 }
 
 export type TableName = keyof TableRows;

@@ -99,6 +99,11 @@ function scalarParam(col: ColumnSpec, v: Scalar): SqlValue {
 function whereSql(spec: TableSpec, where: Where | undefined, params: SqlValue[]): string {
   if (!where) return '1=1';
   const parts: string[] = [];
+  // Rows picked by id are found by the primary key. Without statistics SQLite would rather use an index that
+  // starts with workspaceId and scan the whole workspace (50 ms for 200 ids among 100k rows, against 0.2 ms), so
+  // the other columns are written `+col`, which keeps any index of theirs out of the plan.
+  const id = where.id;
+  const byId = id !== undefined && id !== null && (typeof id !== 'object' || 'in' in id || ('eq' in id && id.eq !== null));
   for (const [field, cond] of Object.entries(where)) {
     if (cond === undefined) continue;
     if (field === '$or') {
@@ -107,7 +112,7 @@ function whereSql(spec: TableSpec, where: Where | undefined, params: SqlValue[])
       continue;
     }
     const col = spec.columnsByName.get(field)!;
-    const c = q(field);
+    const c = byId && field !== 'id' ? `+${q(field)}` : q(field);
     if (cond === null || typeof cond !== 'object') {
       if (cond === null) parts.push(`${c} IS NULL`);
       else {

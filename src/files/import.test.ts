@@ -1,0 +1,164 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createInventoryFixture, type InventoryFixture } from '../../test/inventory-fixture.ts';
+import { verifyLedger } from '../inventory/valuation.ts';
+import { loadFileMappings } from '../mappings/files.ts';
+import { compiledMappingFor } from '../mappings/repository.ts';
+import type { FileRunsRow } from '../store/types.ts';
+import { importStaged, type ImportAction, type ImportPlan, type ImportPolicy } from './import.ts';
+import type { FileSpec } from './index.ts';
+import { stageFile } from './stage.ts';
+
+let f: InventoryFixture;
+let dir: string;
+
+beforeEach(async () => {
+  f = await createInventoryFixture();
+  dir = mkdtempSync(join(tmpdir(), 'hub-import-'));
+  await f.location('LON-1');
+  await f.location('MAN-2');
+  for (const sku of ['A', 'B', 'C', 'D']) await f.product(sku);
+});
+afterEach(async () => {
+  await f.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let runs = 0;
+async function newRun(): Promise<FileRunsRow> {
+  return f.store.table('file_runs').insert({
+    workspaceId: f.workspaceId,
+    exchangeId: null,
+    scheduleId: null,
+    jobId: null,
+    direction: 'import',
+    trigger: 'manual',
+    state: 'running',
+    spec: {},
+    fileName: `file-${++runs}.csv`,
+    rowsRead: 0,
+    rowsApplied: 0,
+    rowsSkipped: 0,
+    rowsFailed: 0,
+    cursor: 0,
+    startedAt: new Date(f.clock.now()).toISOString(),
+  });
+}
+
+async function importText(text: string, options: { mapping?: string | null; action?: ImportAction; policy?: ImportPolicy; file?: FileSpec; scope?: string; batchSize?: number } = {}) {
+  const staged = await stageFile(Readable.from([Buffer.from(text)]), join(dir, `${runs + 1}.spool`));
+  const mapping = options.mapping === null ? null : await compiledMappingFor(f.store, f.workspaceId, options.mapping ?? 'csv-stock-count-in', loadFileMappings());
+  const plan: ImportPlan = { file: options.file ?? { format: 'csv' }, mapping, action: options.action ?? 'stock.count', policy: options.policy ?? 'keep-good', scope: options.scope ?? 'test' };
+  const run = await newRun();
+  const done = await importStaged({ store: f.store, clock: f.clock, currency: 'EUR', batchSize: options.batchSize ?? 3 }, run, plan, staged);
+  const errors = (await f.store.table('file_run_errors').query({ where: { runId: run.id }, orderBy: { field: 'seq' }, limit: 1000 })).items;
+  return { run: done, errors };
+}
+
+async function onHand(sku: string) {
+  return (await f.store.table('inventory_items').query({ where: { sku } })).items[0]!.onHand;
+}
+
+const STOCK = 'SKU,Location,On Hand\nA,LON-1,10\nB,LON-1,20\nC,MAN-2,5\nD,MAN-2,7\nA,MAN-2,1\n';
+
+describe('importing stock counts', () => {
+  it('applies every row, in batches, with a ledger that balances', async () => {
+    const { run, errors } = await importText(STOCK);
+    expect(run).toMatchObject({ state: 'succeeded', rowsRead: 5, rowsApplied: 5, rowsFailed: 0, cursor: 5, error: null });
+    expect(errors).toEqual([]);
+    expect(await onHand('A')).toBe(11);
+    expect(await onHand('B')).toBe(20);
+    expect((await verifyLedger(f.ctx())).discrepancies).toEqual([]);
+  });
+
+  it('keep-good: applies the good rows and reports each bad one with its row, column and reason', async () => {
+    const text = 'SKU,Location,On Hand\nA,LON-1,10\nB,LON-1,n/a\nNOPE,LON-1,3\nC,XXX,4\nD,MAN-2,7\nA,LON-1\n';
+    const { run, errors } = await importText(text);
+    expect(run).toMatchObject({ state: 'partial', rowsRead: 6, rowsApplied: 2, rowsFailed: 4 });
+    expect(errors.map((e) => [e.row, e.code])).toEqual([
+      [3, 'coercion_failed'],
+      [4, 'unknown'],
+      [5, 'unknown'],
+      [7, 'field_count'],
+    ]);
+    expect(errors[0]).toMatchObject({ column: 'On Hand', field: '/onHand' });
+    expect(errors[1]!.message).toContain('NOPE');
+    expect(errors[2]!.message).toContain('XXX');
+    expect(await onHand('A')).toBe(10);
+    expect(await onHand('D')).toBe(7);
+    expect(await onHand('B')).toBe(0);
+  });
+
+  it('reject-all: one bad row and nothing is applied, every bad row reported', async () => {
+    const text = 'SKU,Location,On Hand\nA,LON-1,10\nNOPE,LON-1,3\nB,LON-1,4\nC,LON-1,-1\n';
+    const { run, errors } = await importText(text, { policy: 'reject-all' });
+    expect(run).toMatchObject({ state: 'rejected', rowsRead: 4, rowsApplied: 0, rowsFailed: 2, rowsSkipped: 2, error: { code: 'rows_failed' } });
+    expect(errors.map((e) => e.row)).toEqual([3, 5]);
+    expect(await f.store.table('movements').count()).toBe(0);
+  });
+
+  it('reject-all: a clean file is checked, then applied', async () => {
+    const { run } = await importText(STOCK, { policy: 'reject-all' });
+    expect(run).toMatchObject({ state: 'succeeded', rowsRead: 5, rowsTotal: 5, rowsApplied: 5 });
+    expect(await onHand('A')).toBe(11);
+  });
+
+  it('does not apply the same file twice in one scope', async () => {
+    const first = await importText('SKU,Location,On Hand\nA,LON-1,10\n', { mapping: 'csv-stock-count-in' });
+    expect(first.run.state).toBe('succeeded');
+    const again = await importText('SKU,Location,On Hand\nA,LON-1,10\n');
+    expect(again.run).toMatchObject({ state: 'duplicate', rowsApplied: 0, error: { code: 'duplicate_file' } });
+    const elsewhere = await importText('SKU,Location,On Hand\nA,LON-1,10\n', { scope: 'other' });
+    expect(elsewhere.run.state).toBe('succeeded');
+  });
+
+  it('stops at a broken file: keep-good keeps the rows before the break, reject-all applies nothing', async () => {
+    const text = 'SKU,Location,On Hand\nA,LON-1,10\nB,LON-1,20\nC,LON-1,"30\nD,LON-1,40\n';
+    const kept = await importText(text, { batchSize: 1 });
+    expect(kept.run).toMatchObject({ state: 'partial', rowsApplied: 2, error: { code: 'malformed_csv', row: 4 } });
+    const rejected = await importText(text.replace('A,LON-1,10', 'A,LON-1,11'), { policy: 'reject-all' });
+    expect(rejected.run).toMatchObject({ state: 'rejected', rowsApplied: 0, error: { code: 'malformed_csv' } });
+    expect(await onHand('A')).toBe(10);
+  });
+
+  it('refuses an empty file and a header without the required columns', async () => {
+    const empty = await importText('');
+    expect(empty.run).toMatchObject({ state: 'rejected', error: { code: 'empty_file' } });
+    const headerOnly = await importText('SKU,Location,On Hand\n', { policy: 'reject-all' });
+    expect(headerOnly.run).toMatchObject({ state: 'rejected', error: { code: 'empty_file' } });
+    const header = await importText('SKU,Where,Count\nA,LON-1,1\n', { file: { format: 'csv', options: { requiredColumns: ['SKU', 'Location', 'On Hand'] } } });
+    expect(header.run).toMatchObject({ state: 'rejected', rowsApplied: 0, error: { code: 'missing_columns' } });
+  });
+});
+
+describe('importing order lines', () => {
+  const HEAD = 'Order Number,Channel,Line,SKU,Qty,Unit Price,Currency\n';
+  it('gathers consecutive rows of one order into one order', async () => {
+    const text = `${HEAD}1001,web,1,A,1,9.99,EUR\n1001,web,2,B,2,5.00,EUR\n1002,web,1,C,1,1.00,EUR\n`;
+    const { run } = await importText(text, { mapping: 'csv-order-line-in', action: 'order.lines' });
+    expect(run).toMatchObject({ state: 'succeeded', rowsRead: 3, rowsApplied: 3 });
+    const orders = (await f.store.table('orders').query({ orderBy: { field: 'externalId' } })).items;
+    expect(orders.map((o) => [o.externalId, (o.lines as unknown[]).length])).toEqual([
+      ['1001', 2],
+      ['1002', 1],
+    ]);
+  });
+
+  it('refuses lines of an order that come back after another order', async () => {
+    const text = `${HEAD}1001,web,1,A,1,9.99,EUR\n1002,web,1,C,1,1.00,EUR\n1001,web,2,B,2,5.00,EUR\n`;
+    const { run, errors } = await importText(text, { mapping: 'csv-order-line-in', action: 'order.lines' });
+    expect(run).toMatchObject({ state: 'partial', rowsApplied: 2, rowsFailed: 1 });
+    expect(errors).toEqual([expect.objectContaining({ row: 4, code: 'order_split' })]);
+  });
+
+  it('fails a whole order when one of its SKUs is unknown', async () => {
+    const text = `${HEAD}1001,web,1,A,1,9.99,EUR\n1001,web,2,NOPE,2,5.00,EUR\n1002,web,1,C,1,1.00,EUR\n`;
+    const { run, errors } = await importText(text, { mapping: 'csv-order-line-in', action: 'order.lines' });
+    expect(run).toMatchObject({ state: 'partial', rowsApplied: 1, rowsFailed: 2 });
+    expect(errors[0]).toMatchObject({ row: 2, code: 'unknown' });
+    expect(await f.store.table('orders').count()).toBe(1);
+  });
+});

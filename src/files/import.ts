@@ -1,0 +1,455 @@
+// The import pipeline: a staged file is read record by record, each record mapped to the action's input, checked
+// against the action's schema, and applied in batches. Each batch commits in one transaction together with the
+// run's counters, its failed rows and a cursor (how many records are decided), so a crash never applies a row
+// twice: the retried job starts after the cursor. The same file (checksum) is applied once per exchange: a marker
+// row with an id derived from the checksum is written in the first transaction that applies anything.
+//
+// Policies: `keep-good` applies good records and reports the bad ones. `reject-all` first reads the whole file
+// and tries every batch in a transaction that is rolled back (so references, stock and every other rule the
+// apply step checks are checked too), and applies nothing unless every record passed.
+import { createHash } from 'node:crypto';
+import { HubError, isHubError, type FieldError } from '../errors.ts';
+import { ACTIONS, ACTION_NAMES, type ActionContext } from '../apply/actions.ts';
+import { orderFromLines, orderKey, type OrderLineRecord } from '../apply/order-lines.ts';
+import { adjustStock } from '../inventory/movements.ts';
+import type { Clock } from '../lib/clock.ts';
+import type { CompiledMapping } from '../mappings/compile.ts';
+import { validatorFor } from '../schemas/registry.ts';
+import { toFieldErrors } from '../schemas/validate.ts';
+import type { Db, FileRunsRow, LocationsRow, RowPatch, Store } from '../store/types.ts';
+import { isFileFailure, reasonOf } from './failure.ts';
+import { readFile, type FileSpec, type ReadItem, type RecordError } from './index.ts';
+import type { StagedFile } from './stage.ts';
+
+/** What an import can do with each record: the shared actions, and order lines gathered into orders. */
+export const IMPORT_ACTIONS = [...ACTION_NAMES, 'order.lines'] as const;
+export type ImportAction = (typeof IMPORT_ACTIONS)[number];
+export const POLICIES = ['reject-all', 'keep-good'] as const;
+export type ImportPolicy = (typeof POLICIES)[number];
+
+/** The schema each action's (mapped) input must satisfy. */
+export function actionSchema(action: ImportAction): string {
+  return action === 'order.lines' ? 'hub:canonical/order-line' : ACTIONS[action].schema;
+}
+
+export interface ImportPlan {
+  file: FileSpec;
+  /** Turns each record into the action's input; null when records are the input as they are (e.g. JSON-like XML). */
+  mapping: CompiledMapping | null;
+  action: ImportAction;
+  policy: ImportPolicy;
+  /** What the checksum marker is scoped to: an exchange id, or the mapping and action of a one-off upload. */
+  scope: string;
+}
+
+export interface ImportEnv {
+  store: Store;
+  clock: Clock;
+  /** The workspace's currency, for orders that do not name one. */
+  currency: string;
+  /** Records per transaction (default 500; Appwrite transactions take fewer operations). */
+  batchSize?: number;
+  /** Failed rows kept for the report (the counts stay exact beyond it); default 10,000. */
+  maxStoredErrors?: number;
+  /** Told after each committed batch, with the run as stored. */
+  onProgress?: (run: FileRunsRow) => Promise<void> | void;
+}
+
+/** One failed row as the report lists it. */
+export interface RowFailure {
+  row: number | null;
+  column: string | null;
+  field: string | null;
+  code: string;
+  message: string;
+}
+
+/** A decided stretch of records: one action input (or one order's lines), or records that failed. */
+interface Unit {
+  /** Ordinal (0-based, in read order) of the unit's last record: the cursor moves past it when it commits. */
+  last: number;
+  /** Records this unit covers (several for an order's lines). */
+  records: number;
+  rows: number[];
+  input?: Record<string, unknown>;
+  failures: RowFailure[];
+}
+
+class Rollback extends Error {}
+class AlreadyImported extends Error {}
+
+const MAX_MESSAGE = 1000;
+/** A file without records is refused rather than taken as "nothing to do": it is usually a failed export upstream. */
+const EMPTY = { code: 'empty_file', message: 'The file has no records' };
+
+/** The marker's id: one per (workspace, scope, checksum), so a second import of the same file finds it. */
+export function importMarkerId(workspaceId: string, scope: string, checksum: string): string {
+  return `fim_${createHash('sha256').update(`${workspaceId}\u0000${scope}\u0000${checksum}`).digest('hex').slice(0, 32)}`;
+}
+
+function errorRowId(runId: string, seq: number): string {
+  return `fre_${createHash('sha256').update(`${runId}:${seq}`).digest('hex').slice(0, 32)}`;
+}
+
+function failureOfRead(error: RecordError): RowFailure {
+  return { row: error.row, column: error.column, field: null, code: error.code, message: error.message.slice(0, MAX_MESSAGE) };
+}
+
+/** Field errors of a refused apply, attributed to the row(s) of the unit. */
+function failuresOfError(err: unknown, row: number | null): RowFailure[] {
+  if (isHubError(err) && err.errors?.length) {
+    return err.errors.slice(0, 20).map((e: FieldError) => ({ row, column: null, field: e.field || null, code: e.code, message: `${e.message}`.slice(0, MAX_MESSAGE) }));
+  }
+  const code = isHubError(err) ? err.code : 'apply_failed';
+  return [{ row, column: null, field: null, code, message: reasonOf(err).slice(0, MAX_MESSAGE) }];
+}
+
+/**
+ * Runs the import of `staged` for `run` (created by the caller, state 'running'); returns the finished run. Throws
+ * only what a retry may cure (a store failure, a lost race): the run then stays 'running' and a retry resumes.
+ */
+export async function importStaged(env: ImportEnv, run: FileRunsRow, plan: ImportPlan, staged: StagedFile): Promise<FileRunsRow> {
+  const importer = new Importer(env, run, plan, staged);
+  return importer.execute();
+}
+
+class Importer {
+  private run: FileRunsRow;
+  private readonly markerId: string;
+  private markerWritten = false;
+  private readonly batchSize: number;
+  private readonly maxStoredErrors: number;
+  private readonly validate;
+  private readonly locations = new Map<string, LocationsRow | null>();
+  /** Orders whose lines were closed: lines of one of them after another order's are refused. */
+  private readonly doneOrders = new Set<string>();
+
+  constructor(
+    private readonly env: ImportEnv,
+    run: FileRunsRow,
+    private readonly plan: ImportPlan,
+    private readonly staged: StagedFile,
+  ) {
+    this.run = run;
+    this.markerId = importMarkerId(run.workspaceId, plan.scope, staged.checksum);
+    this.batchSize = env.batchSize ?? 500;
+    this.maxStoredErrors = env.maxStoredErrors ?? 10_000;
+    this.validate = validatorFor(actionSchema(plan.action));
+  }
+
+  async execute(): Promise<FileRunsRow> {
+    try {
+      return await this.steps();
+    } catch (err) {
+      if (!(err instanceof AlreadyImported)) throw err;
+      // Another run applied the same file between this one's check and its first write.
+      this.run = (await this.env.store.table('file_runs').get(this.run.id)) ?? this.run;
+      return this.finish('duplicate', { code: 'duplicate_file', message: `This file (${this.staged.checksum}) was imported by another run at the same time; it is not applied again` });
+    }
+  }
+
+  private async steps(): Promise<FileRunsRow> {
+    const marker = await this.env.store.table('file_imports').get(this.markerId);
+    if (marker && marker.runId !== this.run.id) {
+      return this.finish('duplicate', { code: 'duplicate_file', message: `This file (${this.staged.checksum}) was imported before, by run ${marker.runId}; it is not applied again` });
+    }
+    this.markerWritten = marker !== null;
+    if (this.plan.policy === 'reject-all' && this.run.cursor === 0) {
+      const check = await this.pass(true);
+      if (!check.fatal && this.run.rowsRead === 0) return this.finish('rejected', EMPTY);
+      if (check.fatal || this.run.rowsFailed > 0) {
+        const good = Math.max(0, this.run.rowsRead - this.run.rowsFailed);
+        return this.finish('rejected', check.fatal ?? { code: 'rows_failed', message: `${this.run.rowsFailed} of ${this.run.rowsRead} records failed; nothing was applied (policy reject-all)` }, { rowsSkipped: good });
+      }
+      // Clean: count again while applying.
+      this.run = await this.save({ rowsTotal: this.run.rowsRead, rowsRead: 0 });
+    }
+    const applied = await this.pass(false);
+    const r = this.run;
+    if (applied.fatal) return this.finish(r.rowsApplied > 0 ? 'partial' : 'rejected', applied.fatal);
+    if (r.rowsRead === 0) return this.finish('rejected', EMPTY);
+    if (r.rowsFailed === 0) return this.finish('succeeded', null);
+    return this.finish(r.rowsApplied > 0 ? 'partial' : 'rejected', { code: 'rows_failed', message: `${r.rowsFailed} of ${r.rowsRead} records failed` });
+  }
+
+  /**
+   * Reads the file once. `dry`: every batch is applied in a transaction that is rolled back, and only failures are
+   * kept. Otherwise batches commit, starting after the run's cursor. A failure of the file itself is returned.
+   */
+  private async pass(dry: boolean): Promise<{ fatal: RowFailure | null }> {
+    const skip = dry ? 0 : this.run.cursor;
+    let ordinal = -1;
+    let pending: { key: string; lines: OrderLineRecord[]; rows: number[]; first: number; last: number } | null = null;
+    let units: Unit[] = [];
+    let errorSeq = dry ? 0 : this.run.rowsFailed;
+    const flush = async () => {
+      if (units.length === 0) return;
+      const batch = units;
+      units = [];
+      errorSeq = await this.commit(batch, dry, errorSeq);
+    };
+    const closeOrder = () => {
+      if (!pending) return;
+      const p = pending;
+      pending = null;
+      this.doneOrders.add(p.key);
+      units.push({ last: p.last, records: p.lines.length, rows: p.rows, input: orderFromLines(p.lines) as unknown as Record<string, unknown>, failures: [] });
+    };
+    const fail = (row: number, failures: RowFailure[]) => ({ last: ordinal, records: 1, rows: [row], failures });
+    try {
+      for await (const item of readFile(this.staged.open(), this.plan.file) as AsyncIterable<ReadItem>) {
+        ordinal++;
+        if (ordinal < skip) continue;
+        if (item.kind === 'error') {
+          units.push(fail(item.row, [failureOfRead(item.error)]));
+        } else {
+          const mapped = this.mapRecord(item.value, item.row);
+          if ('failures' in mapped) units.push(fail(item.row, mapped.failures));
+          else if (this.plan.action !== 'order.lines') units.push({ last: ordinal, records: 1, rows: [item.row], input: mapped.value, failures: [] });
+          else {
+            const line = mapped.value as unknown as OrderLineRecord;
+            const key = orderKey(line);
+            if (pending && pending.key === key) {
+              pending.lines.push(line);
+              pending.rows.push(item.row);
+              pending.last = ordinal;
+            } else {
+              closeOrder();
+              if (this.doneOrders.has(key)) {
+                units.push(fail(item.row, [{ row: item.row, column: null, field: '/externalId', code: 'order_split', message: `Lines of order ${line.externalId} (${line.channel}) are not together: the rows of one order must follow each other` }]));
+              } else {
+                pending = { key, lines: [line], rows: [item.row], first: ordinal, last: ordinal };
+              }
+            }
+          }
+        }
+        // An order still gathering lines holds the cursor back, so it is never split across a crash.
+        if (units.length >= this.batchSize && !pending) await flush();
+        else if (units.length >= this.batchSize * 4) await flush();
+      }
+    } catch (err) {
+      if (!isFileFailure(err) || err.retryable) throw err;
+      const fe = err.extra!.fileError as RecordError;
+      // The records before the failure are still decided (keep-good applies them); the open order is not, as its
+      // lines may go on past the break.
+      await flush();
+      return { fatal: { ...failureOfRead(fe), field: null } };
+    }
+    closeOrder();
+    await flush();
+    return { fatal: null };
+  }
+
+  private mapRecord(value: unknown, row: number): { value: Record<string, unknown> } | { failures: RowFailure[] } {
+    let input = value as Record<string, unknown>;
+    if (this.plan.mapping) {
+      const r = this.plan.mapping.apply(value, row);
+      if (!r.ok) {
+        return { failures: r.errors.slice(0, 20).map((e) => ({ row, column: e.sourcePath, field: e.targetPath || null, code: e.code, message: e.message.slice(0, MAX_MESSAGE) })) };
+      }
+      input = r.value;
+    }
+    if (!this.validate(input)) {
+      return { failures: toFieldErrors(this.validate.errors).slice(0, 20).map((e) => ({ row, column: null, field: e.field || null, code: e.code, message: e.message.slice(0, MAX_MESSAGE) })) };
+    }
+    return { value: input };
+  }
+
+  /** Applies (or tries, when dry) a batch; returns the next error sequence number. */
+  private async commit(units: Unit[], dry: boolean, errorSeq: number): Promise<number> {
+    if (dry) {
+      const failures = await this.tryBatch(units);
+      return this.record(units, failures, errorSeq);
+    }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.applyTogether(units, errorSeq);
+      } catch (err) {
+        if (err instanceof AlreadyImported) throw err;
+        if (isHubError(err) && !err.retryable && err.code !== 'version_conflict') {
+          // A unit was refused: find which by applying one unit per transaction.
+          return this.applyOneByOne(units, errorSeq);
+        }
+        if (attempt >= 3) throw err;
+        await new Promise((r) => setTimeout(r, 20 * (attempt + 1)));
+      }
+    }
+  }
+
+  /** Dry run: which units would be refused, without keeping anything. */
+  private async tryBatch(units: Unit[]): Promise<Map<Unit, RowFailure[]>> {
+    const failures = new Map<Unit, RowFailure[]>();
+    const todo = units.filter((u) => u.input);
+    if (todo.length === 0) return failures;
+    try {
+      await this.env.store.transaction(async (tx) => {
+        await this.applyUnits(tx, todo);
+        throw new Rollback();
+      });
+    } catch (err) {
+      if (!(err instanceof Rollback)) {
+        if (!isHubError(err) || err.retryable || err.code === 'version_conflict') throw err;
+        // Something was refused: try each unit alone to say which.
+        for (const u of todo) {
+          try {
+            await this.env.store.transaction(async (tx) => {
+              await this.applyUnits(tx, [u]);
+              throw new Rollback();
+            });
+          } catch (e) {
+            if (e instanceof Rollback) continue;
+            if (!isHubError(e) || e.retryable || e.code === 'version_conflict') throw e;
+            failures.set(u, failuresOfError(e, u.rows[0] ?? null));
+          }
+        }
+      }
+    }
+    return failures;
+  }
+
+  private async record(units: Unit[], extra: Map<Unit, RowFailure[]>, errorSeq: number): Promise<number> {
+    let read = 0;
+    let failed = 0;
+    const errors: RowFailure[] = [];
+    for (const u of units) {
+      read += u.records;
+      const f = u.failures.length ? u.failures : extra.get(u);
+      if (f?.length) {
+        failed += u.records;
+        errors.push(...f);
+      }
+    }
+    await this.env.store.transaction(async (tx) => {
+      errorSeq = await this.storeErrors(tx, errors, errorSeq);
+      await this.saveIn(tx, { rowsRead: this.run.rowsRead + read, rowsFailed: this.run.rowsFailed + failed });
+    });
+    await this.env.onProgress?.(this.run);
+    return errorSeq;
+  }
+
+  private async applyTogether(units: Unit[], errorSeq: number): Promise<number> {
+    const todo = units.filter((u) => u.input);
+    const errors = units.flatMap((u) => u.failures);
+    const failed = units.reduce((n, u) => n + (u.failures.length ? u.records : 0), 0);
+    const read = units.reduce((n, u) => n + u.records, 0);
+    const applied = todo.reduce((n, u) => n + u.records, 0);
+    await this.env.store.transaction(async (tx) => {
+      if (todo.length > 0) await this.mark(tx);
+      await this.applyUnits(tx, todo);
+      errorSeq = await this.storeErrors(tx, errors, errorSeq);
+      await this.saveIn(tx, {
+        cursor: units[units.length - 1]!.last + 1,
+        rowsRead: this.run.rowsRead + read,
+        rowsApplied: this.run.rowsApplied + applied,
+        rowsFailed: this.run.rowsFailed + failed,
+      });
+    });
+    await this.env.onProgress?.(this.run);
+    return errorSeq;
+  }
+
+  private async applyOneByOne(units: Unit[], errorSeq: number): Promise<number> {
+    for (const u of units) {
+      let failures = u.failures;
+      if (u.input) {
+        try {
+          errorSeq = await this.applyTogether([u], errorSeq);
+          continue;
+        } catch (err) {
+          if (err instanceof AlreadyImported || !isHubError(err) || err.retryable || err.code === 'version_conflict') throw err;
+          failures = failuresOfError(err, u.rows[0] ?? null);
+        }
+      }
+      errorSeq = await this.applyTogether([{ ...u, input: undefined, failures }], errorSeq);
+    }
+    return errorSeq;
+  }
+
+  private async mark(tx: Db): Promise<void> {
+    if (this.markerWritten) return;
+    try {
+      await tx.table('file_imports').insert({ id: this.markerId, workspaceId: this.run.workspaceId, scope: this.plan.scope.slice(0, 200), checksum: this.staged.checksum, runId: this.run.id });
+    } catch (err) {
+      if (isHubError(err, 'already_exists')) throw new AlreadyImported();
+      throw err;
+    }
+    this.markerWritten = true;
+  }
+
+  private async applyUnits(tx: Db, units: Unit[]): Promise<void> {
+    const ctx: ActionContext = { db: tx, workspaceId: this.run.workspaceId, now: new Date(this.env.clock.now()).toISOString(), correlationId: this.run.id, currency: this.env.currency };
+    const action = this.plan.action;
+    if (action === 'stock.count' || action === 'stock.adjust') return this.applyStock(ctx, units, action);
+    const target = action === 'order.lines' ? ACTIONS['order.import'] : ACTIONS[action];
+    for (const u of units) await target.apply(ctx, u.input!);
+  }
+
+  /**
+   * Stock rows of a batch become one adjustment per location (and per repeat of a SKU there), so a batch reads
+   * its items and levels in a few queries rather than a few per row. A refused row refuses the batch; the caller
+   * then applies row by row to say which.
+   */
+  private async applyStock(ctx: ActionContext, units: Unit[], action: 'stock.count' | 'stock.adjust'): Promise<void> {
+    let wave = new Map<string, { lines: { sku: string; onHand?: number; quantity?: number; unitCost?: string }[]; skus: Set<string>; reason: string | null }>();
+    const run = async () => {
+      for (const [code, w] of wave) {
+        const loc = await this.location(ctx, code);
+        await adjustStock(ctx, { locationId: loc.id, reason: action === 'stock.count' ? 'count' : (w.reason ?? 'adjustment'), reference: { type: 'file_run', id: this.run.id }, lines: w.lines });
+      }
+      wave = new Map();
+    };
+    for (const u of units) {
+      const v = u.input as { sku: string; locationCode: string; onHand?: number; quantity?: number; unitCost?: string; reason?: string };
+      const reason = v.reason ?? null;
+      let w = wave.get(v.locationCode);
+      // A SKU twice at one location, or another reason, starts a new wave so that file order is kept.
+      if (w && (w.skus.has(v.sku) || w.reason !== reason)) {
+        await run();
+        w = undefined;
+      }
+      if (!w) wave.set(v.locationCode, (w = { lines: [], skus: new Set(), reason }));
+      w.skus.add(v.sku);
+      w.lines.push(action === 'stock.count' ? { sku: v.sku, onHand: v.onHand, ...(v.unitCost ? { unitCost: v.unitCost } : {}) } : { sku: v.sku, quantity: v.quantity, ...(v.unitCost ? { unitCost: v.unitCost } : {}) });
+    }
+    await run();
+  }
+
+  private async location(ctx: ActionContext, code: string): Promise<LocationsRow> {
+    let loc = this.locations.get(code);
+    if (loc === undefined) {
+      loc = (await ctx.db.table('locations').query({ where: { workspaceId: ctx.workspaceId, code }, limit: 1 })).items[0] ?? null;
+      if (loc) this.locations.set(code, loc);
+    }
+    if (!loc) {
+      throw new HubError('unknown_reference', `There is no location with code "${code}"`, {
+        errors: [{ field: '/locationCode', code: 'unknown', message: `there is no location with code "${code}"` }],
+      });
+    }
+    return loc;
+  }
+
+  private async storeErrors(tx: Db, errors: RowFailure[], seq: number): Promise<number> {
+    const table = tx.table('file_run_errors');
+    for (const e of errors) {
+      if (seq < this.maxStoredErrors) {
+        await table.upsert({ id: errorRowId(this.run.id, seq), workspaceId: this.run.workspaceId, runId: this.run.id, seq, row: e.row, column: e.column?.slice(0, 255) ?? null, field: e.field?.slice(0, 255) ?? null, code: e.code.slice(0, 64), message: e.message });
+      }
+      seq++;
+    }
+    return seq;
+  }
+
+  private async saveIn(db: Db, patch: RowPatch<FileRunsRow>): Promise<void> {
+    this.run = await db.table('file_runs').update(this.run.id, patch, { ifVersion: this.run.version });
+  }
+
+  private async save(patch: RowPatch<FileRunsRow>): Promise<FileRunsRow> {
+    await this.saveIn(this.env.store, patch);
+    return this.run;
+  }
+
+  private async finish(state: FileRunsRow['state'], error: RowFailure | { code: string; message: string } | null, extra: RowPatch<FileRunsRow> = {}): Promise<FileRunsRow> {
+    const err = error ? { code: error.code, message: error.message, ...('row' in error && error.row !== null ? { row: error.row } : {}), ...('column' in error && error.column ? { column: error.column } : {}) } : null;
+    return this.save({ state, error: err, finishedAt: new Date(this.env.clock.now()).toISOString(), ...extra });
+  }
+}
