@@ -3,7 +3,7 @@
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { auditSystem } from '../src/audit/log.ts';
 import { createApiKey, createWorkspace } from '../src/bootstrap.ts';
@@ -13,6 +13,7 @@ import { systemClock, type Clock } from '../src/lib/clock.ts';
 import { createCipher, parseEncryptionKey } from '../src/lib/secrets.ts';
 import { createAppwriteStore } from '../src/store/appwrite.ts';
 import { createSqliteStore } from '../src/store/sqlite.ts';
+import { importCommand } from './cli-import.ts';
 import type { Store, WorkspacesRow } from '../src/store/types.ts';
 
 export interface CliIo {
@@ -21,6 +22,9 @@ export interface CliIo {
   out(line: string): void;
   err(line: string): void;
   clock?: Clock;
+  /** Progress lines (the import's bar); `redraw` replaces the last line on a terminal. */
+  progress?(line: string, redraw: boolean): void;
+  tty?: boolean;
 }
 
 const HELP = `Usage: npm run hub -- <command> [options]
@@ -30,6 +34,11 @@ const HELP = `Usage: npm run hub -- <command> [options]
   keys list --workspace <id|slug>
   keys create --workspace <id|slug> --name <name> --scopes <s1,s2> [--expires-in 30d]
   keys revoke <keyId>
+  import <file> --action <a> [--mapping <id>] [--policy reject-all|keep-good] [--format csv|xml|xlsx]
+         [--delimiter ;] [--record-path Orders/Order] [--sheet Name] [--workspace <id|slug>]
+  import <file> --exchange <id|name> [--workspace <id|slug>]
+                      import a file now (actions: order.import, order.lines, product.upsert, stock.count,
+                      stock.adjust, stock.receive), with a progress bar; the run and its report are in the API
   doctor              check configuration, data directory, encryption key and database
 
 Add --appwrite to work on Appwrite TablesDB instead of the local SQLite file, with APPWRITE_ENDPOINT,
@@ -164,7 +173,9 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     }
     throw err;
   }
-  const [group, action, ...rest] = argv;
+  const [group, action, ...afterAction] = argv;
+  // `import FILE --options`: the file is the command's argument, not a sub-command.
+  const rest = group === 'import' && action?.startsWith('--') ? [action, ...afterAction] : afterAction;
   if (!group || group === 'help' || group === '--help' || group === '-h') {
     io.out(HELP);
     return group ? 0 : 2;
@@ -185,6 +196,14 @@ async function run(argv: string[], io: CliIo): Promise<number> {
           currency: { type: 'string' },
           timezone: { type: 'string' },
           appwrite: { type: 'boolean' },
+          mapping: { type: 'string' },
+          action: { type: 'string' },
+          policy: { type: 'string' },
+          format: { type: 'string' },
+          exchange: { type: 'string' },
+          delimiter: { type: 'string' },
+          'record-path': { type: 'string' },
+          sheet: { type: 'string' },
         },
       });
     } catch (err) {
@@ -206,6 +225,17 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     store = createSqliteStore({ path: dbPath, clock });
   }
   try {
+    if (group === 'import') {
+      if (!action || action.startsWith('--')) throw new UsageError('import needs a file: npm run hub -- import stock.csv --action stock.count --mapping csv-stock-count-in');
+      const workspaces = (await store.table('workspaces').query({ limit: 2 })).items;
+      const ws = values.workspace ? await findWorkspace(store, values.workspace) : workspaces.length === 1 ? workspaces[0]! : null;
+      if (!ws) throw new UsageError('--workspace is required when there is more than one (see: workspaces list)');
+      return await importCommand(store, config, clock, { file: isAbsolute(action) ? action : join(io.cwd, action), workspace: ws, exchange: values.exchange, mapping: values.mapping, action: values.action, policy: values.policy, format: values.format, delimiter: values.delimiter, recordPath: values['record-path'], sheet: values.sheet }, {
+        out: io.out,
+        progress: io.progress ?? ((line) => line && io.err(line)),
+        tty: io.tty ?? false,
+      });
+    }
     const command = `${group} ${action ?? ''}`.trim();
     switch (command) {
       case 'workspaces list': {

@@ -6,6 +6,8 @@ runCli(process.argv.slice(2), {
   cwd: process.cwd(),
   out: (line) => process.stdout.write(line + '\n'),
   err: (line) => process.stderr.write(line + '\n'),
+  progress: (line, redraw) => process.stderr.write(redraw ? `\r\x1b[2K${line}` : line ? `${line}\n` : '\n'),
+  tty: process.stderr.isTTY === true,
 })
   .then((code) => process.exit(code))
   .catch((err: unknown) => {

@@ -32,6 +32,22 @@ export interface HubConfig {
   /** On Appwrite: the `worker` function's timeout (appwrite.json), which Appwrite does not tell the function. */
   workerTimeoutSeconds: number;
   webhooks: WebhookConfig;
+  files: FilesConfig;
+}
+
+export interface FilesConfig {
+  /** The local folder transport's root: exchanges name folders inside it, never outside. */
+  dir: string;
+  /** Where files are staged while they are imported (and uploads wait for their job). */
+  spoolDir: string;
+  /** Largest upload to POST /v1/imports. */
+  maxUploadBytes: number;
+  /** SMTP server that mails exports (smtp:// or smtps://, credentials in the URL); unset: email exports are refused. */
+  smtpUrl: string | undefined;
+  /** The From address of mailed exports. */
+  mailFrom: string;
+  /** How often the embedded scheduler looks for due schedules. */
+  schedulerIntervalMs: number;
 }
 
 export interface WebhookConfig {
@@ -151,9 +167,30 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): HubConf
       concurrency: int('HUB_WEBHOOK_CONCURRENCY', 256, 0, 10_000),
       attemptRetentionDays: int('HUB_WEBHOOK_ATTEMPT_RETENTION_DAYS', 14, 1, 3650),
     },
+    files: {
+      dir: resolve(cwd, env.HUB_FILES_DIR?.trim() || resolve(dataDir, 'files')),
+      spoolDir: resolve(dataDir, 'spool'),
+      maxUploadBytes: int('HUB_MAX_UPLOAD_BYTES', 1024 * 1024 * 1024, 1024, 64 * 1024 * 1024 * 1024),
+      smtpUrl: smtpUrl(env.HUB_SMTP_URL, problems),
+      mailFrom: env.HUB_MAIL_FROM?.trim() || 'Inventory hub <hub@localhost>',
+      schedulerIntervalMs: int('HUB_SCHEDULER_INTERVAL_MS', 5000, 100, 600_000),
+    },
   };
   if (problems.length) throw new ConfigError(problems);
   return config;
+}
+
+function smtpUrl(raw: string | undefined, problems: string[]): string | undefined {
+  const value = raw?.trim();
+  if (!value) return undefined;
+  try {
+    const u = new URL(value);
+    if (u.protocol !== 'smtp:' && u.protocol !== 'smtps:') throw new Error('protocol');
+    return value;
+  } catch {
+    problems.push('HUB_SMTP_URL must be an smtp:// or smtps:// URL, e.g. smtps://user:password@mail.example.com:465');
+    return undefined;
+  }
 }
 
 /** A config for tests and embedding: defaults, overridden by what is given. */

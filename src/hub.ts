@@ -21,6 +21,9 @@ import { createDispatcher, type Dispatcher } from './webhooks/dispatcher.ts';
 import { onDeliveriesCreated } from './webhooks/fanout.ts';
 import { createInboundReceiver, inboxHandler, INBOX_JOB } from './webhooks/inbound.ts';
 import { createAddressPolicy } from './webhooks/ssrf.ts';
+import { EXCHANGE_JOB, exchangeHandler } from './files/runner.ts';
+import { startScheduler } from './schedules/scheduler.ts';
+import type { TransportEnv } from './files/transports/index.ts';
 import { createTransport, type Transport } from './webhooks/transport.ts';
 
 export interface HubOptions {
@@ -41,6 +44,10 @@ export interface HubOptions {
   transport?: Transport;
   /** For webhook retry jitter; tests fix it. */
   random?: () => number;
+  /** Appwrite project defaults for Storage transports (endpoint, project, API key). */
+  appwrite?: TransportEnv['appwrite'];
+  /** Records per import transaction (default 500). */
+  importBatchSize?: number;
 }
 
 export interface Hub {
@@ -52,6 +59,8 @@ export interface Hub {
   dispatcher: Dispatcher;
   /** Called when webhook deliveries are written in this process (the Appwrite api function starts a worker). */
   onDeliveriesCreated(listener: () => void): () => void;
+  /** Starts the embedded scheduler: due schedules become jobs (Appwrite's scheduler function ticks instead). */
+  startScheduler(): void;
   /** The job handlers the worker runs, by type (tests run jobs through them one by one). */
   handlers: Readonly<Record<string, JobHandler>>;
   /** Stops the worker and the dispatcher (waiting for work in flight up to the timeout) and closes the store. */
@@ -123,6 +132,16 @@ export function createHub(options: HubOptions): Hub {
   const handlers: Record<string, JobHandler> = {
     [MAINTENANCE_JOB]: maintenanceHandler(store, clock, config),
     [INBOX_JOB]: inboxHandler(inboundDeps, receiver),
+    [EXCHANGE_JOB]: exchangeHandler({
+      store,
+      clock,
+      cipher,
+      log: log.child({ part: 'files' }),
+      mappings,
+      spoolDir: config.files.spoolDir,
+      batchSize: options.importBatchSize ?? (store.kind === 'appwrite' ? 50 : 500),
+      transports: { filesDir: config.files.dir, smtpUrl: config.files.smtpUrl, mailFrom: config.files.mailFrom, appwrite: options.appwrite, fetch: options.fetch },
+    }),
     ...options.handlers,
   };
   metrics.registry.register(
@@ -156,6 +175,7 @@ export function createHub(options: HubOptions): Hub {
     webhooks: { policy, receiver },
     dispatcher,
   };
+  let scheduler: ReturnType<typeof startScheduler> | undefined;
   return {
     app: createApp(deps),
     deps,
@@ -164,7 +184,11 @@ export function createHub(options: HubOptions): Hub {
     dispatcher,
     handlers,
     onDeliveriesCreated,
+    startScheduler() {
+      scheduler ??= startScheduler({ store, queue, clock, log: log.child({ part: 'scheduler' }) }, config.files.schedulerIntervalMs);
+    },
     async close(timeoutMs = config.shutdownTimeoutMs) {
+      await scheduler?.stop();
       await Promise.all([worker.stop({ timeoutMs }), dispatcher.stop(timeoutMs)]);
       receiver.close();
       if (!options.transport) transport.close();

@@ -61,6 +61,7 @@ async function main(): Promise<void> {
   // 0 leaves that work to other processes on the same data (an API-only node).
   if (config.workerConcurrency > 0) hub.worker.start();
   if (config.webhooks.concurrency > 0) hub.dispatcher.start();
+  hub.startScheduler();
 
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

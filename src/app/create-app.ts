@@ -20,6 +20,8 @@ import { registerSystemRoutes } from './routes/system.ts';
 import { registerWorkspaceRoutes } from './routes/workspace.ts';
 import { registerHookRoutes } from './routes/hooks.ts';
 import { registerWebhookRoutes } from './routes/webhooks.ts';
+import { registerFileRoutes } from './routes/files.ts';
+import { registerScheduleRoutes } from './routes/schedules.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -80,6 +82,7 @@ export function createApp(deps: AppDeps) {
     );
   }
 
+  const UPLOAD_PATH = '/v1/imports';
   const limitBody = bodyLimit({
     maxSize: deps.config.maxBodyBytes,
     onError: () => {
@@ -94,6 +97,8 @@ export function createApp(deps: AppDeps) {
   // small POST), so it guards only bodies without a length (chunked).
   app.use('*', (c, next) => {
     if (!BODY_METHODS.has(c.req.method)) return next();
+    // Uploads stream to disk with their own limit (HUB_MAX_UPLOAD_BYTES), checked as the bytes arrive.
+    if (c.req.path === UPLOAD_PATH) return next();
     const declared = c.req.header('content-length');
     if (declared === undefined || !/^\d{1,15}$/.test(declared)) return limitBody(c, next);
     if (Number(declared) > deps.config.maxBodyBytes) {
@@ -129,6 +134,8 @@ export function createApp(deps: AppDeps) {
   registerMappingRoutes(routes);
   registerWebhookRoutes(routes);
   registerHookRoutes(routes);
+  registerFileRoutes(routes);
+  registerScheduleRoutes(routes);
 
   return Object.assign(app, { routeSpecs: routes.specs });
 }

@@ -27,6 +27,8 @@ export interface ResponseSpec {
   schema?: string | { list: string } | { extend: string; properties: Record<string, JsonSchema>; required: string[] } | JsonSchema;
   /** For representations of table rows: the private fields are dropped in the document too. */
   headers?: string[];
+  /** A file rather than JSON: its media types (the body is documented as binary). */
+  contentTypes?: string[];
 }
 
 export interface RouteSpec {
@@ -42,6 +44,8 @@ export interface RouteSpec {
   body?: { schema: string; required?: boolean; form?: boolean };
   query?: QueryParam[];
   ifMatch?: boolean;
+  /** The handler reads the body itself as a file (these media types), streamed, with this size limit documented. */
+  upload?: { contentTypes: string[]; description: string };
   responses: Record<number, ResponseSpec>;
 }
 

@@ -108,7 +108,9 @@ function operation(spec: RouteSpec): JsonSchema {
   for (const [status, r] of Object.entries(spec.responses)) {
     const schema = responseSchema(r.schema);
     const isProblem = r.schema === 'problem';
-    responses[status] = schema
+    responses[status] = r.contentTypes
+      ? { description: r.description, content: Object.fromEntries(r.contentTypes.map((t) => [t, { schema: { type: 'string', format: 'binary' } }])) }
+      : schema
       ? { description: r.description, content: { [isProblem ? 'application/problem+json' : 'application/json']: { schema } } }
       : { description: r.description };
   }
@@ -148,6 +150,9 @@ function operation(spec: RouteSpec): JsonSchema {
     const content: JsonSchema = { 'application/json': { schema: { $ref: `#/components/schemas/${componentName(spec.body.schema)}` } } };
     if (spec.body.form) content['application/x-www-form-urlencoded'] = content['application/json'];
     op.requestBody = { required: spec.body.required !== false, content };
+  }
+  if (spec.upload) {
+    op.requestBody = { required: true, description: spec.upload.description, content: Object.fromEntries(spec.upload.contentTypes.map((t) => [t, { schema: t === 'multipart/form-data' ? { type: 'object', required: ['file'], properties: { file: { type: 'string', format: 'binary' } } } : { type: 'string', format: 'binary' } }])) };
   }
   return op;
 }

@@ -138,6 +138,22 @@ describe('runSchedulerTick', () => {
     expect(asked).toEqual(['due_jobs', 'due_jobs', 'due_jobs']);
   });
 
+  it('starts due file exchange schedules as jobs, once per slot', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const clock = createManualClock(Date.parse('2026-03-01T12:00:00Z'));
+    const hub = hubOn(store, {}, clock);
+    const { workspace } = await createWorkspace(store, clock, { name: 'Acme', actor: 'test' });
+    const exchange = await store.table('exchanges').insert({ workspaceId: workspace.id, name: 'x', direction: 'import', file: { format: 'csv' }, mapping: null, action: 'stock.count', policy: 'reject-all', dataset: null, datasetParams: null, fileName: null, transport: { type: 'folder' }, transportSecret: null });
+    const { createSchedule } = await import('../schedules/scheduler.ts');
+    const schedule = await createSchedule(store, clock, workspace.id, { name: 'every 5', exchangeId: exchange.id, cron: '*/5 * * * *', timezone: 'UTC' });
+    expect((await runSchedulerTick(hub, () => {})).schedules).toEqual({ started: 0, skipped: 0 });
+    clock.advance(5 * 60_000);
+    expect((await runSchedulerTick(hub, () => {})).schedules).toEqual({ started: 1, skipped: 0 });
+    expect((await runSchedulerTick(hub, () => {})).schedules).toEqual({ started: 0, skipped: 0 });
+    const jobs = (await store.table('jobs').query({ where: { type: 'exchange.run' } })).items;
+    expect(jobs).toEqual([expect.objectContaining({ payload: { exchangeId: exchange.id, scheduleId: schedule.id, trigger: 'schedule' } })]);
+  });
+
   it('asks for a worker when a lease expired, naming why', async () => {
     const store = createSqliteStore({ path: ':memory:' });
     const clock = createManualClock(Date.parse('2026-03-01T12:00:00Z'));

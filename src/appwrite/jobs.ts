@@ -106,21 +106,26 @@ export async function countWaitingJobs(store: Store, clock: Clock, limit = 100):
 
 export interface TickReport extends WaitingJobs {
   maintenance: { jobId: string; created: boolean };
+  /** Schedules whose run was started (a job each), and those skipped because their last run was still going. */
+  schedules: { started: number; skipped: number };
   /** Whether a worker execution was asked for. */
   dispatched: boolean;
 }
 
 /**
  * The scheduler's minute: enqueue the hourly maintenance (one job per hour whichever tick or retry gets there
- * first), then ask for a worker execution when any job or webhook delivery is due or stranded by an expired lease. Any worker
+ * first), start the runs of due file exchange schedules, then ask for a worker execution when any job or webhook delivery is due or stranded by an expired lease. Any worker
  * execution claims expired leases first, so this is what turns a lost execution into a late job, not a lost one.
  */
 export async function runSchedulerTick(hub: Hub, requestWorker: (reason: string) => void): Promise<TickReport> {
   const { clock, store } = hub.deps;
   const { enqueueMaintenance } = await import('../hub.ts');
   const { job, created } = await enqueueMaintenance(hub.queue, clock);
+  // Due file exchange schedules become jobs before the count, so this minute's worker execution runs them.
+  const { tickSchedules } = await import('../schedules/scheduler.ts');
+  const ticked = await tickSchedules({ store, queue: hub.queue, clock, log: hub.deps.log });
   const waiting = await countWaitingJobs(store, clock);
   const dispatched = waiting.due + waiting.expired + waiting.deliveries > 0;
   if (dispatched) requestWorker(waiting.expired > 0 ? 'expired_lease' : waiting.due > 0 ? 'due_jobs' : 'due_deliveries');
-  return { maintenance: { jobId: job.id, created }, ...waiting, dispatched };
+  return { maintenance: { jobId: job.id, created }, schedules: { started: ticked.started.length, skipped: ticked.skipped.length }, ...waiting, dispatched };
 }

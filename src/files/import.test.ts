@@ -162,3 +162,13 @@ describe('importing order lines', () => {
     expect(await f.store.table('orders').count()).toBe(1);
   });
 });
+
+describe('counts that repeat what is stored', () => {
+  it('skips them, but a SKU counted twice in a batch still ends at its last count', async () => {
+    await importText('SKU,Location,On Hand\nA,LON-1,5\n', { scope: 'first' });
+    const { run } = await importText('SKU,Location,On Hand\nA,LON-1,7\nA,LON-1,5\nB,LON-1,0\n', { batchSize: 10, scope: 'second' });
+    expect(run).toMatchObject({ state: 'succeeded', rowsApplied: 3 });
+    expect(await onHand('A')).toBe(5);
+    expect(await f.store.table('movements').count({ sku: 'A' })).toBe(3);
+  });
+});

@@ -390,6 +390,11 @@ class Importer {
    * then applies row by row to say which.
    */
   private async applyStock(ctx: ActionContext, units: Unit[], action: 'stock.count' | 'stock.adjust'): Promise<void> {
+    type StockInput = { sku: string; locationCode: string; onHand?: number; quantity?: number; unitCost?: string; reason?: string };
+    const inputs = units.map((u) => u.input as StockInput);
+    // A nightly count mostly repeats what is stored: rows that would change nothing are dropped before the
+    // adjustment, found with a few bulk reads rather than one read per row.
+    const todo = action === 'stock.count' ? await this.changedCounts(ctx, inputs) : inputs;
     let wave = new Map<string, { lines: { sku: string; onHand?: number; quantity?: number; unitCost?: string }[]; skus: Set<string>; reason: string | null }>();
     const run = async () => {
       for (const [code, w] of wave) {
@@ -398,8 +403,7 @@ class Importer {
       }
       wave = new Map();
     };
-    for (const u of units) {
-      const v = u.input as { sku: string; locationCode: string; onHand?: number; quantity?: number; unitCost?: string; reason?: string };
+    for (const v of todo) {
       const reason = v.reason ?? null;
       let w = wave.get(v.locationCode);
       // A SKU twice at one location, or another reason, starts a new wave so that file order is kept.
@@ -412,6 +416,43 @@ class Importer {
       w.lines.push(action === 'stock.count' ? { sku: v.sku, onHand: v.onHand, ...(v.unitCost ? { unitCost: v.unitCost } : {}) } : { sku: v.sku, quantity: v.quantity, ...(v.unitCost ? { unitCost: v.unitCost } : {}) });
     }
     await run();
+  }
+
+  /** The counts that differ from what is stored (or name something unknown, for the adjustment to report). */
+  private async changedCounts<T extends { sku: string; locationCode: string; onHand?: number; unitCost?: string }>(ctx: ActionContext, inputs: T[]): Promise<T[]> {
+    const db = ctx.db;
+    const skus = [...new Set(inputs.map((i) => i.sku))];
+    const items = new Map<string, string>();
+    for (let i = 0; i < skus.length; i += 500) {
+      const slice = skus.slice(i, i + 500);
+      for (const it of (await db.table('inventory_items').query({ where: { workspaceId: ctx.workspaceId, sku: { in: slice } }, limit: 1000 })).items) items.set(it.sku, it.id);
+    }
+    const locations = new Map<string, string>();
+    for (const code of new Set(inputs.map((i) => i.locationCode))) {
+      const loc = await this.location(ctx, code).catch(() => null);
+      if (loc) locations.set(code, loc.id);
+    }
+    const levels = new Map<string, number>();
+    const itemIds = [...new Set(items.values())];
+    const locationIds = [...new Set(locations.values())];
+    for (let i = 0; i < itemIds.length && locationIds.length; i += 500) {
+      let cursor: string | null = null;
+      do {
+        const page = await db.table('stock_levels').query({ where: { workspaceId: ctx.workspaceId, inventoryItemId: { in: itemIds.slice(i, i + 500) }, locationId: { in: locationIds } }, limit: 1000, cursor });
+        for (const l of page.items) levels.set(`${l.inventoryItemId}:${l.locationId}`, l.onHand);
+        cursor = page.nextCursor;
+      } while (cursor);
+    }
+    // In file order, against what the rows before have set: a SKU counted twice in one batch ends at its last count.
+    return inputs.filter((v) => {
+      const item = items.get(v.sku);
+      const loc = locations.get(v.locationCode);
+      if (!item || !loc) return true;
+      const key = `${item}:${loc}`;
+      const unchanged = (levels.get(key) ?? 0) === v.onHand && !v.unitCost;
+      levels.set(key, v.onHand!);
+      return !unchanged;
+    });
   }
 
   private async location(ctx: ActionContext, code: string): Promise<LocationsRow> {

@@ -67,6 +67,10 @@ import webhookEndpointCreate from '../../schemas/api/webhook-endpoint-create.sch
 import webhookEndpointUpdate from '../../schemas/api/webhook-endpoint-update.schema.json' with { type: 'json' };
 import webhookSecretRotate from '../../schemas/api/webhook-secret-rotate.schema.json' with { type: 'json' };
 import webhookReplay from '../../schemas/api/webhook-replay.schema.json' with { type: 'json' };
+import exchangeCreate from '../../schemas/api/exchange-create.schema.json' with { type: 'json' };
+import exchangeUpdate from '../../schemas/api/exchange-update.schema.json' with { type: 'json' };
+import scheduleCreate from '../../schemas/api/schedule-create.schema.json' with { type: 'json' };
+import scheduleUpdate from '../../schemas/api/schedule-update.schema.json' with { type: 'json' };
 import stockCount from '../../schemas/canonical/stock-count.schema.json' with { type: 'json' };
 import stockLevel from '../../schemas/canonical/stock-level.schema.json' with { type: 'json' };
 import orderLine from '../../schemas/canonical/order-line.schema.json' with { type: 'json' };
@@ -141,6 +145,10 @@ export const API_SCHEMAS = [
   webhookEndpointUpdate,
   webhookSecretRotate,
   webhookReplay,
+  exchangeCreate,
+  exchangeUpdate,
+  scheduleCreate,
+  scheduleUpdate,
 ] as JsonSchema[];
 
 /** The canonical records files and mappings exchange (flat shapes of the model). */

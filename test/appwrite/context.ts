@@ -3,11 +3,14 @@ import { formatDatetime } from './columns.ts';
 import type { DatabaseState, TableState } from './engine.ts';
 import { fail } from './errors.ts';
 import { parseQueries, planQueries, project, runPlan, type Field, type Item, type Schema } from './queries.ts';
+import type { Bucket } from './routes-storage.ts';
 import type { Transaction } from './transactions.ts';
 
 export interface ServerState {
   databases: Map<string, DatabaseState>;
   transactions: Map<string, Transaction>;
+  /** Storage buckets with their files (routes-storage.ts). */
+  buckets: Map<string, Bucket>;
   /** Logical clock: every committed write takes the next value. */
   clock: number;
 }
@@ -16,18 +19,24 @@ export interface HandlerRequest {
   path: Record<string, string>;
   query: Record<string, unknown>;
   body: Record<string, any>;
+  /** Request headers, lower-case names (the chunked upload protocol rides on content-range and x-appwrite-id). */
+  headers: Record<string, string>;
+  /** Records a protocol problem the spec cannot express (e.g. a chunk that is not where Appwrite expects it). */
+  note(problem: string): void;
 }
 
 /** A handler's answer; the status defaults to the success status the spec documents for the operation. */
 export interface HandlerResult {
   status?: number;
   body?: unknown;
+  /** Bytes sent as they are instead of a JSON body (file downloads), with their headers. */
+  raw?: { data: Buffer; headers: Record<string, string> };
 }
 
 export type Handler = (state: ServerState, req: HandlerRequest) => HandlerResult;
 
 export function createState(): ServerState {
-  return { databases: new Map(), transactions: new Map(), clock: 0 };
+  return { databases: new Map(), transactions: new Map(), buckets: new Map(), clock: 0 };
 }
 
 export function tick(state: ServerState): number {

@@ -32,6 +32,10 @@ export interface SpecOperation {
   params: SpecParam[];
   bodyProps: Set<string>;
   bodyRequired: string[];
+  /** How the body is sent: 'application/json', 'multipart/form-data' (uploads), or null for no body. */
+  bodyMediaType: string | null;
+  /** Multipart properties declared `format: binary`: they must arrive as file parts. */
+  binaryProps: Set<string>;
   /** Compiled on first use: the spec has some two hundred bodies and a test touches a few. */
   bodyValidator(): ValidateFunction | null;
   sdkMethods: SdkMethod[];
@@ -48,7 +52,15 @@ export interface RouteMatch {
 
 export interface ParsedRequest {
   query: Record<string, unknown>;
+  /** JSON members, or multipart fields: text as strings, `name[]` parts as arrays, file parts as FormFile. */
   body: Record<string, unknown>;
+}
+
+/** A file part of a multipart/form-data body. */
+export interface FormFile {
+  filename: string;
+  contentType: string;
+  data: Buffer;
 }
 
 export interface Spec {
@@ -57,8 +69,11 @@ export interface Spec {
   version: string;
   /** The operation for a method and a path below basePath, or null if the spec has none. */
   match(method: string, path: string): RouteMatch | null;
-  /** Decode and check query string and JSON body against the operation; problems are sentences. */
-  checkRequest(match: RouteMatch, search: URLSearchParams, rawBody: string, contentType: string): { parsed: ParsedRequest; problems: string[] };
+  /**
+   * Decode and check query string and body (JSON, or multipart/form-data where the operation takes it) against the
+   * operation; problems are sentences. A multipart body must be given as bytes: file parts are binary.
+   */
+  checkRequest(match: RouteMatch, search: URLSearchParams, rawBody: string | Buffer, contentType: string): { parsed: ParsedRequest; problems: string[] };
   /** Check a response against the documented success response (tests only); a null status or undefined body is not checked. */
   checkResponse(method: string, path: string, status: number | null, body: unknown): string[];
 }
@@ -189,7 +204,9 @@ function buildSpec(doc: Json): Spec {
 }
 
 function buildOperation(ajv: Ajv, method: string, template: string, op: Json): SpecOperation {
-  const bodySchema = op.requestBody?.content?.['application/json']?.schema as Json | undefined;
+  const content = (op.requestBody?.content ?? {}) as Json;
+  const bodyMediaType = ['application/json', 'multipart/form-data'].find((type) => content[type]?.schema) ?? null;
+  const bodySchema = bodyMediaType ? (content[bodyMediaType].schema as Json) : undefined;
   let compiled: ValidateFunction | null = null;
   const bodyValidator = (): ValidateFunction | null => {
     if (!bodySchema) return null;
@@ -215,6 +232,8 @@ function buildOperation(ajv: Ajv, method: string, template: string, op: Json): S
     params: ((op.parameters ?? []) as SpecParam[]).map((p) => ({ ...p, required: p.required === true })),
     bodyProps: new Set(Object.keys((bodySchema?.properties ?? {}) as Json)),
     bodyRequired: (bodySchema?.required ?? []) as string[],
+    bodyMediaType,
+    binaryProps: new Set(Object.entries((bodySchema?.properties ?? {}) as Json).filter(([, s]) => (s as Json).format === 'binary').map(([name]) => name)),
     bodyValidator,
     sdkMethods,
     security: ((op.security ?? []) as Json[]).map((s) => Object.keys(s)),
@@ -226,12 +245,19 @@ function buildOperation(ajv: Ajv, method: string, template: string, op: Json): S
   };
 }
 
-function checkRequest(match: RouteMatch, search: URLSearchParams, rawBody: string, contentType: string) {
+function checkRequest(match: RouteMatch, search: URLSearchParams, rawBody: string | Buffer, contentType: string) {
   const { operation } = match;
   const problems: string[] = [];
   const query = decodeQuery(operation, search, problems);
   let body: Record<string, unknown> = {};
-  if (operation.method !== 'GET' && rawBody.trim() !== '') {
+  // What ajv sees: file parts stand in as strings, which is what `type: string, format: binary` describes.
+  let checked: Record<string, unknown> | null = null;
+  if (operation.bodyMediaType === 'multipart/form-data') {
+    const form = decodeForm(operation, typeof rawBody === 'string' ? Buffer.from(rawBody, 'utf8') : rawBody, contentType, problems);
+    body = form.body;
+    checked = form.checked;
+  } else if (operation.method !== 'GET' && rawBody.toString().trim() !== '') {
+    rawBody = rawBody.toString();
     if (!/^application\/json\b/i.test(contentType)) {
       problems.push(`${operation.operationId}: body sent as "${contentType || 'no content type'}", the spec takes application/json`);
     } else {
@@ -246,7 +272,7 @@ function checkRequest(match: RouteMatch, search: URLSearchParams, rawBody: strin
   }
   const validateBody = operation.bodyValidator();
   if (validateBody) {
-    if (!validateBody(body)) {
+    if (!validateBody(checked ?? body)) {
       for (const e of validateBody.errors ?? []) {
         const where = e.keyword === 'additionalProperties' ? `unknown body parameter "${String(e.params.additionalProperty)}"` : `body${e.instancePath} ${e.message}`;
         problems.push(`${operation.operationId}: ${where}`);
@@ -266,6 +292,94 @@ function checkRequest(match: RouteMatch, search: URLSearchParams, rawBody: strin
     for (const name of operation.bodyRequired) if (!(name in body)) problems.push(`${operation.operationId}: missing required body parameter "${name}"`);
   }
   return { parsed: { query, body }, problems };
+}
+
+/**
+ * A multipart/form-data body as Appwrite (PHP) reads it: `name[]` parts make an array, a `format: binary`
+ * property must be a file part and any other property a text part; text parts of boolean and integer properties
+ * are coerced as PHP's validators read them.
+ */
+function decodeForm(operation: SpecOperation, raw: Buffer, contentType: string, problems: string[]): { body: Record<string, unknown>; checked: Record<string, unknown> } {
+  const body: Record<string, unknown> = {};
+  const checked: Record<string, unknown> = {};
+  const boundary = /^multipart\/form-data\s*;.*\bboundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  if (!boundary) {
+    if (raw.length > 0 || operation.bodyRequired.length > 0) problems.push(`${operation.operationId}: body sent as "${contentType || 'no content type'}", the spec takes multipart/form-data`);
+    return { body, checked };
+  }
+  const parts = parseMultipart(raw, boundary[1] ?? boundary[2]!);
+  if (!parts) {
+    problems.push(`${operation.operationId}: the multipart/form-data body is malformed`);
+    return { body, checked };
+  }
+  const schemas = (operation.bodyValidator()?.schema as Json | undefined)?.properties as Json | undefined;
+  for (const part of parts) {
+    const bracket = /^([^[\]]+)\[\]$/.exec(part.name);
+    const name = bracket ? bracket[1]! : part.name;
+    const schema = (schemas?.[name] ?? {}) as Json;
+    const isFile = part.filename !== null;
+    if (operation.binaryProps.has(name) !== isFile) {
+      problems.push(`${operation.operationId}: "${part.name}" sent as a ${isFile ? 'file' : 'text'} part, the spec takes ${isFile ? 'text' : 'a file (format: binary)'}`);
+    }
+    if (Boolean(bracket) !== (schema.type === 'array') && schemas?.[name]) {
+      problems.push(`${operation.operationId}: "${part.name}" ${bracket ? 'sent as an array, the spec takes one value' : 'sent as one value, the spec takes an array (name[])'}`);
+    }
+    const value: unknown = isFile
+      ? ({ filename: part.filename!, contentType: part.contentType, data: part.data } satisfies FormFile)
+      : part.data.toString('utf8');
+    const view: unknown = isFile ? part.filename : schema.type === 'boolean' || schema.type === 'integer' || schema.type === 'number' ? coerceScalar(schema, value as string) ?? value : value;
+    if (bracket) {
+      ((body[name] ??= []) as unknown[]).push(value);
+      ((checked[name] ??= []) as unknown[]).push(view);
+    } else {
+      if (name in body) problems.push(`${operation.operationId}: "${name}" sent twice`);
+      body[name] = value;
+      checked[name] = view;
+    }
+  }
+  return { body, checked };
+}
+
+/** One part of a multipart body; `filename` is null for a text field. */
+interface FormPart {
+  name: string;
+  filename: string | null;
+  contentType: string;
+  data: Buffer;
+}
+
+/** RFC 7578 parts, or null if the body does not follow the framing (names and filenames as WHATWG FormData escapes them). */
+export function parseMultipart(raw: Buffer, boundary: string): FormPart[] | null {
+  const delimiter = Buffer.from(`--${boundary}`);
+  const parts: FormPart[] = [];
+  let at = raw.indexOf(delimiter);
+  if (at !== 0) return null;
+  for (;;) {
+    at += delimiter.length;
+    if (raw.subarray(at, at + 2).toString() === '--') return parts;
+    if (raw.subarray(at, at + 2).toString() !== '\r\n') return null;
+    const headerEnd = raw.indexOf('\r\n\r\n', at + 2);
+    if (headerEnd < 0) return null;
+    const next = raw.indexOf(Buffer.from(`\r\n--${boundary}`), headerEnd + 4);
+    if (next < 0) return null;
+    const headers = new Map<string, string>();
+    for (const line of raw.subarray(at + 2, headerEnd).toString('utf8').split('\r\n')) {
+      const colon = line.indexOf(':');
+      if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+    }
+    const disposition = headers.get('content-disposition') ?? '';
+    const name = /;\s*name="([^"]*)"/i.exec(disposition);
+    if (!/^form-data\b/i.test(disposition) || !name) return null;
+    const filename = /;\s*filename="([^"]*)"/i.exec(disposition);
+    const unescape = (text: string) => text.replace(/%22/g, '"').replace(/%0D/gi, '\r').replace(/%0A/gi, '\n');
+    parts.push({
+      name: unescape(name[1]!),
+      filename: filename ? unescape(filename[1]!) : null,
+      contentType: headers.get('content-type') ?? (filename ? 'application/octet-stream' : 'text/plain'),
+      data: raw.subarray(headerEnd + 4, next),
+    });
+    at = next + 2;
+  }
 }
 
 /** Query strings as node-appwrite writes them: `queries[0]=…&queries[1]=…` (Client.flatten); `queries[]=` also reads as an array. */

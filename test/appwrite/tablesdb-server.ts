@@ -1,5 +1,6 @@
-// A local Appwrite TablesDB (1.8.x) for tests: the real node-appwrite client talks to it over HTTP, every request is
-// checked against Appwrite's published server OpenAPI document, and faults can be injected for retry tests.
+// A local Appwrite TablesDB (1.8.x) for tests, with Storage buckets and files: the real node-appwrite client talks to
+// it over HTTP, every request is checked against Appwrite's published server OpenAPI document (multipart uploads
+// included), and faults can be injected for retry tests.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { checkId, createState, type Handler, type ServerState } from './context.ts';
@@ -7,6 +8,7 @@ import { APPWRITE_VERSION, AppwriteError, ERRORS, errorResponse, toErrorResponse
 import { queryFormatProblem } from './queries.ts';
 import { ROW_HANDLERS } from './routes-rows.ts';
 import { SCHEMA_HANDLERS } from './routes-schema.ts';
+import { STORAGE_HANDLERS, StorageError } from './routes-storage.ts';
 import { DEFAULT_SPEC_PATH, loadSpec, type RouteMatch, type Spec } from './spec.ts';
 
 export interface TablesDbServer {
@@ -22,22 +24,29 @@ export interface TablesDbServer {
   requests: { method: string; path: string; status: number }[];
   /** Make the next `count` requests matching `match` (default any) fail: status 500/503/429 with Appwrite's error body (and Retry-After for 429), or 'timeout' (never answer; hold the socket until close). */
   injectFaults(fault: { status: 429 | 500 | 503 | 'timeout'; count: number; match?: (method: string, path: string) => boolean }): void;
-  /** Drop all databases and data, violations, requests and faults. */
+  /**
+   * Make the next `count` (default 1) file downloads send their headers and `afterBytes` bytes, then either wait
+   * for `release()` ('hold': shows whether a client reads before the end) or drop the connection ('drop').
+   */
+  interruptDownloads(options: { afterBytes: number; mode: 'hold' | 'drop'; count?: number }): { release(): void };
+  /** Drop all databases, buckets and data, violations, requests, faults and pending download interruptions (held ones are released). */
   reset(): void;
   close(): Promise<void>;
 }
 
 type Fault = Parameters<TablesDbServer['injectFaults']>[0];
 
-const HANDLERS: Record<string, Handler> = { ...SCHEMA_HANDLERS, ...ROW_HANDLERS };
+const HANDLERS: Record<string, Handler> = { ...SCHEMA_HANDLERS, ...ROW_HANDLERS, ...STORAGE_HANDLERS };
 
 /** Path parameters and the validators Appwrite declares for them (UID for ids, Key for column and index keys). */
-const PATH_IDS = ['databaseId', 'tableId', 'rowId', 'transactionId'];
+const PATH_IDS = ['databaseId', 'tableId', 'rowId', 'transactionId', 'bucketId', 'fileId'];
 const KEY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$/;
 
 /** The scopes Appwrite names when a request lacks a valid key (app/controllers/shared/api.php, step 9). */
 function scopesOf(method: string, template: string): string[] {
   const read = method === 'GET';
+  if (template.startsWith('/storage/buckets/{bucketId}/files')) return read ? ['files.read'] : ['files.write'];
+  if (template.startsWith('/storage')) return read ? ['buckets.read'] : ['buckets.write'];
   if (template.startsWith('/tablesdb/transactions') || template.includes('/rows')) return read ? ['rows.read', 'documents.read'] : ['rows.write', 'documents.write'];
   if (template.includes('/columns') || template.includes('/indexes') || template.includes('/tables')) return read ? ['tables.read', 'collections.read'] : ['tables.write', 'collections.write'];
   return read ? ['databases.read'] : ['databases.write'];
@@ -48,11 +57,12 @@ function toJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? `\u0000bigint:${v}` : v)).replace(/"\\u0000bigint:(-?\d+)"/g, '$1');
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+/** Bytes, not text: multipart uploads carry binary file parts. */
+function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -66,6 +76,8 @@ export async function startTablesDbServer(options: { projectId?: string; apiKey?
   const sockets = new Set<Socket>();
   const violations: string[] = [];
   const requests: TablesDbServer['requests'] = [];
+  let interruptions: { afterBytes: number; mode: 'hold' | 'drop'; count: number; released: Promise<void> }[] = [];
+  const releases = new Set<() => void>();
 
   const send = (res: ServerResponse, method: string, path: string, status: number, body?: unknown, headers: Record<string, string> = {}): void => {
     requests.push({ method, path, status });
@@ -77,6 +89,23 @@ export async function startTablesDbServer(options: { projectId?: string; apiKey?
   };
   const sendError = (res: ServerResponse, method: string, path: string, error: { status: number; body: ErrorBody }, headers: Record<string, string> = {}): void =>
     send(res, method, path, error.status, error.body, headers);
+
+  /** A raw body (a file download), cut short when an interruption is pending. */
+  function sendRaw(res: ServerResponse, method: string, path: string, status: number, raw: { data: Buffer; headers: Record<string, string> }): void {
+    requests.push({ method, path, status });
+    res.writeHead(status, { ...raw.headers, 'content-length': String(raw.data.length) });
+    const cut = interruptions.find((i) => i.count > 0);
+    if (!cut) {
+      res.end(raw.data);
+      return;
+    }
+    cut.count--;
+    interruptions = interruptions.filter((i) => i.count > 0);
+    res.write(raw.data.subarray(0, cut.afterBytes), () => {
+      if (cut.mode === 'drop') res.destroy();
+      else void cut.released.then(() => res.end(raw.data.subarray(cut.afterBytes)));
+    });
+  }
 
   function takeFault(method: string, path: string): Fault | null {
     const fault = faults.find((f) => f.count > 0 && (f.match ? f.match(method, path) : true));
@@ -106,7 +135,7 @@ export async function startTablesDbServer(options: { projectId?: string; apiKey?
   }
 
   /** Spec problems of a matched request; the queries format is checked here too (what node-appwrite's Query writes). */
-  function specProblems(match: RouteMatch, search: URLSearchParams, rawBody: string, contentType: string, req: IncomingMessage) {
+  function specProblems(match: RouteMatch, search: URLSearchParams, rawBody: Buffer, contentType: string, req: IncomingMessage) {
     const { parsed, problems } = spec.checkRequest(match, search, rawBody, contentType);
     const queryProblems: string[] = [];
     for (const source of [parsed.query.queries, parsed.body.queries]) {
@@ -175,10 +204,15 @@ export async function startTablesDbServer(options: { projectId?: string; apiKey?
       for (const name of ['key', 'column']) {
         if (name in match.pathParams && !KEY.test(match.pathParams[name]!)) throw new AppwriteError('general_argument_invalid', `Invalid \`${name}\` param: Key must contain at most 36 chars.`);
       }
-      const result = handler(state, { path: match.pathParams, query: parsed.query, body: parsed.body });
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers[name] = value;
+      const note = (problem: string) => violations.push(`${method} ${path}: ${problem}`);
+      const result = handler(state, { path: match.pathParams, query: parsed.query, body: parsed.body, headers, note });
+      if (result.raw) return sendRaw(res, method, path, result.status ?? match.operation.successStatus, result.raw);
       return send(res, method, path, result.status ?? match.operation.successStatus, result.body);
     } catch (error) {
       if (error instanceof AppwriteError) return sendError(res, method, path, toErrorResponse(error));
+      if (error instanceof StorageError) return sendError(res, method, path, errorResponse(error.type, error.message, error.code));
       const message = error instanceof Error ? error.message : String(error);
       return sendError(res, method, path, { status: 500, body: { message: `Test server error: ${message}`, code: 500, type: 'general_unknown', version: APPWRITE_VERSION } });
     }
@@ -205,13 +239,24 @@ export async function startTablesDbServer(options: { projectId?: string; apiKey?
     injectFaults(fault) {
       faults.push({ ...fault });
     },
+    interruptDownloads({ afterBytes, mode, count = 1 }) {
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      releases.add(release);
+      interruptions.push({ afterBytes, mode, count, released });
+      return { release };
+    },
     reset() {
       state = createState();
       faults = [];
+      interruptions = [];
+      for (const release of releases) release();
+      releases.clear();
       violations.length = 0;
       requests.length = 0;
     },
     close() {
+      for (const release of releases) release();
       for (const socket of sockets) socket.destroy();
       if (!server.listening) return Promise.resolve();
       return new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));

@@ -1,0 +1,79 @@
+// bench/import: file imports end to end (staged, read, mapped, checked, applied to SQLite in batches with their
+// run bookkeeping) against the parser alone on the same file, in the same run. Every phase runs in a child process
+// of its own, so each peak RSS (getrusage maxrss) is that phase's and nothing else's.
+//
+//   CSV: a 3PL stock file of ROWS rows (100,000 SKUs × 10 locations) imported as stock counts, against csv-parse
+//        iterating the same file with columns: true. Two files: a nightly file that repeats the stored counts but
+//        for 1% (most nights), and, on a slice of CHANGED_ROWS, one where every count changes (a first import:
+//        every row writes a movement, two level events and their webhook fan-out).
+//   XML: a 200,000-record stock report (~58 MB) through the streaming reader and the xml-stock-count-in mapping,
+//        against fast-xml-parser parsing the whole document.
+//
+// Usage: npx tsx bench/import.ts [--rows 1000000] [--xml-records 200000] [--changed-rows 50000]
+// Targets (issue 7): CSV >= 0.5x csv-parse rows/s at <= 150 MB peak RSS; XML <= 200 MB and >= 2x fast-xml-parser.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const n = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} needs a positive integer`);
+  return n;
+}
+
+const ROWS = arg('rows', 1_000_000);
+const XML_RECORDS = arg('xml-records', 200_000);
+const CHANGED_ROWS = arg('changed-rows', 50_000);
+const PHASE = fileURLToPath(new URL('./import-phase.ts', import.meta.url));
+
+interface PhaseResult {
+  items: number;
+  seconds: number;
+  maxRssMb: number;
+  state?: string;
+  applied?: number;
+}
+
+function phase(name: string, ...args: string[]): PhaseResult {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', PHASE, name, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+  const last = out.trim().split('\n').pop()!;
+  return JSON.parse(last) as PhaseResult;
+}
+
+const rate = (r: PhaseResult) => r.items / r.seconds;
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+const dir = mkdtempSync(join(tmpdir(), 'hub-bench-import-'));
+try {
+  const db = join(dir, 'seed.db');
+  console.log(`bench/import: ${fmt(ROWS)}-row stock CSV, ${fmt(XML_RECORDS)}-record XML, ${fmt(CHANGED_ROWS)} rows that all change (node ${process.versions.node})`);
+  phase('generate', dir, String(ROWS), String(XML_RECORDS), String(CHANGED_ROWS));
+  console.log(`files: stock.csv ${(statSync(join(dir, 'stock.csv')).size / 1e6).toFixed(1)} MB, stock.xml ${(statSync(join(dir, 'stock.xml')).size / 1e6).toFixed(1)} MB`);
+  const seed = phase('seed', dir, db);
+  console.log(`seed: 100,000 products, 10 locations, the stored counts (${fmt(seed.items)} levels) in ${seed.seconds.toFixed(1)} s`);
+
+  const parse = phase('csv-parse', join(dir, 'stock.csv'));
+  const nightly = phase('import', db, join(dir, 'stock.csv'), 'csv');
+  const changedParse = phase('csv-parse', join(dir, 'changed.csv'));
+  const changed = phase('import', db, join(dir, 'changed.csv'), 'csv');
+  const fxp = phase('fxp', join(dir, 'stock.xml'));
+  const xml = phase('import', db, join(dir, 'stock.xml'), 'xml');
+
+  const row = (label: string, r: PhaseResult, base?: PhaseResult) =>
+    console.log(`${label.padEnd(44)} ${fmt(rate(r)).padStart(10)} /s ${r.seconds.toFixed(2).padStart(8)} s ${r.maxRssMb.toFixed(0).padStart(6)} MB${base ? `   ${(rate(r) / rate(base)).toFixed(2)}x` : ''}${r.state ? `   ${r.state}, ${fmt(r.applied ?? 0)} applied` : ''}`);
+  console.log('');
+  console.log(`${'phase'.padEnd(44)} ${'items'.padStart(13)} ${'time'.padStart(10)} ${'peak RSS'.padStart(9)}   vs parser`);
+  row('csv-parse alone (nightly file)', parse);
+  row('import, nightly file (1% of counts change)', nightly, parse);
+  row('csv-parse alone (all-change file)', changedParse);
+  row('import, every count changes', changed, changedParse);
+  row('fast-xml-parser, whole document', fxp);
+  row('import, XML stock report (streamed)', xml, fxp);
+  console.log('');
+  console.log(`targets: CSV import >= 0.50x csv-parse at <= 150 MB (nightly ${(rate(nightly) / rate(parse)).toFixed(2)}x, ${nightly.maxRssMb.toFixed(0)} MB); XML <= 200 MB and >= 2x fast-xml-parser (${(rate(xml) / rate(fxp)).toFixed(2)}x, ${xml.maxRssMb.toFixed(0)} MB)`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
