@@ -83,4 +83,32 @@ describe('hub CLI', () => {
     expect(code).toBe(2);
     expect(err.join('\n')).toContain('HUB_RATE_LIMIT_PER_MINUTE');
   });
+
+  it('imports a file with a progress bar, reports failed rows, and does not apply the same file twice', async () => {
+    const store = createSqliteStore({ path: join(dir, 'hub.db') });
+    const ws = (await store.table('workspaces').query({ limit: 1 })).items[0]!;
+    await store.table('locations').insert({ workspaceId: ws.id, code: 'LON-1', name: 'London', type: 'warehouse', address: null, priority: 1, active: true });
+    const { createProduct } = await import('../src/inventory/products.ts');
+    await store.transaction((tx) => createProduct({ db: tx, workspaceId: ws.id, now: new Date().toISOString() }, { sku: 'MUG-01', name: 'Mug' }));
+    await store.close();
+    const lines = ['SKU,Location,On Hand', 'MUG-01,LON-1,5', 'NOPE,LON-1,1'];
+    writeFileSync(join(dir, 'stock.csv'), lines.join('\n') + '\n');
+    const progress: string[] = [];
+    const run = (...argv: string[]) =>
+      runCli(argv, { env: { HUB_DATA_DIR: dir, HUB_PORT: '0' }, cwd: dir, out: (l) => out.push(l), err: (l) => err.push(l), progress: (l) => progress.push(l), tty: false });
+    expect(await run('import', 'stock.csv', '--action', 'stock.count', '--mapping', 'csv-stock-count-in', '--policy', 'keep-good')).toBe(1);
+    const text = out.join('\n');
+    expect(text).toMatch(/partial: 2 rows read, 1 applied, 0 skipped, 1 failed/);
+    expect(text).toMatch(/row 3: unknown: there is no product with SKU "NOPE"/);
+    expect(progress.at(-1)).toMatch(/\[#+\] 100%/);
+    out = [];
+    expect(await run('import', 'stock.csv', '--action', 'stock.count', '--mapping', 'csv-stock-count-in', '--policy', 'keep-good'), out.join('\n') + err.join('\n')).toBe(0);
+    expect(out.join('\n')).toContain('duplicate');
+    const check = createSqliteStore({ path: join(dir, 'hub.db') });
+    expect((await check.table('inventory_items').query({ where: { sku: 'MUG-01' } })).items[0]!.onHand).toBe(5);
+    await check.close();
+    expect(await run('import', 'missing.csv', '--action', 'stock.count')).toBe(2);
+    expect(await run('import', 'stock.csv', '--action', 'stock.fly')).toBe(2);
+    expect(err.join('\n')).toContain('--action is required');
+  });
 });

@@ -21,7 +21,8 @@ import { createDispatcher, type Dispatcher } from './webhooks/dispatcher.ts';
 import { onDeliveriesCreated } from './webhooks/fanout.ts';
 import { createInboundReceiver, inboxHandler, INBOX_JOB } from './webhooks/inbound.ts';
 import { createAddressPolicy } from './webhooks/ssrf.ts';
-import { EXCHANGE_JOB, exchangeHandler } from './files/runner.ts';
+import type { FilesDeps } from './files/runner.ts';
+import { EXCHANGE_JOB } from './files/runs.ts';
 import { startScheduler } from './schedules/scheduler.ts';
 import type { TransportEnv } from './files/transports/index.ts';
 import { createTransport, type Transport } from './webhooks/transport.ts';
@@ -106,6 +107,18 @@ function maintenanceHandler(store: Store, clock: Clock, config: HubConfig): JobH
   };
 }
 
+/**
+ * The file exchange's job handler, loaded on its first job: readers, writers and transports pull in exceljs, ssh2
+ * and nodemailer, which an API-only process (an Appwrite function answering requests) never needs to parse.
+ */
+function lazyExchangeHandler(deps: FilesDeps): JobHandler {
+  let loaded: Promise<JobHandler> | undefined;
+  return async (job, ctx) => {
+    loaded ??= import('./files/runner.ts').then((m) => m.exchangeHandler(deps));
+    return (await loaded)(job, ctx);
+  };
+}
+
 export function createHub(options: HubOptions): Hub {
   const { config, store } = options;
   const clock = options.clock ?? systemClock;
@@ -132,7 +145,7 @@ export function createHub(options: HubOptions): Hub {
   const handlers: Record<string, JobHandler> = {
     [MAINTENANCE_JOB]: maintenanceHandler(store, clock, config),
     [INBOX_JOB]: inboxHandler(inboundDeps, receiver),
-    [EXCHANGE_JOB]: exchangeHandler({
+    [EXCHANGE_JOB]: lazyExchangeHandler({
       store,
       clock,
       cipher,

@@ -236,6 +236,14 @@ describe('uploads (POST /v1/imports)', () => {
     expect(existsSync(join(root, 'spool')) ? readdirSync(join(root, 'spool')) : []).toEqual([]);
   });
 
+  it('fails a run whose staged upload is gone (another machine staged it), for good and saying why', async () => {
+    const res = await raw('POST', '/v1/imports?action=stock.count&mapping=csv-stock-count-in', 'SKU,Location,On Hand\nMUG-01,LON-1,1\n', { 'Content-Type': 'text/csv' });
+    rmSync(join(root, 'spool'), { recursive: true, force: true });
+    await runDueJobs(t.hub);
+    expect((await t.call('GET', `/v1/file-runs/${res.body.runId}`)).body).toMatchObject({ state: 'failed', error: { code: 'upload_missing' } });
+    expect((await t.call('GET', `/v1/jobs/${res.body.jobId}`)).body.state).toBe('succeeded');
+  });
+
   it('refuses XML with a DOCTYPE (no entity is expanded) and reports it in the run', async () => {
     const bomb = `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><Stock><Row><SKU>&lol2;</SKU></Row></Stock>`;
     const res = await raw('POST', '/v1/imports?action=stock.count&format=xml&recordPath=Stock/Row&policy=keep-good', bomb, { 'Content-Type': 'application/xml' });

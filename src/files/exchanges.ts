@@ -8,7 +8,8 @@ import type { MappingDocument } from '../mappings/document.ts';
 import { resolveMapping } from '../mappings/repository.ts';
 import type { Db, ExchangesRow, NewRow } from '../store/types.ts';
 import { DATASET_NAMES, type DatasetName } from './datasets.ts';
-import { actionSchema, type ImportAction, type ImportPolicy } from './import.ts';
+import { actionSchema } from './import.ts';
+import { exportFileName, type ImportAction, type ImportPolicy } from './runs.ts';
 import { readFile, type FileSpec } from './index.ts';
 import type { TransportConfig, TransportSecrets } from './transports/index.ts';
 import { writeRecords, type WriteSpec } from './write.ts';
@@ -30,19 +31,7 @@ export interface ExchangeInput {
 
 export type ExchangePatch = Partial<Omit<ExchangeInput, 'direction'>>;
 
-const CONTENT_TYPES = { csv: 'text/csv; charset=utf-8', xml: 'application/xml', xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet' } as const;
-
-export function contentTypeOf(format: 'csv' | 'xml' | 'xlsx'): string {
-  return CONTENT_TYPES[format];
-}
-
-/** The file's name with {date}, {time} and {timestamp} filled in (UTC), safe as a file name. */
-export function exportFileName(template: string, at: Date): string {
-  const iso = at.toISOString();
-  const date = iso.slice(0, 10);
-  const time = iso.slice(11, 19).replace(/:/g, '');
-  return template.replaceAll('{date}', date).replaceAll('{time}', time).replaceAll('{timestamp}', `${date}T${time}Z`);
-}
+export { contentTypeOf, exportFileName } from './runs.ts';
 
 function fail(errors: FieldError[]): never {
   throw new HubError('validation_failed', errors.length === 1 ? `${errors[0]!.field.slice(1)} ${errors[0]!.message}` : 'The exchange is not valid', { errors });

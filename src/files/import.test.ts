@@ -115,6 +115,12 @@ describe('importing stock counts', () => {
     expect(elsewhere.run.state).toBe('succeeded');
   });
 
+  it('marks a file applied when its first batch was refused and retried row by row', async () => {
+    const text = 'SKU,Location,On Hand\nA,LON-1,3\nNOPE,LON-1,1\n';
+    expect((await importText(text, { scope: 'mixed' })).run).toMatchObject({ state: 'partial', rowsApplied: 1 });
+    expect((await importText(text, { scope: 'mixed' })).run).toMatchObject({ state: 'duplicate', rowsApplied: 0 });
+  });
+
   it('stops at a broken file: keep-good keeps the rows before the break, reject-all applies nothing', async () => {
     const text = 'SKU,Location,On Hand\nA,LON-1,10\nB,LON-1,20\nC,LON-1,"30\nD,LON-1,40\n';
     const kept = await importText(text, { batchSize: 1 });

@@ -9,7 +9,8 @@
 // apply step checks are checked too), and applies nothing unless every record passed.
 import { createHash } from 'node:crypto';
 import { HubError, isHubError, type FieldError } from '../errors.ts';
-import { ACTIONS, ACTION_NAMES, type ActionContext } from '../apply/actions.ts';
+import { ACTIONS, type ActionContext } from '../apply/actions.ts';
+import type { ImportAction, ImportPolicy } from './runs.ts';
 import { orderFromLines, orderKey, type OrderLineRecord } from '../apply/order-lines.ts';
 import { adjustStock } from '../inventory/movements.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -21,11 +22,7 @@ import { isFileFailure, reasonOf } from './failure.ts';
 import { readFile, type FileSpec, type ReadItem, type RecordError } from './index.ts';
 import type { StagedFile } from './stage.ts';
 
-/** What an import can do with each record: the shared actions, and order lines gathered into orders. */
-export const IMPORT_ACTIONS = [...ACTION_NAMES, 'order.lines'] as const;
-export type ImportAction = (typeof IMPORT_ACTIONS)[number];
-export const POLICIES = ['reject-all', 'keep-good'] as const;
-export type ImportPolicy = (typeof POLICIES)[number];
+export { IMPORT_ACTIONS, POLICIES, type ImportAction, type ImportPolicy } from './runs.ts';
 
 /** The schema each action's (mapped) input must satisfy. */
 export function actionSchema(action: ImportAction): string {
@@ -333,8 +330,9 @@ class Importer {
     const failed = units.reduce((n, u) => n + (u.failures.length ? u.records : 0), 0);
     const read = units.reduce((n, u) => n + u.records, 0);
     const applied = todo.reduce((n, u) => n + u.records, 0);
+    let marked = false;
     await this.env.store.transaction(async (tx) => {
-      if (todo.length > 0) await this.mark(tx);
+      if (todo.length > 0) marked = await this.mark(tx);
       await this.applyUnits(tx, todo);
       errorSeq = await this.storeErrors(tx, errors, errorSeq);
       await this.saveIn(tx, {
@@ -344,6 +342,8 @@ class Importer {
         rowsFailed: this.run.rowsFailed + failed,
       });
     });
+    // Only once it is committed: a rolled-back batch takes its marker with it, and the retry writes it again.
+    if (marked) this.markerWritten = true;
     await this.env.onProgress?.(this.run);
     return errorSeq;
   }
@@ -365,15 +365,16 @@ class Importer {
     return errorSeq;
   }
 
-  private async mark(tx: Db): Promise<void> {
-    if (this.markerWritten) return;
+  /** Writes the checksum marker in `tx` unless a committed one exists; says whether it wrote it. */
+  private async mark(tx: Db): Promise<boolean> {
+    if (this.markerWritten) return false;
     try {
       await tx.table('file_imports').insert({ id: this.markerId, workspaceId: this.run.workspaceId, scope: this.plan.scope.slice(0, 200), checksum: this.staged.checksum, runId: this.run.id });
     } catch (err) {
       if (isHubError(err, 'already_exists')) throw new AlreadyImported();
       throw err;
     }
-    this.markerWritten = true;
+    return true;
   }
 
   private async applyUnits(tx: Db, units: Unit[]): Promise<void> {

@@ -3,7 +3,6 @@
 // the mapping into the file format and puts the file at its target. Uploads (POST /v1/imports, the CLI) are runs
 // whose file is already staged. A retried job finds the runs it left unfinished and resumes them after their
 // cursor, from the spool copy, so a crash never applies a row twice.
-import { join } from 'node:path';
 import { HubError, isHubError } from '../errors.ts';
 import type { JobContext, JobHandler } from '../jobs/worker.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -11,37 +10,17 @@ import type { Logger } from '../lib/log.ts';
 import type { Cipher } from '../lib/secrets.ts';
 import type { MappingDocument } from '../mappings/document.ts';
 import { compiledMappingFor } from '../mappings/repository.ts';
-import type { ExchangesRow, FileRunsRow, JobsRow, NewRow, Store } from '../store/types.ts';
+import type { ExchangesRow, FileRunsRow, JobsRow, Store } from '../store/types.ts';
 import { readDataset, type DatasetName } from './datasets.ts';
-import { contentTypeOf, exchangeSecrets, exportFileName } from './exchanges.ts';
-import { importStaged, type ImportAction, type ImportPlan, type ImportPolicy } from './import.ts';
-import type { FileSpec } from './index.ts';
+import { exchangeSecrets } from './exchanges.ts';
+import { contentTypeOf, exportFileName } from './runs.ts';
+import { importStaged, type ImportPlan } from './import.ts';
+import { importSpecOf, newRunRow, spoolPath, type ExchangeJobPayload, type ImportSpec } from './runs.ts';
 import { stagedAt, stageFile, type StagedFile } from './stage.ts';
 import { openSource, openTarget, type TransportConfig, type TransportEnv } from './transports/index.ts';
 import { writeRecords, type WriteSpec } from './write.ts';
 
-export const EXCHANGE_JOB = 'exchange.run';
-
-export type RunTrigger = FileRunsRow['trigger'];
-
-export interface ExchangeJobPayload {
-  /** The exchange to run (schedules and "run now"). */
-  exchangeId?: string;
-  scheduleId?: string | null;
-  /** An upload's run, its file already staged. */
-  runId?: string;
-  trigger: RunTrigger;
-}
-
-/** What an import run records as `spec`: enough to run it again without the exchange. */
-export interface ImportSpec {
-  file: FileSpec;
-  mapping: string | null;
-  action: ImportAction;
-  policy: ImportPolicy;
-  /** Scope of the checksum marker. */
-  scope: string;
-}
+export { EXCHANGE_JOB, importSpecOf, newRunRow, spoolPath, type ExchangeJobPayload, type ImportSpec, type RunTrigger } from './runs.ts';
 
 export interface FilesDeps {
   store: Store;
@@ -53,35 +32,6 @@ export interface FilesDeps {
   transports: TransportEnv;
   /** Records per import transaction. */
   batchSize?: number;
-}
-
-/** Where a run's file is staged: found again by a resumed run. */
-export function spoolPath(spoolDir: string, runId: string): string {
-  return join(spoolDir, `${runId}.spool`);
-}
-
-export function importSpecOf(exchange: ExchangesRow): ImportSpec {
-  return { file: exchange.file as unknown as FileSpec, mapping: exchange.mapping ?? null, action: exchange.action as ImportAction, policy: exchange.policy, scope: exchange.id };
-}
-
-export function newRunRow(deps: { clock: Clock }, fields: { workspaceId: string; direction: 'import' | 'export'; trigger: RunTrigger; spec: Record<string, unknown>; exchangeId?: string | null; scheduleId?: string | null; jobId?: string | null; fileName?: string | null; state?: FileRunsRow['state'] }): NewRow<FileRunsRow> {
-  return {
-    workspaceId: fields.workspaceId,
-    exchangeId: fields.exchangeId ?? null,
-    scheduleId: fields.scheduleId ?? null,
-    jobId: fields.jobId ?? null,
-    direction: fields.direction,
-    trigger: fields.trigger,
-    state: fields.state ?? 'running',
-    spec: fields.spec,
-    fileName: fields.fileName ?? null,
-    rowsRead: 0,
-    rowsApplied: 0,
-    rowsSkipped: 0,
-    rowsFailed: 0,
-    cursor: 0,
-    startedAt: new Date(deps.clock.now()).toISOString(),
-  };
 }
 
 const FINISHED: ReadonlySet<FileRunsRow['state']> = new Set(['succeeded', 'partial', 'rejected', 'failed', 'duplicate']);
@@ -139,6 +89,12 @@ async function runUpload(deps: FilesDeps, job: JobsRow, ctx: JobContext, runId: 
   let run = await deps.store.table('file_runs').get(runId);
   if (!run) throw new HubError('not_found', `Run ${runId} does not exist`, { retryable: false });
   const staged = stagedAt(spoolPath(deps.spoolDir, run.id), run.checksum ?? '', run.bytes ?? 0);
+  if (!FINISHED.has(run.state) && !(await exists(staged.path))) {
+    // Staged by another machine (an Appwrite api execution) or cleaned away: nothing to import, say so for good.
+    const error = { code: 'upload_missing', message: `The uploaded file is not in this process's spool (${deps.spoolDir}); upload it again, or put it where an exchange reads` };
+    run = await deps.store.table('file_runs').update(run.id, { state: 'failed', error, finishedAt: new Date(deps.clock.now()).toISOString() }, { ifVersion: run.version });
+    return summary(run);
+  }
   if (!FINISHED.has(run.state)) {
     if (run.state === 'queued') run = await deps.store.table('file_runs').update(run.id, { state: 'running', jobId: job.id }, { ifVersion: run.version });
     run = await importRun(deps, ctx, run, staged, () => ({}));

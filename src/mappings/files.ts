@@ -9,12 +9,14 @@ import { collectUses } from './reuse.ts';
 import { validateMapping } from './validate-mapping.ts';
 
 /**
- * HUB_MAPPINGS_DIR when set; else mappings/ beside a function bundle (dist/main.js, dist/mappings), else the
- * repository's mappings/ (this file is src/mappings/files.ts).
+ * HUB_MAPPINGS_DIR when set; else mappings/ beside a function bundle (dist/main.js, dist/mappings; this code may
+ * sit in dist/chunks/), else the repository's mappings/ (this file is src/mappings/files.ts).
  */
 export const MAPPINGS_DIR =
   process.env.HUB_MAPPINGS_DIR ??
-  [new URL('./mappings/', import.meta.url), new URL('../../mappings/', import.meta.url)].map((u) => fileURLToPath(u)).find((dir) => existsSync(dir)) ??
+  [new URL('./mappings/', import.meta.url), ...(/\/chunks\/[^/]+$/.test(import.meta.url) ? [new URL('../mappings/', import.meta.url)] : []), new URL('../../mappings/', import.meta.url)]
+    .map((u) => fileURLToPath(u))
+    .find((dir) => existsSync(dir)) ??
   fileURLToPath(new URL('../../mappings/', import.meta.url));
 
 export interface MappingFile {

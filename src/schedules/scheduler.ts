@@ -3,7 +3,7 @@
 // claimed by a compare-and-set on its version and the job's dedupe key names the slot. Two runs of one schedule
 // never overlap: while the job of the last run is queued or running, a due slot is skipped, not queued behind it.
 import { HubError, isHubError } from '../errors.ts';
-import { EXCHANGE_JOB, type ExchangeJobPayload } from '../files/runner.ts';
+import { EXCHANGE_JOB, type ExchangeJobPayload } from '../files/runs.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { Logger } from '../lib/log.ts';

@@ -1,18 +1,17 @@
 // File exchange over HTTP: /v1/exchanges (configured imports and exports, run now), /v1/imports (a one-off upload),
 // /v1/file-runs (every file imported or exported, its failed rows and a CSV report), and /v1/exports/{dataset}
-// (download an export now). Schedules that run exchanges are in schedules.ts.
+// (download an export now). Schedules that run exchanges are in schedules.ts. The readers, writers and checks are
+// imported where a handler needs them: they bring exceljs and friends, which most requests never touch.
 import { stringify } from 'csv-stringify';
 import { Readable } from 'node:stream';
 import type { Context } from 'hono';
 import { auditRequest } from '../../audit/log.ts';
 import { HubError } from '../../errors.ts';
 import { DATASET_NAMES, type DatasetName } from '../../files/datasets.ts';
-import { contentTypeOf, createExchange, updateExchange, type ExchangeInput, type ExchangePatch } from '../../files/exchanges.ts';
-import { IMPORT_ACTIONS, POLICIES, type ImportAction, type ImportPolicy } from '../../files/import.ts';
+import type { ExchangeInput, ExchangePatch } from '../../files/exchanges.ts';
 import type { FileSpec } from '../../files/index.ts';
-import { EXCHANGE_JOB, exportRecords, importSpecOf, newRunRow, spoolPath, type ExchangeJobPayload, type ImportSpec } from '../../files/runner.ts';
-import { receiveUpload } from '../../files/upload.ts';
-import { writeRecords, type WriteSpec } from '../../files/write.ts';
+import { contentTypeOf, EXCHANGE_JOB, IMPORT_ACTIONS, importSpecOf, newRunRow, POLICIES, spoolPath, type ExchangeJobPayload, type ImportAction, type ImportPolicy, type ImportSpec } from '../../files/runs.ts';
+import type { WriteSpec } from '../../files/write.ts';
 import { newId } from '../../lib/ids.ts';
 import { resolveMapping } from '../../mappings/repository.ts';
 import type { ExchangesRow } from '../../store/types.ts';
@@ -104,6 +103,7 @@ export function registerFileRoutes(routes: RouteTable): void {
     },
     async (c, { body }) => {
       const { store, cipher, mappings } = c.get('deps');
+      const { createExchange } = await import('../../files/exchanges.ts');
       const row = await store.transaction(async (tx) => {
         const created = await createExchange(tx, { cipher, mappings }, workspaceOf(c), body);
         await auditRequest(tx, c, { action: 'exchange.created', resourceType: 'exchange', resourceId: created.id, details: { name: body.name, direction: body.direction, transport: body.transport.type } });
@@ -155,6 +155,7 @@ export function registerFileRoutes(routes: RouteTable): void {
     },
     async (c, { body }) => {
       const { store, cipher, mappings } = c.get('deps');
+      const { updateExchange } = await import('../../files/exchanges.ts');
       const row = await store.transaction(async (tx) => {
         const exchange = await loadOwned(c, 'exchanges', c.req.param('id')!, tx);
         const saved = await updateExchange(tx, { cipher, mappings }, exchange, body, expectVersion(c, exchange));
@@ -244,6 +245,7 @@ export function registerFileRoutes(routes: RouteTable): void {
     async (c, { query }) => {
       const { store, queue, config, clock } = c.get('deps');
       const runId = newId('run');
+      const { receiveUpload } = await import('../../files/upload.ts');
       const upload = await receiveUpload(c.req.raw, spoolPath(config.files.spoolDir, runId), config.files.maxUploadBytes);
       try {
         const { spec, exchangeId } = await uploadSpec(c, query, upload.fields);
@@ -361,6 +363,7 @@ export function registerFileRoutes(routes: RouteTable): void {
       const format = ((query.format as string | undefined) ?? 'csv') as WriteSpec['format'];
       const params = { ...(query.since ? { since: query.since } : {}), ...(query.until ? { until: query.until } : {}) };
       const counts = { read: 0, written: 0, failed: 0 };
+      const [{ exportRecords }, { writeRecords }] = await Promise.all([import('../../files/runner.ts'), import('../../files/write.ts')]);
       const records = await exportRecords(c.get('deps'), workspaceOf(c), { dataset, params, mapping: (query.mapping as string | undefined) ?? null }, counts);
       // Pull the first record before answering, so that bad parameters are a 400 rather than a broken download.
       const iterator = records[Symbol.asyncIterator]();
