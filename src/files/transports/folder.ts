@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HubError, type FieldError } from '../../errors.ts';
 import { systemClock, type Clock } from '../../lib/clock.ts';
-import { archiveName, checkFileName, checkPattern, checkRelativePath, isFileName, joinPath, matchesPattern } from './names.ts';
+import { archiveName, checkFileName, checkPattern, checkRelativePath, collect, isFileName, joinPath, matchesPattern, throwIfAny } from './names.ts';
 import type { FileSource, FileTarget, PutInfo, SourceFile } from './types.ts';
 
 export interface FolderOptions {
@@ -48,22 +48,6 @@ function codeOf(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | null)?.code;
 }
 
-/** Runs one check, keeping its field errors so that all of a configuration's mistakes are reported at once. */
-function collect<T>(errors: FieldError[], check: () => T): T | undefined {
-  try {
-    return check();
-  } catch (err) {
-    if (!(err instanceof HubError) || !err.errors) throw err;
-    errors.push(...err.errors);
-    return undefined;
-  }
-}
-
-function throwIfAny(errors: FieldError[]): void {
-  if (errors.length === 0) return;
-  const message = errors.length === 1 ? errors[0]!.message : `The folder transport's configuration has ${errors.length} mistakes`;
-  throw new HubError('validation_failed', message, { errors });
-}
 
 function checkRoot(root: unknown, errors: FieldError[]): string {
   if (typeof root !== 'string' || root === '' || !isAbsolute(root)) {
@@ -133,7 +117,7 @@ export function createFolderSource(options: FolderSourceOptions): FileSource {
     // A finished file left where files wait would be imported again on every run.
     if (targets[outcome] === path) errors.push({ field, code: 'same_folder', message: `${field.slice(1)} must not be the folder files wait in` });
   }
-  throwIfAny(errors);
+  throwIfAny(errors, "The folder transport");
   const clock = options.clock ?? systemClock;
 
   async function waitingFile(name: string): Promise<{ folder: Folder; file: string }> {
@@ -249,7 +233,7 @@ export function createFolderTarget(options: FolderTargetOptions): FileTarget {
   const errors: FieldError[] = [];
   const root = checkRoot(options.root, errors);
   const path = collect(errors, () => checkRelativePath(options.path ?? '', '/path')) ?? '';
-  throwIfAny(errors);
+  throwIfAny(errors, "The folder transport");
 
   return {
     async put(name: string, body: Readable, _info: PutInfo): Promise<{ location: string }> {

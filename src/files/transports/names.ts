@@ -2,7 +2,7 @@
 // onto a server, and it is later joined to a directory, reported and moved: so it is one plain name, never a path,
 // never hidden (a leading dot is how uploaders, this hub included, mark files still being written). Configured
 // folder paths are checked here too, so a schedule cannot point a transport outside the place it was given.
-import { HubError } from '../../errors.ts';
+import { HubError, type FieldError } from '../../errors.ts';
 
 /** Most filesystems and SFTP servers refuse longer names (NAME_MAX). */
 export const MAX_NAME_BYTES = 255;
@@ -232,4 +232,22 @@ export function archiveName(name: string, now: Date, attempt = 1): string {
   const fixed = Buffer.byteLength(`.${stamp}${ext}`, 'utf8');
   while (stem !== '' && Buffer.byteLength(stem, 'utf8') + fixed > MAX_NAME_BYTES) stem = [...stem].slice(0, -1).join('');
   return `${stem}.${stamp}${ext}`;
+}
+
+/** Runs one check, keeping its field errors so that all of a configuration's mistakes are reported at once. */
+export function collect<T>(errors: FieldError[], check: () => T): T | undefined {
+  try {
+    return check();
+  } catch (err) {
+    if (!(err instanceof HubError) || !err.errors) throw err;
+    errors.push(...err.errors);
+    return undefined;
+  }
+}
+
+/** Throws the collected mistakes of `what` ("The SFTP transport") as one validation_failed, if there are any. */
+export function throwIfAny(errors: FieldError[], what: string): void {
+  if (errors.length === 0) return;
+  const message = errors.length === 1 ? errors[0]!.message : `${what}'s configuration has ${errors.length} mistakes`;
+  throw new HubError('validation_failed', message, { errors });
 }

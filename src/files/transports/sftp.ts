@@ -18,7 +18,7 @@ import type { ConnectConfig, FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2
 import SftpClient from 'ssh2-sftp-client';
 import { HubError, isHubError, type FieldError } from '../../errors.ts';
 import { systemClock, type Clock } from '../../lib/clock.ts';
-import { archiveName, checkFileName, checkPattern, checkRemotePath, isFileName, joinPath, matchesPattern } from './names.ts';
+import { archiveName, checkFileName, checkPattern, checkRemotePath, collect, isFileName, joinPath, matchesPattern, throwIfAny } from './names.ts';
 import type { FileSource, FileTarget, PutInfo, SourceFile } from './types.ts';
 
 const { STATUS_CODE } = ssh2.utils.sftp;
@@ -82,21 +82,6 @@ interface Settings {
 
 // --- configuration ------------------------------------------------------------------------------------------
 
-function collect<T>(errors: FieldError[], check: () => T): T | undefined {
-  try {
-    return check();
-  } catch (err) {
-    if (!(err instanceof HubError) || !err.errors) throw err;
-    errors.push(...err.errors);
-    return undefined;
-  }
-}
-
-function throwIfAny(errors: FieldError[]): void {
-  if (errors.length === 0) return;
-  const message = errors.length === 1 ? errors[0]!.message : `The SFTP transport's configuration has ${errors.length} mistakes`;
-  throw new HubError('validation_failed', message, { errors });
-}
 
 function checkSettings(o: SftpOptions, errors: FieldError[]): Settings {
   const add = (field: string, code: string, message: string) => errors.push({ field, code, message });
@@ -525,7 +510,7 @@ export function createSftpSource(options: SftpSourceOptions): FileSource {
     // A finished file left where files wait would be imported again on every run.
     if (targets[outcome] === path) errors.push({ field, code: 'same_folder', message: `${field.slice(1)} must not be the folder files wait in` });
   }
-  throwIfAny(errors);
+  throwIfAny(errors, "The SFTP transport");
   const session = new Session(s);
   const folder = path === '' ? '.' : path;
 
@@ -604,7 +589,7 @@ export function createSftpTarget(options: SftpTargetOptions): FileTarget {
   const errors: FieldError[] = [];
   const s = checkSettings(options, errors);
   const path = collect(errors, () => checkRemotePath(options.path ?? '', '/path')) ?? '';
-  throwIfAny(errors);
+  throwIfAny(errors, "The SFTP transport");
   const session = new Session(s);
 
   return {
