@@ -104,6 +104,9 @@ switch (phase) {
     done(run.rowsApplied, started, { state: run.state });
     break;
   }
+  case 'baseline':
+    done(0, started);
+    break;
   case 'csv-parse': {
     let n = 0;
     for await (const _record of createReadStream(args[0]!).pipe(parse({ columns: true }))) n++;
