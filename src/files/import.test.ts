@@ -178,3 +178,36 @@ describe('counts that repeat what is stored', () => {
     expect(await f.store.table('movements').count({ sku: 'A' })).toBe(3);
   });
 });
+
+describe('a run that stops half-way', () => {
+  it('resumes after its cursor: no row applied twice, an order never split', async () => {
+    const { Readable: R } = await import('node:stream');
+    const text =
+      'Order Number,Channel,Line,SKU,Qty,Unit Price,Currency\n' +
+      '1,web,1,A,1,1.00,EUR\n1,web,2,B,1,1.00,EUR\n2,web,1,C,1,1.00,EUR\nx,web,1,A,n/a,1.00,EUR\n2,web,2,D,2,1.00,EUR\n3,web,1,A,1,1.00,EUR\n';
+    const staged = await stageFile(R.from([Buffer.from(text)]), join(dir, 'resume.spool'));
+    const mapping = await compiledMappingFor(f.store, f.workspaceId, 'csv-order-line-in', loadFileMappings());
+    const plan: ImportPlan = { file: { format: 'csv' }, mapping, action: 'order.lines', policy: 'keep-good', scope: 'resume' };
+    let run = await newRun();
+    // The store goes away at the second batch's transaction, as a killed process would leave it.
+    let calls = 0;
+    const flaky = Object.create(f.store) as typeof f.store;
+    flaky.transaction = (fn) => {
+      if (++calls >= 3) return Promise.reject(new (class extends Error { retryable = true; })('gone'));
+      return f.store.transaction(fn);
+    };
+    await expect(importStaged({ store: flaky, clock: f.clock, currency: 'EUR', batchSize: 1 }, run, plan, staged)).rejects.toThrow('gone');
+    run = (await f.store.table('file_runs').get(run.id))!;
+    expect(run.state).toBe('running');
+    expect(run.cursor).toBeGreaterThan(0);
+    const done = await importStaged({ store: f.store, clock: f.clock, currency: 'EUR', batchSize: 1 }, run, plan, staged);
+    expect(done).toMatchObject({ state: 'partial', rowsRead: 6, rowsApplied: 5, rowsFailed: 1 });
+    const orders = (await f.store.table('orders').query({ orderBy: { field: 'externalId' } })).items;
+    expect(orders.map((o) => [o.externalId, (o.lines as unknown[]).length])).toEqual([
+      ['1', 2],
+      ['2', 2],
+      ['3', 1],
+    ]);
+    expect(await f.store.table('file_run_errors').count({ runId: run.id })).toBe(1);
+  });
+});

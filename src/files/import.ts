@@ -76,6 +76,8 @@ class Rollback extends Error {}
 class AlreadyImported extends Error {}
 
 const MAX_MESSAGE = 1000;
+/** Rows an order's lines may span (its lines and failed rows between them). */
+const MAX_ORDER_SPAN = 10_000;
 /** A file without records is refused rather than taken as "nothing to do": it is usually a failed export upstream. */
 const EMPTY = { code: 'empty_file', message: 'The file has no records' };
 
@@ -181,11 +183,14 @@ class Importer {
     let pending: { key: string; lines: OrderLineRecord[]; rows: number[]; first: number; last: number } | null = null;
     let units: Unit[] = [];
     let errorSeq = dry ? 0 : this.run.rowsFailed;
+    // What is decided commits; an order still gathering lines holds the cursor at its first line (it may have
+    // failed rows after that line waiting with it), so after a crash the order is read again whole.
     const flush = async () => {
-      if (units.length === 0) return;
-      const batch = units;
-      units = [];
-      errorSeq = await this.commit(batch, dry, errorSeq);
+      const hold = pending ? pending.first : Infinity;
+      const ready = units.filter((u) => u.last < hold).sort((a, b) => a.last - b.last);
+      if (ready.length === 0) return;
+      units = units.filter((u) => u.last >= hold);
+      errorSeq = await this.commit(ready, dry, errorSeq, hold === Infinity ? ready[ready.length - 1]!.last + 1 : hold);
     };
     const closeOrder = () => {
       if (!pending) return;
@@ -222,9 +227,14 @@ class Importer {
             }
           }
         }
-        // An order still gathering lines holds the cursor back, so it is never split across a crash.
-        if (units.length >= this.batchSize && !pending) await flush();
-        else if (units.length >= this.batchSize * 4) await flush();
+        if (pending && ordinal - pending.first >= MAX_ORDER_SPAN) {
+          // Lines of one order this far apart are not one order's lines; and they would hold everything between.
+          const p = pending;
+          pending = null;
+          this.doneOrders.add(p.key);
+          units.push({ last: p.last, records: p.lines.length, rows: p.rows, failures: [{ row: p.rows[0]!, column: null, field: '/externalId', code: 'order_too_long', message: `Order ${p.lines[0]!.externalId} spans more than ${MAX_ORDER_SPAN} rows; the lines of one order must follow each other` }] });
+        }
+        if (units.length >= this.batchSize) await flush();
       }
     } catch (err) {
       if (!isFileFailure(err) || err.retryable) throw err;
@@ -254,20 +264,28 @@ class Importer {
     return { value: input };
   }
 
-  /** Applies (or tries, when dry) a batch; returns the next error sequence number. */
-  private async commit(units: Unit[], dry: boolean, errorSeq: number): Promise<number> {
+  /**
+   * Applies (or tries, when dry) a batch of decided units, in one transaction that moves the cursor to `cursor`;
+   * returns the next error sequence number.
+   */
+  private async commit(units: Unit[], dry: boolean, errorSeq: number, cursor: number): Promise<number> {
     if (dry) {
       const failures = await this.tryBatch(units);
       return this.record(units, failures, errorSeq);
     }
-    for (let attempt = 0; ; attempt++) {
+    let batch = units;
+    for (let attempt = 0, refusals = 0; ; attempt++) {
       try {
-        return await this.applyTogether(units, errorSeq);
+        return await this.applyTogether(batch, errorSeq, cursor);
       } catch (err) {
         if (err instanceof AlreadyImported) throw err;
-        if (isHubError(err) && !err.retryable && err.code !== 'version_conflict') {
-          // A unit was refused: find which by applying one unit per transaction.
-          return this.applyOneByOne(units, errorSeq);
+        if (isHubError(err) && !err.retryable && err.code !== 'version_conflict' && refusals++ < 3) {
+          // A unit was refused: find which by trying each alone (rolled back), then apply the rest together, so
+          // the batch still commits as one with its cursor.
+          const failures = await this.tryBatch(batch);
+          if (failures.size === 0 && refusals > 1) throw err;
+          batch = batch.map((u) => (failures.has(u) ? { ...u, input: undefined, failures: failures.get(u)! } : u));
+          continue;
         }
         if (attempt >= 3) throw err;
         await new Promise((r) => setTimeout(r, 20 * (attempt + 1)));
@@ -326,7 +344,7 @@ class Importer {
     return errorSeq;
   }
 
-  private async applyTogether(units: Unit[], errorSeq: number): Promise<number> {
+  private async applyTogether(units: Unit[], errorSeq: number, cursor: number): Promise<number> {
     const todo = units.filter((u) => u.input);
     const errors = units.flatMap((u) => u.failures);
     const failed = units.reduce((n, u) => n + (u.failures.length ? u.records : 0), 0);
@@ -338,7 +356,7 @@ class Importer {
       await this.applyUnits(tx, todo);
       errorSeq = await this.storeErrors(tx, errors, errorSeq);
       await this.saveIn(tx, {
-        cursor: units[units.length - 1]!.last + 1,
+        cursor,
         rowsRead: this.run.rowsRead + read,
         rowsApplied: this.run.rowsApplied + applied,
         rowsFailed: this.run.rowsFailed + failed,
@@ -347,23 +365,6 @@ class Importer {
     // Only once it is committed: a rolled-back batch takes its marker with it, and the retry writes it again.
     if (marked) this.markerWritten = true;
     await this.env.onProgress?.(this.run);
-    return errorSeq;
-  }
-
-  private async applyOneByOne(units: Unit[], errorSeq: number): Promise<number> {
-    for (const u of units) {
-      let failures = u.failures;
-      if (u.input) {
-        try {
-          errorSeq = await this.applyTogether([u], errorSeq);
-          continue;
-        } catch (err) {
-          if (err instanceof AlreadyImported || !isHubError(err) || err.retryable || err.code === 'version_conflict') throw err;
-          failures = failuresOfError(err, u.rows[0] ?? null);
-        }
-      }
-      errorSeq = await this.applyTogether([{ ...u, input: undefined, failures }], errorSeq);
-    }
     return errorSeq;
   }
 
