@@ -346,7 +346,7 @@ export function registerFileRoutes(routes: RouteTable): void {
       path: '/v1/exports/{dataset}',
       operationId: 'downloadExport',
       summary: 'Download a dataset now as CSV, XML or XLSX (streamed)',
-      description: `Datasets: ${DATASET_NAMES.join(', ')}. An optional mapping turns each record into the file's record; records it refuses are left out (counted in the X-Records-Skipped trailer of the log).`,
+      description: `Datasets: ${DATASET_NAMES.join(', ')}. An optional mapping turns each record into the file's record; records it refuses are left out. Cells a spreadsheet would run as formulas are prefixed with an apostrophe.`,
       tag: TAG,
       auth: READ,
       query: [
