@@ -189,6 +189,12 @@ describe('uploads (POST /v1/imports)', () => {
     expect((await t.call('GET', `/v1/file-runs/${res.body.runId}`)).body).toMatchObject({ state: 'succeeded', rowsApplied: 1 });
     expect(await onHand('TEE-BLK-M')).toBe(7);
 
+    // An Idempotency-Key does not make the hub buffer the upload; the same file is known by its checksum anyway.
+    const keyed = await raw('POST', '/v1/imports?action=stock.count&mapping=csv-stock-count-in', csv, { 'Content-Type': 'text/csv', 'Idempotency-Key': 'k1' });
+    expect(keyed.status).toBe(202);
+    await runDueJobs(t.hub);
+    expect((await t.call('GET', `/v1/file-runs/${keyed.body.runId}`)).body).toMatchObject({ state: 'duplicate' });
+
     const form = new FormData();
     form.set('action', 'stock.count');
     form.set('mapping', 'csv-stock-count-in');

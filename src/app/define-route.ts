@@ -142,7 +142,8 @@ export function createRouteTable(app: Hono<HubEnv>): RouteTable {
       const chain: MiddlewareHandler<HubEnv>[] = [];
       if (spec.auth) {
         chain.push(guard(spec.auth.resource, spec.auth.action));
-        if (spec.method === 'post') chain.push(idempotency());
+        // An upload is not buffered to fingerprint it: the same file sent twice is recognised by its checksum.
+        if (spec.method === 'post' && !spec.upload) chain.push(idempotency());
       }
       const parseQuery = queryValidator(spec);
       const bodyValidator = spec.body ? validatorFor(spec.body.schema) : null;

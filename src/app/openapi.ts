@@ -101,7 +101,7 @@ function operation(spec: RouteSpec): JsonSchema {
   if (spec.ifMatch) {
     parameters.push({ name: 'If-Match', in: 'header', required: false, description: 'The ETag you read; the change fails with 412 if the resource changed since.', schema: { type: 'string' } });
   }
-  if (spec.auth && spec.method === 'post') {
+  if (spec.auth && spec.method === 'post' && !spec.upload) {
     parameters.push({ name: 'Idempotency-Key', in: 'header', required: false, description: 'Retries with the same key and body get the stored response for 24 hours.', schema: { type: 'string', maxLength: 255 } });
   }
   const responses: JsonSchema = {};
@@ -126,7 +126,7 @@ function operation(spec: RouteSpec): JsonSchema {
     responses['401'] ??= problem('Missing, invalid, revoked or expired credentials');
     responses['403'] ??= problem(`The credentials lack the scope ${spec.auth.resource}:${spec.auth.action}`);
     responses['429'] ??= problem('Rate limited; see Retry-After');
-    if (spec.method === 'post') {
+    if (spec.method === 'post' && !spec.upload) {
       responses['400'] ??= problem('The Idempotency-Key is malformed');
       responses['409'] ??= problem('A request with this Idempotency-Key is still running (or another conflict)');
       responses['422'] ??= problem('The Idempotency-Key was used with a different request');

@@ -240,7 +240,12 @@ export function registerFileRoutes(routes: RouteTable): void {
         { name: 'sheet', description: 'XLSX: the sheet name (default the first).', schema: { type: 'string', maxLength: 100 } },
       ],
       upload: { contentTypes: [...FILE_TYPES, 'application/octet-stream', 'multipart/form-data'], description: 'The file, raw or as the multipart part "file".' },
-      responses: { 202: { description: 'Stored; a job imports it', schema: JOB_ACCEPTED, headers: ['Location'] }, 413: PROBLEM('The file is larger than HUB_MAX_UPLOAD_BYTES') },
+      responses: {
+        202: { description: 'Stored; a job imports it', schema: JOB_ACCEPTED, headers: ['Location'] },
+        404: PROBLEM('No such exchange'),
+        413: PROBLEM('The file is larger than HUB_MAX_UPLOAD_BYTES'),
+        422: PROBLEM('No such mapping'),
+      },
     },
     async (c, { query }) => {
       const { store, queue, config, clock } = c.get('deps');
