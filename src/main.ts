@@ -45,7 +45,9 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(`Cannot open the database ${dbPath}: ${(err as Error).message}`);
   }
-  const hub = createHub({ config, store, encryptionKey: key.key, log });
+  // Appwrite Storage exchanges of an embedded hub default to this project when it is configured.
+  const appwrite = { endpoint: process.env.APPWRITE_ENDPOINT?.trim() || undefined, projectId: process.env.APPWRITE_PROJECT?.trim() || undefined, apiKey: process.env.APPWRITE_API_KEY?.trim() || undefined };
+  const hub = createHub({ config, store, encryptionKey: key.key, log, appwrite });
   const boot = await bootstrapIfEmpty(store, hub.deps.clock);
 
   let server: ServerType;

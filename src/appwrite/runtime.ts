@@ -198,7 +198,8 @@ function buildContainer(settings: Settings, key: string, fingerprint: string, li
   const functions = new lib.Functions(new lib.Client().setEndpoint(endpoint).setProject(projectId).setKey(key));
   const dispatcher = createJobDispatcher({ starter: functions, log: log.child({ part: 'dispatch' }) });
   let shared: Hub | null = null;
-  const newHub = () => lib.createHub({ config, store, encryptionKey, log });
+  // Storage exchanges default to this project, with the execution's key (the function's scopes).
+  const newHub = () => lib.createHub({ config, store, encryptionKey, log, appwrite: { endpoint, projectId, apiKey: key } });
   return {
     fingerprint,
     functionsClient: functions.client,
