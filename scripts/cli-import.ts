@@ -7,9 +7,8 @@ import { basename } from 'node:path';
 import { Transform } from 'node:stream';
 import type { HubConfig } from '../src/config.ts';
 import { HubError } from '../src/errors.ts';
-import { importStaged, IMPORT_ACTIONS, POLICIES, type ImportAction, type ImportPolicy } from '../src/files/import.ts';
-import type { FileSpec } from '../src/files/index.ts';
-import { importSpecOf, newRunRow, spoolPath, type ImportSpec } from '../src/files/runner.ts';
+import { importStaged } from '../src/files/import.ts';
+import { adhocImportSpec, importSpecOf, newRunRow, spoolPath, type ImportSpec } from '../src/files/runs.ts';
 import { stageFile, type StagedFile } from '../src/files/stage.ts';
 import type { Clock } from '../src/lib/clock.ts';
 import { newId } from '../src/lib/ids.ts';
@@ -47,19 +46,10 @@ async function specFrom(store: Store, args: ImportArgs): Promise<{ spec: ImportS
     if (!exchange || exchange.workspaceId !== args.workspace.id || exchange.direction !== 'import') throw usage(`No import exchange "${args.exchange}" in ${args.workspace.slug}`);
     return { spec: importSpecOf(exchange), exchangeId: exchange.id };
   }
-  const action = args.action as ImportAction | undefined;
-  if (!action || !IMPORT_ACTIONS.includes(action)) throw usage(`--action is required (or --exchange): one of ${IMPORT_ACTIONS.join(', ')}`);
-  const policy = (args.policy ?? 'reject-all') as ImportPolicy;
-  if (!POLICIES.includes(policy)) throw usage(`--policy is reject-all or keep-good`);
   const format = args.format ?? (/\.xlsx$/i.test(args.file) ? 'xlsx' : /\.xml$/i.test(args.file) ? 'xml' : 'csv');
-  let file: FileSpec;
-  if (format === 'csv') file = { format, options: args.delimiter ? { delimiter: args.delimiter } : {} };
-  else if (format === 'xml') {
-    if (!args.recordPath) throw usage('--record-path is required for XML, e.g. --record-path Orders/Order');
-    file = { format, options: { recordPath: args.recordPath } };
-  } else if (format === 'xlsx') file = { format, options: args.sheet ? { sheet: args.sheet } : {} };
-  else throw usage('--format is csv, xml or xlsx');
-  return { spec: { file, mapping: args.mapping ?? null, action, policy, scope: `upload:${args.mapping ?? '-'}:${action}` }, exchangeId: null };
+  const kebab = (part: string) => `--${part.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  const spec = adhocImportSpec({ action: args.action, mapping: args.mapping, policy: args.policy, format, delimiter: args.delimiter, recordPath: args.recordPath, sheet: args.sheet }, { field: kebab, label: kebab });
+  return { spec, exchangeId: null };
 }
 
 /** Counts the bytes the reader has taken, for a progress bar that is right for every format. */

@@ -86,6 +86,24 @@ export function importMarkerId(workspaceId: string, scope: string, checksum: str
   return `fim_${createHash('sha256').update(`${workspaceId}\u0000${scope}\u0000${checksum}`).digest('hex').slice(0, 32)}`;
 }
 
+/** The data was refused (a rule, a reference, a schema): not a failure that trying again can cure. */
+function isRefusal(err: unknown): err is HubError {
+  return isHubError(err) && !err.retryable && err.code !== 'version_conflict';
+}
+
+/** What a stretch of units counts for the run: records read, failed and applied, and the failed rows. */
+function tally(units: Unit[]): { read: number; failed: number; applied: number; errors: RowFailure[] } {
+  const t = { read: 0, failed: 0, applied: 0, errors: [] as RowFailure[] };
+  for (const u of units) {
+    t.read += u.records;
+    if (u.failures.length) {
+      t.failed += u.records;
+      t.errors.push(...u.failures);
+    } else if (u.input) t.applied += u.records;
+  }
+  return t;
+}
+
 function errorRowId(runId: string, seq: number): string {
   return `fre_${createHash('sha256').update(`${runId}:${seq}`).digest('hex').slice(0, 32)}`;
 }
@@ -279,7 +297,7 @@ class Importer {
         return await this.applyTogether(batch, errorSeq, cursor);
       } catch (err) {
         if (err instanceof AlreadyImported) throw err;
-        if (isHubError(err) && !err.retryable && err.code !== 'version_conflict' && refusals++ < 3) {
+        if (isRefusal(err) && refusals++ < 3) {
           // A unit was refused: find which by trying each alone (rolled back), then apply the rest together, so
           // the batch still commits as one with its cursor.
           const failures = await this.tryBatch(batch);
@@ -293,49 +311,35 @@ class Importer {
     }
   }
 
-  /** Dry run: which units would be refused, without keeping anything. */
-  private async tryBatch(units: Unit[]): Promise<Map<Unit, RowFailure[]>> {
-    const failures = new Map<Unit, RowFailure[]>();
-    const todo = units.filter((u) => u.input);
-    if (todo.length === 0) return failures;
+  /** Applies `units` in a transaction that is rolled back: the refusal, when the data was refused. */
+  private async trial(units: Unit[]): Promise<HubError | null> {
     try {
       await this.env.store.transaction(async (tx) => {
-        await this.applyUnits(tx, todo);
+        await this.applyUnits(tx, units);
         throw new Rollback();
       });
     } catch (err) {
-      if (!(err instanceof Rollback)) {
-        if (!isHubError(err) || err.retryable || err.code === 'version_conflict') throw err;
-        // Something was refused: try each unit alone to say which.
-        for (const u of todo) {
-          try {
-            await this.env.store.transaction(async (tx) => {
-              await this.applyUnits(tx, [u]);
-              throw new Rollback();
-            });
-          } catch (e) {
-            if (e instanceof Rollback) continue;
-            if (!isHubError(e) || e.retryable || e.code === 'version_conflict') throw e;
-            failures.set(u, failuresOfError(e, u.rows[0] ?? null));
-          }
-        }
-      }
+      if (err instanceof Rollback) return null;
+      if (isRefusal(err)) return err;
+      throw err;
+    }
+    return null;
+  }
+
+  /** Dry run: which units would be refused, without keeping anything (each alone, once the batch is refused). */
+  private async tryBatch(units: Unit[]): Promise<Map<Unit, RowFailure[]>> {
+    const failures = new Map<Unit, RowFailure[]>();
+    const todo = units.filter((u) => u.input);
+    if (todo.length === 0 || !(await this.trial(todo))) return failures;
+    for (const u of todo) {
+      const refusal = await this.trial([u]);
+      if (refusal) failures.set(u, failuresOfError(refusal, u.rows[0] ?? null));
     }
     return failures;
   }
 
   private async record(units: Unit[], extra: Map<Unit, RowFailure[]>, errorSeq: number): Promise<number> {
-    let read = 0;
-    let failed = 0;
-    const errors: RowFailure[] = [];
-    for (const u of units) {
-      read += u.records;
-      const f = u.failures.length ? u.failures : extra.get(u);
-      if (f?.length) {
-        failed += u.records;
-        errors.push(...f);
-      }
-    }
+    const { read, failed, errors } = tally(units.map((u) => (extra.has(u) ? { ...u, input: undefined, failures: extra.get(u)! } : u)));
     await this.env.store.transaction(async (tx) => {
       errorSeq = await this.storeErrors(tx, errors, errorSeq);
       await this.saveIn(tx, { rowsRead: this.run.rowsRead + read, rowsFailed: this.run.rowsFailed + failed });
@@ -346,10 +350,7 @@ class Importer {
 
   private async applyTogether(units: Unit[], errorSeq: number, cursor: number): Promise<number> {
     const todo = units.filter((u) => u.input);
-    const errors = units.flatMap((u) => u.failures);
-    const failed = units.reduce((n, u) => n + (u.failures.length ? u.records : 0), 0);
-    const read = units.reduce((n, u) => n + u.records, 0);
-    const applied = todo.reduce((n, u) => n + u.records, 0);
+    const { read, failed, applied, errors } = tally(units);
     let marked = false;
     await this.env.store.transaction(async (tx) => {
       if (todo.length > 0) marked = await this.mark(tx);

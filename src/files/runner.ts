@@ -3,6 +3,7 @@
 // the mapping into the file format and puts the file at its target. Uploads (POST /v1/imports, the CLI) are runs
 // whose file is already staged. A retried job finds the runs it left unfinished and resumes them after their
 // cursor, from the spool copy, so a crash never applies a row twice.
+import { stat } from 'node:fs/promises';
 import { HubError, isHubError } from '../errors.ts';
 import type { JobContext, JobHandler } from '../jobs/worker.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -166,7 +167,6 @@ async function importOne(deps: FilesDeps, ctx: JobContext, source: ReturnType<ty
 }
 
 async function exists(path: string): Promise<boolean> {
-  const { stat } = await import('node:fs/promises');
   return stat(path).then(
     () => true,
     () => false,

@@ -3,6 +3,7 @@
 // scheduler can name them without loading those: on Appwrite they load on the first file a function touches.
 import { join } from 'node:path';
 import { ACTION_NAMES } from '../apply/actions.ts';
+import { HubError } from '../errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { ExchangesRow, FileRunsRow, NewRow } from '../store/types.ts';
 import type { FileSpec } from './index.ts';
@@ -39,6 +40,46 @@ export interface ImportSpec {
 /** Where a run's file is staged: found again by a resumed run. */
 export function spoolPath(spoolDir: string, runId: string): string {
   return join(spoolDir, `${runId}.spool`);
+}
+
+/** A one-off import given by its parts: an upload's query, or the CLI's options. */
+export interface AdhocImport {
+  action?: string;
+  mapping?: string | null;
+  policy?: string;
+  format?: string;
+  delimiter?: string;
+  encoding?: string;
+  recordPath?: string;
+  /** XML elements that are always lists, comma-separated. */
+  isArray?: string;
+  sheet?: string;
+}
+
+/**
+ * The import spec of a one-off import, checked. `naming` says how a part is called where it came from: its
+ * pointer in the error's fields and its name in the sentence (`/query/action` and `action`, or `--action`).
+ */
+export function adhocImportSpec(p: AdhocImport, naming: { field(part: string): string; label(part: string): string }): ImportSpec {
+  const fail = (part: string, problem: string): never => {
+    const message = `${naming.label(part)} ${problem}`;
+    throw new HubError('validation_failed', message, { errors: [{ field: naming.field(part), code: 'invalid', message }] });
+  };
+  const action = p.action as ImportAction | undefined;
+  if (!action || !IMPORT_ACTIONS.includes(action)) fail('action', `is required without an exchange: one of ${IMPORT_ACTIONS.join(', ')}`);
+  const policy = (p.policy ?? 'reject-all') as ImportPolicy;
+  if (!POLICIES.includes(policy)) fail('policy', `must be one of ${POLICIES.join(', ')}`);
+  const format = p.format ?? 'csv';
+  let file: FileSpec;
+  if (format === 'csv') file = { format, options: { ...(p.delimiter ? { delimiter: p.delimiter } : {}), ...(p.encoding ? { encoding: p.encoding as 'utf-8' } : {}) } };
+  else if (format === 'xml') {
+    if (!p.recordPath) return fail('recordPath', 'is required for XML: the path of the repeating record element, e.g. Orders/Order');
+    const isArray = p.isArray?.split(',').map((n) => n.trim()).filter(Boolean);
+    file = { format, options: { recordPath: p.recordPath, ...(isArray?.length ? { isArray } : {}) } };
+  } else if (format === 'xlsx') file = { format, options: p.sheet ? { sheet: p.sheet } : {} };
+  else return fail('format', 'must be csv, xml or xlsx');
+  const mapping = p.mapping ?? null;
+  return { file, mapping, action: action!, policy, scope: `upload:${mapping ?? '-'}:${action}` };
 }
 
 export function importSpecOf(exchange: ExchangesRow): ImportSpec {

@@ -2,15 +2,13 @@
 // /v1/file-runs (every file imported or exported, its failed rows and a CSV report), and /v1/exports/{dataset}
 // (download an export now). Schedules that run exchanges are in schedules.ts. The readers, writers and checks are
 // imported where a handler needs them: they bring exceljs and friends, which most requests never touch.
-import { stringify } from 'csv-stringify';
 import { Readable } from 'node:stream';
 import type { Context } from 'hono';
 import { auditRequest } from '../../audit/log.ts';
 import { HubError } from '../../errors.ts';
 import { DATASET_NAMES, type DatasetName } from '../../files/datasets.ts';
 import type { ExchangeInput, ExchangePatch } from '../../files/exchanges.ts';
-import type { FileSpec } from '../../files/index.ts';
-import { contentTypeOf, EXCHANGE_JOB, IMPORT_ACTIONS, importSpecOf, newRunRow, POLICIES, spoolPath, type ExchangeJobPayload, type ImportAction, type ImportPolicy, type ImportSpec } from '../../files/runs.ts';
+import { adhocImportSpec, contentTypeOf, EXCHANGE_JOB, IMPORT_ACTIONS, importSpecOf, newRunRow, POLICIES, spoolPath, type ExchangeJobPayload, type ImportSpec } from '../../files/runs.ts';
 import type { WriteSpec } from '../../files/write.ts';
 import { newId } from '../../lib/ids.ts';
 import { resolveMapping } from '../../mappings/repository.ts';
@@ -50,39 +48,26 @@ async function uploadSpec(c: Context<HubEnv>, q: Record<string, unknown>, fields
     if (exchange.direction !== 'import') throw queryError('exchange', `names an export; uploads go to an import exchange`);
     return { spec: importSpecOf(exchange), exchangeId: exchange.id };
   }
-  const action = get('action') as ImportAction | undefined;
-  if (!action || !IMPORT_ACTIONS.includes(action)) throw queryError('action', `is required without an exchange: one of ${IMPORT_ACTIONS.join(', ')}`);
-  const policy = (get('policy') ?? 'reject-all') as ImportPolicy;
-  if (!POLICIES.includes(policy)) throw queryError('policy', `must be one of ${POLICIES.join(', ')}`);
-  const format = get('format') ?? 'csv';
-  let file: FileSpec;
-  if (format === 'csv') file = { format, options: { ...(get('delimiter') ? { delimiter: get('delimiter') } : {}), ...(get('encoding') ? { encoding: get('encoding') as 'utf-8' } : {}) } };
-  else if (format === 'xml') {
-    const recordPath = get('recordPath');
-    if (!recordPath) throw queryError('recordPath', 'is required for XML: the path of the repeating record element, e.g. Orders/Order');
-    const isArray = get('isArray')?.split(',').map((n) => n.trim()).filter(Boolean);
-    file = { format, options: { recordPath, ...(isArray?.length ? { isArray } : {}) } };
-  } else if (format === 'xlsx') file = { format, options: get('sheet') ? { sheet: get('sheet')! } : {} };
-  else throw queryError('format', 'must be csv, xml or xlsx');
-  const mapping = get('mapping') ?? null;
+  const spec = adhocImportSpec(
+    { action: get('action'), mapping: get('mapping'), policy: get('policy'), format: get('format'), delimiter: get('delimiter'), encoding: get('encoding'), recordPath: get('recordPath'), isArray: get('isArray'), sheet: get('sheet') },
+    { field: (part) => `/query/${part}`, label: (part) => part },
+  );
+  const mapping = spec.mapping;
   if (mapping && !(await resolveMapping(c.get('deps').store, workspaceOf(c), mapping, c.get('deps').mappings))) {
     throw new HubError('unknown_reference', `There is no mapping "${mapping}"`, { errors: [{ field: '/query/mapping', code: 'unknown', message: `there is no mapping "${mapping}"` }] });
   }
-  return { spec: { file, mapping, action, policy, scope: `upload:${mapping ?? '-'}:${action}` }, exchangeId: null };
+  return { spec, exchangeId: null };
 }
 
-function reportCsv(c: Context<HubEnv>, runId: string): Readable {
+/** A run's failed rows, in file order, as records for the CSV report. */
+async function* reportRows(c: Context<HubEnv>, runId: string): AsyncGenerator<Record<string, unknown>> {
   const table = c.get('deps').store.table('file_run_errors');
-  const rows = (async function* () {
-    let cursor: string | null = null;
-    do {
-      const page = await table.query({ where: { runId }, orderBy: { field: 'seq' }, limit: 1000, cursor });
-      for (const e of page.items) yield [e.row ?? '', e.column ?? '', e.field ?? '', e.code, e.message];
-      cursor = page.nextCursor;
-    } while (cursor);
-  })();
-  // Cells that a spreadsheet would run as formulas are quoted by a leading apostrophe (the file is opened in Excel).
-  return Readable.from(rows).pipe(stringify({ header: true, columns: ['row', 'column', 'field', 'code', 'message'], cast: { string: (v) => (/^[=+\-@\t\r]/.test(v) && !/^[+-]?\d+(\.\d+)?$/.test(v) ? `'${v}` : v) } }));
+  let cursor: string | null = null;
+  do {
+    const page = await table.query({ where: { runId }, orderBy: { field: 'seq' }, limit: 1000, cursor });
+    for (const e of page.items) yield { row: e.row, column: e.column, field: e.field, code: e.code, message: e.message };
+    cursor = page.nextCursor;
+  } while (cursor);
 }
 
 export function registerFileRoutes(routes: RouteTable): void {
@@ -339,7 +324,10 @@ export function registerFileRoutes(routes: RouteTable): void {
     },
     async (c) => {
       const run = await loadOwned(c, 'file_runs', c.req.param('id')!);
-      return new Response(Readable.toWeb(reportCsv(c, run.id)) as ReadableStream, {
+      // The export writer: the report is opened in spreadsheets, so its cells get the same formula guard.
+      const { writeRecords } = await import('../../files/write.ts');
+      const csv = writeRecords(reportRows(c, run.id), { format: 'csv', options: { columns: ['row', 'column', 'field', 'code', 'message'] } });
+      return new Response(Readable.toWeb(csv) as ReadableStream, {
         headers: { 'Content-Type': 'text/csv; charset=utf-8', 'Content-Disposition': `attachment; filename="${run.id}-report.csv"` },
       });
     },
