@@ -1,4 +1,5 @@
 // One phase of bench/import in a process of its own (see import.ts); prints one JSON line: items, seconds, peak RSS.
+// The import runs with the hub's defaults (batch size, page cache, a reading worker for files of 4 MiB and more).
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -76,7 +77,7 @@ async function importFile(store: Store, path: string, format: 'csv' | 'xml', sco
   try {
     const run = await newRun(store, workspace.id, path);
     const file = format === 'csv' ? ({ format: 'csv' } as const) : ({ format: 'xml', options: { recordPath: 'StockReport/Item' } } as const);
-    return await importStaged({ store, clock: systemClock, currency: 'EUR' }, run, { file, mapping, action: 'stock.count', policy: 'keep-good', scope }, staged);
+    return await importStaged({ store, clock: systemClock, currency: 'EUR', workerMinBytes: process.env.BENCH_NO_WORKER ? Infinity : undefined }, run, { file, mapping, action: 'stock.count', policy: 'keep-good', scope }, staged);
   } finally {
     await staged.remove();
   }
@@ -128,4 +129,3 @@ switch (phase) {
   default:
     throw new Error(`unknown phase ${phase}`);
 }
-

@@ -108,6 +108,8 @@ export async function importCommand(store: Store, config: HubConfig, clock: Cloc
         store,
         clock,
         currency: args.workspace.currency,
+        // As the hub's runner: Appwrite transactions take fewer operations.
+        batchSize: store.kind === 'appwrite' ? 50 : undefined,
         onProgress: (r) => {
           if (r.rowsTotal != null && pass === 'checking') pass = 'importing';
           run = r;

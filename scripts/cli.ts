@@ -222,7 +222,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       io.err(`No database at ${dbPath}: start the hub once (npm start) or set HUB_DATA_DIR.`);
       return 2;
     }
-    store = createSqliteStore({ path: dbPath, clock });
+    store = createSqliteStore({ path: dbPath, clock, cacheMb: config.sqliteCacheMb });
   }
   try {
     if (group === 'import') {

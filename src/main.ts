@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   const dbPath = join(config.dataDir, 'hub.db');
   let store;
   try {
-    store = createSqliteStore({ path: dbPath });
+    store = createSqliteStore({ path: dbPath, cacheMb: config.sqliteCacheMb });
   } catch (err) {
     fail(`Cannot open the database ${dbPath}: ${(err as Error).message}`);
   }

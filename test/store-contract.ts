@@ -224,6 +224,19 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         }
       });
 
+      it('picks fields: the same rows and pages as query, holding id and the fields named', async () => {
+        const t = store.table('jobs');
+        const where = { type: 'order.created' as const, attempts: { gte: 3 } };
+        const whole = await t.query({ where, orderBy: { field: 'runAt' }, limit: 4 });
+        const picked = await t.pick(['type', 'attempts'], { where, orderBy: { field: 'runAt' }, limit: 4 });
+        expect(picked.items.map((r) => ({ id: r.id, type: r.type, attempts: r.attempts }))).toEqual(whole.items.map((r) => ({ id: r.id, type: r.type, attempts: r.attempts })));
+        for (const r of picked.items) expect(Object.keys(r).sort()).toEqual(expect.arrayContaining(['attempts', 'id', 'type']));
+        expect(picked.items.every((r) => !('payload' in r) && !('version' in r))).toBe(true);
+        const next = await t.pick(['attempts'], { where, orderBy: { field: 'runAt' }, limit: 4, cursor: picked.nextCursor });
+        expect(next.items.map((r) => r.id)).toEqual((await t.query({ where, orderBy: { field: 'runAt' }, limit: 4, cursor: whole.nextCursor })).items.map((r) => r.id));
+        await expectCode(t.pick(['nope' as 'type']), 'invalid_query');
+      });
+
       it('pages by id by default and combines a filter with the cursor', async () => {
         const t = store.table('jobs');
         const first = await t.query({ where: { type: 'order.created' }, limit: 10 });

@@ -15,14 +15,14 @@ import { orderFromLines, orderKey, type OrderLineRecord } from '../apply/order-l
 import { adjustStock } from '../inventory/movements.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { CompiledMapping } from '../mappings/compile.ts';
-import { validatorFor } from '../schemas/registry.ts';
-import { toFieldErrors } from '../schemas/validate.ts';
-import type { Db, FileRunsRow, LocationsRow, RowPatch, Store } from '../store/types.ts';
+import type { Db, FileRunsRow, LocationsRow, Page, RowPatch, StockLevelsRow, Store } from '../store/types.ts';
 import { isFileFailure, reasonOf } from './failure.ts';
-import { readFile, type FileSpec, type ReadItem, type RecordError } from './index.ts';
+import { decideInWorker, decideItems, failureOfRead, makeDecider, MAX_MESSAGE, type Decided, type RowFailure } from './decide.ts';
+import { readFile, type FileSpec, type RecordError } from './index.ts';
 import type { StagedFile } from './stage.ts';
 
 export { IMPORT_ACTIONS, POLICIES, type ImportAction, type ImportPolicy } from './runs.ts';
+export type { RowFailure } from './decide.ts';
 
 /** The schema each action's (mapped) input must satisfy. */
 export function actionSchema(action: ImportAction): string {
@@ -44,21 +44,17 @@ export interface ImportEnv {
   clock: Clock;
   /** The workspace's currency, for orders that do not name one. */
   currency: string;
-  /** Records per transaction (default 500; Appwrite transactions take fewer operations). */
+  /** Records per transaction (default 1000; Appwrite transactions take fewer operations). */
   batchSize?: number;
   /** Failed rows kept for the report (the counts stay exact beyond it); default 10,000. */
   maxStoredErrors?: number;
+  /**
+   * Files at least this large (bytes) are read, mapped and checked in a worker thread while this thread applies
+   * (default 4 MiB; Infinity: never). Worth it for files that take seconds: a worker takes a moment to start.
+   */
+  workerMinBytes?: number;
   /** Told after each committed batch, with the run as stored. */
   onProgress?: (run: FileRunsRow) => Promise<void> | void;
-}
-
-/** One failed row as the report lists it. */
-export interface RowFailure {
-  row: number | null;
-  column: string | null;
-  field: string | null;
-  code: string;
-  message: string;
 }
 
 /** A decided stretch of records: one action input (or one order's lines), or records that failed. */
@@ -75,9 +71,10 @@ interface Unit {
 class Rollback extends Error {}
 class AlreadyImported extends Error {}
 
-const MAX_MESSAGE = 1000;
 /** Rows an order's lines may span (its lines and failed rows between them). */
 const MAX_ORDER_SPAN = 10_000;
+/** Files from this size on are read in a worker thread (see ImportEnv.workerMinBytes). */
+const WORKER_MIN_BYTES = 4 * 1024 * 1024;
 /** A file without records is refused rather than taken as "nothing to do": it is usually a failed export upstream. */
 const EMPTY = { code: 'empty_file', message: 'The file has no records' };
 
@@ -108,10 +105,6 @@ function errorRowId(runId: string, seq: number): string {
   return `fre_${createHash('sha256').update(`${runId}:${seq}`).digest('hex').slice(0, 32)}`;
 }
 
-function failureOfRead(error: RecordError): RowFailure {
-  return { row: error.row, column: error.column, field: null, code: error.code, message: error.message.slice(0, MAX_MESSAGE) };
-}
-
 /** Field errors of a refused apply, attributed to the row(s) of the unit. */
 function failuresOfError(err: unknown, row: number | null): RowFailure[] {
   if (isHubError(err) && err.errors?.length) {
@@ -136,7 +129,8 @@ class Importer {
   private markerWritten = false;
   private readonly batchSize: number;
   private readonly maxStoredErrors: number;
-  private readonly validate: ReturnType<typeof validatorFor> | null;
+  /** The schema inputs are checked against after mapping; null when the mapping checks it already. */
+  private readonly schema: string | null;
   private readonly locations = new Map<string, LocationsRow | null>();
   /** Orders whose lines were closed: lines of one of them after another order's are refused. */
   private readonly doneOrders = new Set<string>();
@@ -149,11 +143,11 @@ class Importer {
   ) {
     this.run = run;
     this.markerId = importMarkerId(run.workspaceId, plan.scope, staged.checksum);
-    this.batchSize = env.batchSize ?? 500;
+    this.batchSize = env.batchSize ?? 1000;
     this.maxStoredErrors = env.maxStoredErrors ?? 10_000;
     // A mapping checks its output against its target schema; when that is the action's, once is enough.
     const schema = actionSchema(plan.action);
-    this.validate = plan.mapping?.document.target?.schema === schema ? null : validatorFor(schema);
+    this.schema = plan.mapping?.document.target?.schema === schema ? null : schema;
   }
 
   async execute(): Promise<FileRunsRow> {
@@ -197,7 +191,7 @@ class Importer {
    */
   private async pass(dry: boolean): Promise<{ fatal: RowFailure | null }> {
     const skip = dry ? 0 : this.run.cursor;
-    let ordinal = -1;
+    let ordinal = skip - 1;
     let pending: { key: string; lines: OrderLineRecord[]; rows: number[]; first: number; last: number } | null = null;
     let units: Unit[] = [];
     let errorSeq = dry ? 0 : this.run.rowsFailed;
@@ -219,17 +213,13 @@ class Importer {
     };
     const fail = (row: number, failures: RowFailure[]) => ({ last: ordinal, records: 1, rows: [row], failures });
     try {
-      for await (const item of readFile(this.staged.open(), this.plan.file) as AsyncIterable<ReadItem>) {
-        ordinal++;
-        if (ordinal < skip) continue;
-        if (item.kind === 'error') {
-          units.push(fail(item.row, [failureOfRead(item.error)]));
-        } else {
-          const mapped = this.mapRecord(item.value, item.row);
-          if ('failures' in mapped) units.push(fail(item.row, mapped.failures));
-          else if (this.plan.action !== 'order.lines') units.push({ last: ordinal, records: 1, rows: [item.row], input: mapped.value, failures: [] });
+      for await (const chunk of this.decided(skip)) {
+        for (const item of chunk) {
+          ordinal++;
+          if (item.failures) units.push(fail(item.row, item.failures));
+          else if (this.plan.action !== 'order.lines') units.push({ last: ordinal, records: 1, rows: [item.row], input: item.value, failures: [] });
           else {
-            const line = mapped.value as unknown as OrderLineRecord;
+            const line = item.value as unknown as OrderLineRecord;
             const key = orderKey(line);
             if (pending && pending.key === key) {
               pending.lines.push(line);
@@ -244,15 +234,15 @@ class Importer {
               }
             }
           }
+          if (pending && ordinal - pending.first >= MAX_ORDER_SPAN) {
+            // Lines of one order this far apart are not one order's lines; and they would hold everything between.
+            const p = pending;
+            pending = null;
+            this.doneOrders.add(p.key);
+            units.push({ last: p.last, records: p.lines.length, rows: p.rows, failures: [{ row: p.rows[0]!, column: null, field: '/externalId', code: 'order_too_long', message: `Order ${p.lines[0]!.externalId} spans more than ${MAX_ORDER_SPAN} rows; the lines of one order must follow each other` }] });
+          }
+          if (units.length >= this.batchSize) await flush();
         }
-        if (pending && ordinal - pending.first >= MAX_ORDER_SPAN) {
-          // Lines of one order this far apart are not one order's lines; and they would hold everything between.
-          const p = pending;
-          pending = null;
-          this.doneOrders.add(p.key);
-          units.push({ last: p.last, records: p.lines.length, rows: p.rows, failures: [{ row: p.rows[0]!, column: null, field: '/externalId', code: 'order_too_long', message: `Order ${p.lines[0]!.externalId} spans more than ${MAX_ORDER_SPAN} rows; the lines of one order must follow each other` }] });
-        }
-        if (units.length >= this.batchSize) await flush();
       }
     } catch (err) {
       if (!isFileFailure(err) || err.retryable) throw err;
@@ -267,19 +257,13 @@ class Importer {
     return { fatal: null };
   }
 
-  private mapRecord(value: unknown, row: number): { value: Record<string, unknown> } | { failures: RowFailure[] } {
-    let input = value as Record<string, unknown>;
-    if (this.plan.mapping) {
-      const r = this.plan.mapping.apply(value, row);
-      if (!r.ok) {
-        return { failures: r.errors.slice(0, 20).map((e) => ({ row, column: e.sourcePath, field: e.targetPath || null, code: e.code, message: e.message.slice(0, MAX_MESSAGE) })) };
-      }
-      input = r.value;
+  /** The file's items after the first `skip`, decided; in a worker thread when the file is large. */
+  private decided(skip: number): AsyncIterable<Decided[]> {
+    const { mapping, file } = this.plan;
+    if (this.staged.bytes >= (this.env.workerMinBytes ?? WORKER_MIN_BYTES)) {
+      return decideInWorker({ path: this.staged.path, file, mapping: mapping ? { document: mapping.document, uses: [...mapping.uses] } : null, schema: this.schema, skip });
     }
-    if (this.validate && !this.validate(input)) {
-      return { failures: toFieldErrors(this.validate.errors).slice(0, 20).map((e) => ({ row, column: null, field: e.field || null, code: e.code, message: e.message.slice(0, MAX_MESSAGE) })) };
-    }
-    return { value: input };
+    return decideItems(readFile(this.staged.open(), file), makeDecider(mapping, this.schema), skip);
   }
 
   /**
@@ -430,7 +414,7 @@ class Importer {
     const items = new Map<string, string>();
     for (let i = 0; i < skus.length; i += 500) {
       const slice = skus.slice(i, i + 500);
-      for (const it of (await db.table('inventory_items').query({ where: { workspaceId: ctx.workspaceId, sku: { in: slice } }, limit: 1000 })).items) items.set(it.sku, it.id);
+      for (const it of (await db.table('inventory_items').pick(['sku'], { where: { workspaceId: ctx.workspaceId, sku: { in: slice } }, limit: 1000 })).items) items.set(it.sku, it.id);
     }
     const locations = new Map<string, string>();
     for (const code of new Set(inputs.map((i) => i.locationCode))) {
@@ -443,7 +427,7 @@ class Importer {
     for (let i = 0; i < itemIds.length && locationIds.length; i += 500) {
       let cursor: string | null = null;
       do {
-        const page = await db.table('stock_levels').query({ where: { workspaceId: ctx.workspaceId, inventoryItemId: { in: itemIds.slice(i, i + 500) }, locationId: { in: locationIds } }, limit: 1000, cursor });
+        const page: Page<Pick<StockLevelsRow, 'id' | 'inventoryItemId' | 'locationId' | 'onHand'>> = await db.table('stock_levels').pick(['inventoryItemId', 'locationId', 'onHand'], { where: { workspaceId: ctx.workspaceId, inventoryItemId: { in: itemIds.slice(i, i + 500) }, locationId: { in: locationIds } }, limit: 1000, cursor });
         for (const l of page.items) levels.set(`${l.inventoryItemId}:${l.locationId}`, l.onHand);
         cursor = page.nextCursor;
       } while (cursor);

@@ -146,12 +146,23 @@ function makeDateTime(spec: CoerceSpec): Made<StepFn> {
   if (!made.ok) return made;
   const read = made.value;
   const expected = (spec.formats ?? ['iso']).join(', ');
+  // A file repeats one timestamp on row after row: the last text read and its result are kept.
+  let lastText: string | null = null;
+  let lastIso = '';
   return {
     ok: true,
     value: (x) => {
       if (x === undefined || x === null || x === BAD) return x;
+      if (x === lastText) return lastIso;
       const t = read(x);
-      if (isValidInstant(t)) return isoFromMs(t);
+      if (isValidInstant(t)) {
+        const iso = isoFromMs(t);
+        if (typeof x === 'string') {
+          lastText = x;
+          lastIso = iso;
+        }
+        return iso;
+      }
       if (typeof x === 'string' && isBlank(x)) return undefined;
       return fail('a date-time', x, ` (expected ${expected})`);
     },

@@ -40,6 +40,8 @@ export interface CompiledMapping {
   /** Content hash of the document, the reused mappings it reaches, and the target schema. */
   readonly hash: string;
   readonly document: MappingDocument;
+  /** The mappings it reuses (`use`), by id: what compiling it again elsewhere (a worker thread) needs. */
+  readonly uses: ReadonlyMap<string, MappingDocument>;
   apply(record: unknown, index?: number): MappingResult;
   applyMany(records: readonly unknown[], startIndex?: number): BatchResult;
   /** The generated source, for debugging and tests. */
@@ -120,7 +122,7 @@ function compileUnit(doc: MappingDocument, options: CompileOptions, forReuse: bo
       throw invalid('The target schema cannot be compiled', [{ path: '/target/schema', code: 'schema_invalid', message: (err as Error).message }]);
     }
   }
-  const unit = createUnit(doc, hash, generated.source, run, validate, ir.fields);
+  const unit = createUnit(doc, hash, generated.source, run, validate, ir.fields, reuse.docs);
   if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
   cache.set(hash, unit);
   return unit;
@@ -133,6 +135,7 @@ function createUnit(
   run: RunFn,
   validate: ValidateFunction | undefined,
   fields: FieldIR[],
+  uses: ReadonlyMap<string, MappingDocument>,
 ): Unit {
   // One scratch list per compiled mapping: apply is synchronous and not re-entrant, so it is never shared live.
   const scratch: MappingRunError[] = [];
@@ -164,6 +167,7 @@ function createUnit(
     id: doc.id,
     hash,
     document,
+    uses,
     source,
     run,
     apply,

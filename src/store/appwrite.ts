@@ -315,6 +315,14 @@ class AppwriteTable implements Table<AnyRow> {
     return { items: page, nextCursor: items.length > limit ? page[page.length - 1]!.id : null };
   }
 
+  /** Appwrite rows are read whole (Query.select would only save bytes on the wire) and cut down here. */
+  async pick(fields: readonly string[], options: QueryOptions = {}): Promise<Page<AnyRow>> {
+    const unknown = fields.find((f) => !this.spec.columnsByName.has(f));
+    if (unknown !== undefined) throw new HubError('invalid_query', `${this.spec.name} has no field ${unknown}`);
+    const page = await this.query(options);
+    return { items: page.items.map((row) => Object.fromEntries(['id', ...fields].map((f) => [f, row[f]])) as AnyRow), nextCursor: page.nextCursor };
+  }
+
   async count(where?: Where): Promise<number> {
     checkWhere(this.spec, where);
     let n = 0;

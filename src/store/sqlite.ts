@@ -78,9 +78,9 @@ function encodeValue(col: ColumnSpec, value: unknown): SqlValue {
   }
 }
 
-function decodeRow(spec: TableSpec, raw: Record<string, unknown>): AnyRow {
+function decodeRow(spec: TableSpec, raw: Record<string, unknown>, columns: readonly ColumnSpec[] = spec.columns): AnyRow {
   const row: Record<string, unknown> = {};
-  for (const col of spec.columns) {
+  for (const col of columns) {
     const v = raw[col.name];
     if (v === null || v === undefined) {
       if (col.nullable) row[col.name] = null;
@@ -273,13 +273,27 @@ class SqliteTable implements Table<AnyRow> {
     return upsertRow(this, row);
   }
 
-  async query(options: QueryOptions = {}): Promise<Page<AnyRow>> {
+  query(options: QueryOptions = {}): Promise<Page<AnyRow>> {
+    return this.select(null, options);
+  }
+
+  async pick(fields: readonly string[], options: QueryOptions = {}): Promise<Page<AnyRow>> {
+    const columns = this.spec.columns.filter((c) => c.name === 'id' || fields.includes(c.name));
+    const unknown = fields.find((f) => !this.spec.columnsByName.has(f));
+    if (unknown !== undefined) throw new HubError('invalid_query', `${this.spec.name} has no field ${unknown}`);
+    return this.select(columns, options);
+  }
+
+  /** Reads a page of whole rows, or of `columns` (with whatever the order and its cursor need). */
+  private async select(columns: ColumnSpec[] | null, options: QueryOptions): Promise<Page<AnyRow>> {
     await this.gate();
     checkWhere(this.spec, options.where);
     const order = checkOrder(this.spec, options.orderBy);
     const limit = clampLimit(options.limit);
     const params: SqlValue[] = [];
-    let sql = `SELECT * FROM ${q(this.spec.name)} WHERE ${whereSql(this.spec, options.where, params)}`;
+    if (columns && !columns.some((c) => c.name === order.field)) columns = [...columns, this.spec.columnsByName.get(order.field)!];
+    const list = columns ? columns.map((c) => q(c.name)).join(', ') : '*';
+    let sql = `SELECT ${list} FROM ${q(this.spec.name)} WHERE ${whereSql(this.spec, options.where, params)}`;
     const dir = order.direction === 'desc' ? 'DESC' : 'ASC';
     const cmp = order.direction === 'desc' ? '<' : '>';
     if (options.cursor) {
@@ -295,7 +309,7 @@ class SqliteTable implements Table<AnyRow> {
     sql += order.field === 'id' ? ` ORDER BY id ${dir}` : ` ORDER BY ${q(order.field)} ${dir}, id ${dir}`;
     sql += ` LIMIT ${limit + 1}`;
     const raws = this.owner.stmt(sql).all(...params) as Record<string, unknown>[];
-    const items = raws.slice(0, limit).map((r) => decodeRow(this.spec, r));
+    const items = raws.slice(0, limit).map((r) => decodeRow(this.spec, r, columns ?? undefined));
     const last = items[items.length - 1];
     const nextCursor = raws.length > limit && last ? encodeCursor(last[order.field], last.id) : null;
     return { items, nextCursor };
@@ -351,6 +365,8 @@ export interface SqliteStoreOptions {
   clock?: Clock;
   /** How long a call waits for another caller's transaction before failing (default 30 s). */
   lockTimeoutMs?: number;
+  /** SQLite's page cache, in MB (default 32). */
+  cacheMb?: number;
 }
 
 interface PendingTx {
@@ -389,8 +405,9 @@ export class SqliteStore implements Store {
     // Savepoints (one per transaction of a group commit) keep their undo pages in temp storage: keep it in memory.
     this.db.pragma('temp_store = MEMORY');
     // SQLite's default page cache is 2 MB: a working set of thousands of SKUs and their indexes outgrows it and
-    // every statement then re-reads pages through the OS. 64 MB keeps a busy hub's hot pages in memory.
-    this.db.pragma('cache_size = -65536');
+    // every statement then re-reads pages through the OS. 32 MB keeps a busy hub's hot pages in memory; more mostly
+    // fills with the pages a large import walks through once (the OS caches the file as well).
+    this.db.pragma(`cache_size = -${Math.round((options.cacheMb ?? 32) * 1024)}`);
     this.db.transaction(() => {
       for (const spec of TABLE_SPECS.values()) migrate(this.db, spec);
     })();

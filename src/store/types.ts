@@ -83,6 +83,11 @@ export interface Table<T extends { id: string; version: number }> {
    */
   upsert(row: NewRow<T> & { id: string }): Promise<{ row: T; created: boolean }>;
   query(options?: QueryOptions): Promise<Page<T>>;
+  /**
+   * As query, but each row holds only `id` and `fields`: for lookups over many rows that need a field or two, where
+   * reading and decoding whole rows is most of the cost. Rows read this way are not a base for versioned writes.
+   */
+  pick<K extends keyof T & string>(fields: readonly K[], options?: QueryOptions): Promise<Page<Pick<T, K | 'id'>>>;
   count(where?: Where): Promise<number>;
   /** Deletes every matching row and says how many. */
   deleteWhere(where: Where): Promise<number>;
