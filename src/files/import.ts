@@ -424,10 +424,14 @@ class Importer {
     const levels = new Map<string, number>();
     const itemIds = [...new Set(items.values())];
     const locationIds = [...new Set(locations.values())];
+    // A batch that spans several locations reads its items' levels whole (one index range per item) rather than
+    // probing every item × location pair; a level at another location is then read and not used.
+    const byItem = locationIds.length >= 3;
     for (let i = 0; i < itemIds.length && locationIds.length; i += 500) {
       let cursor: string | null = null;
       do {
-        const page: Page<Pick<StockLevelsRow, 'id' | 'inventoryItemId' | 'locationId' | 'onHand'>> = await db.table('stock_levels').pick(['inventoryItemId', 'locationId', 'onHand'], { where: { workspaceId: ctx.workspaceId, inventoryItemId: { in: itemIds.slice(i, i + 500) }, locationId: { in: locationIds } }, limit: 1000, cursor });
+        const where = { workspaceId: ctx.workspaceId, inventoryItemId: { in: itemIds.slice(i, i + 500) }, ...(byItem ? {} : { locationId: { in: locationIds } }) };
+        const page: Page<Pick<StockLevelsRow, 'id' | 'inventoryItemId' | 'locationId' | 'onHand'>> = await db.table('stock_levels').pick(['inventoryItemId', 'locationId', 'onHand'], { where, limit: 1000, cursor });
         for (const l of page.items) levels.set(`${l.inventoryItemId}:${l.locationId}`, l.onHand);
         cursor = page.nextCursor;
       } while (cursor);

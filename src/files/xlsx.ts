@@ -13,13 +13,13 @@
 // rest of an entry; a failing source is not passed on by the pipe exceljs uses. So the source reaches exceljs
 // through a feed stream that watches both, and every wait on exceljs races against them.
 import { PassThrough, pipeline, type Readable, type Writable } from 'node:stream';
-import ExcelJS from 'exceljs';
-// exceljs' own date-format test and serial conversion, so a formula's date result reads like a date cell.
-import excelUtils from 'exceljs/lib/utils/utils.js';
+import type ExcelJS from 'exceljs';
 import type { HubError } from '../errors.ts';
 import { fileFailure, isFileFailure, optionError, reasonOf, sourceFailure } from './failure.ts';
 import { checkNames, resolveColumns, setField } from './header.ts';
 import type { ReadItem, TextRecord, XlsxOptions } from './types.ts';
+
+let excelUtils: typeof import('exceljs/lib/utils/utils.js').default | undefined;
 
 /** The parts of exceljs' streaming reader used here (its type declarations leave them out). */
 interface SheetReader extends AsyncIterable<ExcelJS.Row> {
@@ -87,7 +87,11 @@ async function* xlsxItems(input: Readable, s: XlsxSettings): AsyncGenerator<Read
       interrupt = reject;
       it.next().then(resolve, reject);
     });
-  const book = new ExcelJS.stream.xlsx.WorkbookReader(feed, {
+  // Loaded with the first workbook: exceljs is some 20 MB of heap that CSV and XML imports never need.
+  const { default: excel } = await import('exceljs');
+  // exceljs' own date-format test and serial conversion, so a formula's date result reads like a date cell.
+  excelUtils ??= (await import('exceljs/lib/utils/utils.js')).default;
+  const book = new excel.stream.xlsx.WorkbookReader(feed, {
     sharedStrings: 'cache',
     hyperlinks: 'ignore',
     styles: 'cache',
@@ -197,7 +201,7 @@ function cellText(cell: ExcelJS.Cell, date1904: boolean): string {
     // A cached error result reaches exceljs' streaming reader as NaN: there is nothing to give but ''.
     if (typeof result === 'number') {
       if (Number.isNaN(result)) return '';
-      if (excelUtils.isDateFmt(cell.numFmt)) return wallTime(excelUtils.excelToDate(result, date1904));
+      if (excelUtils!.isDateFmt(cell.numFmt)) return wallTime(excelUtils!.excelToDate(result, date1904));
     }
     return valueText(result);
   }
