@@ -11,6 +11,7 @@
 import type { Readable } from 'node:stream';
 import { parse, type Parser } from 'csv-parse';
 import type { HubError } from '../errors.ts';
+import { flatten } from './chunks.ts';
 import { fileFailure, optionError, readChunks, reasonOf } from './failure.ts';
 import { checkColumnsOption, checkNames, resolveColumns, setField } from './header.ts';
 import type { CsvOptions, ReadItem, TextRecord } from './types.ts';
@@ -55,10 +56,15 @@ function settings(options: CsvOptions): CsvSettings {
 
 /** Reads `input` (bytes) as CSV; see ReadItem for what arrives and what is thrown. */
 export function readCsv(input: Readable, options: CsvOptions = {}): AsyncIterable<ReadItem<TextRecord>> {
-  return csvItems(input, settings(options));
+  return flatten(csvChunks(input, settings(options)));
 }
 
-async function* csvItems(input: Readable, s: CsvSettings): AsyncGenerator<ReadItem<TextRecord>> {
+/** As readCsv, the items a chunk of the file holds at a time: a large import is spared one await per record. */
+export function readCsvChunks(input: Readable, options: CsvOptions = {}): AsyncIterable<ReadItem<TextRecord>[]> {
+  return csvChunks(input, settings(options));
+}
+
+async function* csvChunks(input: Readable, s: CsvSettings): AsyncGenerator<ReadItem<TextRecord>[]> {
   const rows: string[][] = [];
   const parser = parse({
     delimiter: s.delimiter,
@@ -89,7 +95,8 @@ async function* csvItems(input: Readable, s: CsvSettings): AsyncGenerator<ReadIt
   let lineFeeds = 0;
   let names = s.header ? null : s.columns!;
 
-  function* take(): Generator<ReadItem<TextRecord>> {
+  function take(): ReadItem<TextRecord>[] {
+    const items: ReadItem<TextRecord>[] = [];
     for (const fields of rows) {
       const row = line;
       line += 1 + lineBreaks(fields);
@@ -101,14 +108,15 @@ async function* csvItems(input: Readable, s: CsvSettings): AsyncGenerator<ReadIt
       }
       if (fields.length !== names.length) {
         const message = `Line ${row} has ${fields.length} field${fields.length === 1 ? '' : 's'} where the header has ${names.length}`;
-        yield { kind: 'error', row, error: { row, column: null, code: 'field_count', message } };
+        items.push({ kind: 'error', row, error: { row, column: null, code: 'field_count', message } });
         continue;
       }
       const value: TextRecord = {};
       for (let i = 0; i < names.length; i++) setField(value, names[i]!, fields[i]!);
-      yield { kind: 'record', row, value };
+      items.push({ kind: 'record', row, value });
     }
     rows.length = 0;
+    return items;
   }
 
   try {
@@ -123,7 +131,8 @@ async function* csvItems(input: Readable, s: CsvSettings): AsyncGenerator<ReadIt
         lineFeeds += countLineFeeds(chunk, chunk.length);
       }
       const failed = await feed(parser, chunk);
-      yield* take();
+      const items = take();
+      if (items.length) yield items;
       if (failed) throw parseFailure(failed, line, names);
     }
     if (decoder) {
@@ -135,7 +144,8 @@ async function* csvItems(input: Readable, s: CsvSettings): AsyncGenerator<ReadIt
       }
     }
     const failed = await feed(parser, null);
-    yield* take();
+    const items = take();
+    if (items.length) yield items;
     if (failed) throw parseFailure(failed, line, names);
   } finally {
     parser.destroy();

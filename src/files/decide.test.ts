@@ -6,7 +6,7 @@ import { isHubError } from '../errors.ts';
 import { loadFileMappings } from '../mappings/files.ts';
 import { compileMapping } from '../mappings/compile.ts';
 import { decideInWorker, decideItems, makeDecider, packChunk, unpackChunk, type Decided } from './decide.ts';
-import { readFile } from './index.ts';
+import { readFileChunks } from './index.ts';
 import { createReadStream } from 'node:fs';
 
 const dir = mkdtempSync(join(tmpdir(), 'hub-decide-'));
@@ -51,7 +51,7 @@ describe('reading in a worker thread', () => {
     const rows = ['SKU,Location,On Hand,Counted At'];
     for (let i = 0; i < 2500; i++) rows.push(i === 1234 ? `S${i},WH1,n/a,21/11/2026 23:30` : `S${i},WH${i % 4},${i},21/11/2026 23:30`);
     writeFileSync(path, `${rows.join('\n')}\n`);
-    const here = await all(decideItems(readFile(createReadStream(path), { format: 'csv' }), makeDecider(mapping, null), 7));
+    const here = await all(decideItems(readFileChunks(createReadStream(path), { format: 'csv' }), makeDecider(mapping, null), 7));
     const there = await all(decideInWorker(job(path, 7)));
     expect(there).toEqual(here);
     expect(there).toHaveLength(2493);

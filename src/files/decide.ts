@@ -11,7 +11,7 @@ import type { MappingDocument } from '../mappings/document.ts';
 import { validatorFor } from '../schemas/registry.ts';
 import { toFieldErrors } from '../schemas/validate.ts';
 import { fileFailure, isFileFailure, reasonOf } from './failure.ts';
-import { readFile, type FileSpec, type ReadItem, type RecordError } from './index.ts';
+import { readFileChunks, type FileSpec, type ReadItem, type RecordError } from './index.ts';
 
 /** One failed row as the report lists it. */
 export interface RowFailure {
@@ -30,8 +30,8 @@ export const MAX_MESSAGE = 1000;
 const WORKER_HEAP_MB = 128;
 /** Items handed over at a time (one message when a worker reads). */
 const CHUNK = 1000;
-/** Chunks a worker may be ahead of the import: bounds the memory both hold. */
-const AHEAD = 4;
+/** Chunks a worker may be ahead of the import (more than a batch grows to, so it reads on while one commits). */
+const AHEAD = 16;
 
 export function failureOfRead(error: RecordError): RowFailure {
   return { row: error.row, column: error.column, field: null, code: error.code, message: error.message.slice(0, MAX_MESSAGE) };
@@ -74,16 +74,18 @@ export function makeDecider(mapping: CompiledMapping | null, schema: string | nu
  * The decided items of `source` after the first `skip`, in chunks. A failure of the file as a whole is thrown (as
  * the readers throw it) after the chunks before it.
  */
-export async function* decideItems(source: AsyncIterable<ReadItem>, decide: (item: ReadItem) => Decided, skip: number): AsyncGenerator<Decided[]> {
+export async function* decideItems(source: AsyncIterable<ReadItem[]>, decide: (item: ReadItem) => Decided, skip: number): AsyncGenerator<Decided[]> {
   let seen = 0;
   let chunk: Decided[] = [];
   try {
-    for await (const item of source) {
-      if (seen++ < skip) continue;
-      chunk.push(decide(item));
-      if (chunk.length >= CHUNK) {
-        yield chunk;
-        chunk = [];
+    for await (const items of source) {
+      for (const item of items) {
+        if (seen++ < skip) continue;
+        chunk.push(decide(item));
+        if (chunk.length >= CHUNK) {
+          yield chunk;
+          chunk = [];
+        }
       }
     }
   } catch (err) {
@@ -280,7 +282,7 @@ export async function runReadWorker(job: DecideJob, decide: (item: ReadItem) => 
     w?.();
   });
   try {
-    for await (const items of decideItems(readFile(open() as never, job.file), decide, job.skip)) {
+    for await (const items of decideItems(readFileChunks(open() as never, job.file), decide, job.skip)) {
       port.postMessage({ t: 'items', chunk: packChunk(items) });
       if (++inFlight >= ahead) await new Promise<void>((resolve) => (wake = resolve));
     }

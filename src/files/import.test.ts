@@ -225,3 +225,40 @@ for (const mode of ['thread', 'worker'] as const) {
     });
   });
 }
+
+describe('batch sizes', () => {
+  async function run(rows: number, env: { batchSize: number; maxBatchSize: number; slowMs?: number }) {
+    const text = `SKU,Location,On Hand\n${Array.from({ length: rows }, (_, i) => `${'ABCD'[i % 4]},${i % 8 < 4 ? 'LON-1' : 'MAN-2'},${i}`).join('\n')}\n`;
+    const staged = await stageFile(Readable.from([Buffer.from(text)]), join(dir, `sizes-${env.batchSize}-${env.maxBatchSize}.spool`));
+    const mapping = await compiledMappingFor(f.store, f.workspaceId, 'csv-stock-count-in', loadFileMappings());
+    const store = Object.create(f.store) as typeof f.store;
+    store.transaction = (fn) => f.store.transaction(async (tx) => {
+      if (env.slowMs) await new Promise((r) => setTimeout(r, env.slowMs));
+      return fn(tx);
+    });
+    const sizes: number[] = [];
+    let last = 0;
+    const done = await importStaged(
+      { store, clock: f.clock, currency: 'EUR', batchSize: env.batchSize, maxBatchSize: env.maxBatchSize, workerMinBytes: Infinity, onProgress: (r) => void (sizes.push(r.rowsRead - last), (last = r.rowsRead)) },
+      await newRun(),
+      { file: { format: 'csv' }, mapping, action: 'stock.count', policy: 'keep-good', scope: `sizes-${env.batchSize}` },
+      staged,
+    );
+    expect(done).toMatchObject({ state: 'succeeded', rowsRead: rows, rowsApplied: rows });
+    return sizes;
+  }
+
+  it('grow while transactions commit quickly, up to the most allowed', async () => {
+    // On an idle machine: 4, 8, 16, 32, 32, 32, 32, 32, 12. A slow commit (a loaded CI machine) only stops the growth.
+    const sizes = await run(200, { batchSize: 4, maxBatchSize: 32 });
+    expect(sizes[0]).toBe(4);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(200);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(32);
+    expect(sizes.length).toBeLessThan(50);
+    expect(sizes.slice(0, -1).every((n, i) => i === 0 || n === sizes[i - 1] || n === 2 * sizes[i - 1]!)).toBe(true);
+  });
+
+  it('shrink when a transaction holds the store long, down to 50', async () => {
+    expect(await run(300, { batchSize: 100, maxBatchSize: 100, slowMs: 210 })).toEqual([100, 50, 50, 50, 50]);
+  });
+});

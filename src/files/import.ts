@@ -18,7 +18,7 @@ import type { CompiledMapping } from '../mappings/compile.ts';
 import type { Db, FileRunsRow, LocationsRow, Page, RowPatch, StockLevelsRow, Store } from '../store/types.ts';
 import { isFileFailure, reasonOf } from './failure.ts';
 import { decideInWorker, decideItems, failureOfRead, makeDecider, MAX_MESSAGE, type Decided, type RowFailure } from './decide.ts';
-import { readFile, type FileSpec, type RecordError } from './index.ts';
+import { readFileChunks, type FileSpec, type RecordError } from './index.ts';
 import type { StagedFile } from './stage.ts';
 
 export { IMPORT_ACTIONS, POLICIES, type ImportAction, type ImportPolicy } from './runs.ts';
@@ -44,8 +44,15 @@ export interface ImportEnv {
   clock: Clock;
   /** The workspace's currency, for orders that do not name one. */
   currency: string;
-  /** Records per transaction (default 1000; Appwrite transactions take fewer operations). */
+  /** Records in the first transaction (default 1000; Appwrite transactions take fewer operations). */
   batchSize?: number;
+  /**
+   * The most records a transaction grows to (default: batchSize when that is given, else 8,000). Batches double
+   * while one commits in under 50 ms and halve when one takes over 200 ms: cheap rows (a nightly count that
+   * mostly repeats what is stored) are applied in few transactions, and costly ones never hold the store's one
+   * writer long, which other requests wait for.
+   */
+  maxBatchSize?: number;
   /** Failed rows kept for the report (the counts stay exact beyond it); default 10,000. */
   maxStoredErrors?: number;
   /**
@@ -127,7 +134,10 @@ class Importer {
   private run: FileRunsRow;
   private readonly markerId: string;
   private markerWritten = false;
-  private readonly batchSize: number;
+  /** Records per transaction now, between minBatch and maxBatch (see ImportEnv.maxBatchSize). */
+  private batchSize: number;
+  private readonly minBatch: number;
+  private readonly maxBatch: number;
   private readonly maxStoredErrors: number;
   /** The schema inputs are checked against after mapping; null when the mapping checks it already. */
   private readonly schema: string | null;
@@ -144,6 +154,8 @@ class Importer {
     this.run = run;
     this.markerId = importMarkerId(run.workspaceId, plan.scope, staged.checksum);
     this.batchSize = env.batchSize ?? 1000;
+    this.maxBatch = Math.max(this.batchSize, env.maxBatchSize ?? (env.batchSize !== undefined ? env.batchSize : 8000));
+    this.minBatch = Math.min(this.batchSize, 50);
     this.maxStoredErrors = env.maxStoredErrors ?? 10_000;
     // A mapping checks its output against its target schema; when that is the action's, once is enough.
     const schema = actionSchema(plan.action);
@@ -263,7 +275,7 @@ class Importer {
     if (this.staged.bytes >= (this.env.workerMinBytes ?? WORKER_MIN_BYTES)) {
       return decideInWorker({ path: this.staged.path, file, mapping: mapping ? { document: mapping.document, uses: [...mapping.uses] } : null, schema: this.schema, skip });
     }
-    return decideItems(readFile(this.staged.open(), file), makeDecider(mapping, this.schema), skip);
+    return decideItems(readFileChunks(this.staged.open(), file), makeDecider(mapping, this.schema), skip);
   }
 
   /**
@@ -271,6 +283,17 @@ class Importer {
    * returns the next error sequence number.
    */
   private async commit(units: Unit[], dry: boolean, errorSeq: number, cursor: number): Promise<number> {
+    const started = performance.now();
+    try {
+      return await this.commitOnce(units, dry, errorSeq, cursor);
+    } finally {
+      const ms = performance.now() - started;
+      if (ms < 50 && units.length >= this.batchSize) this.batchSize = Math.min(this.maxBatch, this.batchSize * 2);
+      else if (ms > 200) this.batchSize = Math.max(this.minBatch, Math.floor(this.batchSize / 2));
+    }
+  }
+
+  private async commitOnce(units: Unit[], dry: boolean, errorSeq: number, cursor: number): Promise<number> {
     if (dry) {
       const failures = await this.tryBatch(units);
       return this.record(units, failures, errorSeq);
@@ -421,7 +444,8 @@ class Importer {
       const loc = await this.location(ctx, code).catch(() => null);
       if (loc) locations.set(code, loc.id);
     }
-    const levels = new Map<string, number>();
+    /** On hand by item, then by location (nested rather than keyed by a joined text: no string per row). */
+    const levels = new Map<string, Map<string, number>>();
     const itemIds = [...new Set(items.values())];
     const locationIds = [...new Set(locations.values())];
     // A batch that spans several locations reads its items' levels whole (one index range per item) rather than
@@ -432,7 +456,11 @@ class Importer {
       do {
         const where = { workspaceId: ctx.workspaceId, inventoryItemId: { in: itemIds.slice(i, i + 500) }, ...(byItem ? {} : { locationId: { in: locationIds } }) };
         const page: Page<Pick<StockLevelsRow, 'id' | 'inventoryItemId' | 'locationId' | 'onHand'>> = await db.table('stock_levels').pick(['inventoryItemId', 'locationId', 'onHand'], { where, limit: 1000, cursor });
-        for (const l of page.items) levels.set(`${l.inventoryItemId}:${l.locationId}`, l.onHand);
+        for (const l of page.items) {
+          let at = levels.get(l.inventoryItemId);
+          if (!at) levels.set(l.inventoryItemId, (at = new Map()));
+          at.set(l.locationId, l.onHand);
+        }
         cursor = page.nextCursor;
       } while (cursor);
     }
@@ -441,9 +469,10 @@ class Importer {
       const item = items.get(v.sku);
       const loc = locations.get(v.locationCode);
       if (!item || !loc) return true;
-      const key = `${item}:${loc}`;
-      const unchanged = (levels.get(key) ?? 0) === v.onHand && !v.unitCost;
-      levels.set(key, v.onHand!);
+      let at = levels.get(item);
+      if (!at) levels.set(item, (at = new Map()));
+      const unchanged = (at.get(loc) ?? 0) === v.onHand && !v.unitCost;
+      at.set(loc, v.onHand!);
       return !unchanged;
     });
   }

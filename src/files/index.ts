@@ -1,11 +1,12 @@
 // The file readers of the scheduled file exchange: CSV, XML and XLSX read as the file streams in, all giving the
 // same ReadItem stream (types.ts), so the exchange picks a reader by the file's format and runs one loop.
 import type { Readable } from 'node:stream';
-import { readCsv } from './csv.ts';
+import { chunksOfOne } from './chunks.ts';
+import { readCsv, readCsvChunks } from './csv.ts';
 import { optionError } from './failure.ts';
 import type { CsvOptions, ReadItem, XlsxOptions, XmlOptions } from './types.ts';
 import { readXlsx } from './xlsx.ts';
-import { readXml } from './xml.ts';
+import { readXml, readXmlChunks } from './xml.ts';
 
 export { readCsv } from './csv.ts';
 export { readXml } from './xml.ts';
@@ -17,6 +18,13 @@ export type FileSpec =
   | { format: 'csv'; options?: CsvOptions }
   | { format: 'xml'; options: XmlOptions }
   | { format: 'xlsx'; options?: XlsxOptions };
+
+/** As readFile, the items of a chunk of the file at a time (XLSX rows come one at a time). */
+export function readFileChunks(input: Readable, spec: FileSpec): AsyncIterable<ReadItem[]> {
+  if (spec.format === 'csv') return readCsvChunks(input, spec.options);
+  if (spec.format === 'xml') return readXmlChunks(input, spec.options);
+  return chunksOfOne(readFile(input, spec));
+}
 
 /** Reads `input` with the reader of `spec.format`; options are checked before any byte is read. */
 export function readFile(input: Readable, spec: FileSpec): AsyncIterable<ReadItem> {

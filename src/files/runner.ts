@@ -33,6 +33,8 @@ export interface FilesDeps {
   transports: TransportEnv;
   /** Records per import transaction. */
   batchSize?: number;
+  /** See ImportEnv.maxBatchSize. */
+  maxBatchSize?: number;
   /** See ImportEnv.workerMinBytes. */
   workerMinBytes?: number;
 }
@@ -78,7 +80,7 @@ async function importRun(deps: FilesDeps, ctx: JobContext, run: FileRunsRow, sta
   const spec = run.spec as unknown as ImportSpec;
   try {
     const plan = await planOf(deps, run.workspaceId, spec);
-    return await importStaged({ store: deps.store, clock: deps.clock, currency: await workspaceCurrency(deps.store, run.workspaceId), batchSize: deps.batchSize, workerMinBytes: deps.workerMinBytes, onProgress: reporter(ctx, deps.clock, extra) }, run, plan, staged);
+    return await importStaged({ store: deps.store, clock: deps.clock, currency: await workspaceCurrency(deps.store, run.workspaceId), batchSize: deps.batchSize, maxBatchSize: deps.maxBatchSize, workerMinBytes: deps.workerMinBytes, onProgress: reporter(ctx, deps.clock, extra) }, run, plan, staged);
   } catch (err) {
     if (isHubError(err) && !err.retryable) {
       const fresh = (await deps.store.table('file_runs').get(run.id)) ?? run;

@@ -23,6 +23,7 @@
 import type { Readable } from 'node:stream';
 import { SaxesParser, type SaxesTagPlain } from 'saxes';
 import type { HubError } from '../errors.ts';
+import { flatten } from './chunks.ts';
 import { fileFailure, isFileFailure, optionError, readChunks, reasonOf } from './failure.ts';
 import type { ReadItem, XmlOptions } from './types.ts';
 import { InvalidUtf8, Utf8Decoder } from './utf8.ts';
@@ -72,10 +73,15 @@ function settings(options: XmlOptions): XmlSettings {
 
 /** Reads the `recordPath` elements of `input` (UTF-8 bytes); see ReadItem for what arrives and what is thrown. */
 export function readXml(input: Readable, options: XmlOptions): AsyncIterable<ReadItem> {
-  return xmlItems(input, settings(options));
+  return flatten(xmlChunks(input, settings(options)));
 }
 
-async function* xmlItems(input: Readable, { path, arrays }: XmlSettings): AsyncGenerator<ReadItem> {
+/** As readXml, the records a chunk of the file completes at a time. */
+export function readXmlChunks(input: Readable, options: XmlOptions): AsyncIterable<ReadItem[]> {
+  return xmlChunks(input, settings(options));
+}
+
+async function* xmlChunks(input: Readable, { path, arrays }: XmlSettings): AsyncGenerator<ReadItem[]> {
   const parser = new SaxesParser();
   /** Records finished by the chunk just written, given out before the next one is read. */
   const finished: ReadItem[] = [];
@@ -224,12 +230,12 @@ async function* xmlItems(input: Readable, { path, arrays }: XmlSettings): AsyncG
       if (!(err instanceof InvalidUtf8)) throw err;
       // Parse up to the bad byte, so the records before it are given and the position says where it is.
       const failure = parse(err.validText);
-      yield* finished.splice(0);
+      if (finished.length) yield finished.splice(0);
       throw failure ?? fail('invalid_encoding', `The file is not valid UTF-8 at ${at()} (byte offset ${err.offset})`, err);
     }
     if (blank && /\S/.test(text)) blank = false;
     const failure = parse(text);
-    yield* finished.splice(0);
+    if (finished.length) yield finished.splice(0);
     if (failure) throw failure;
   }
   try {
@@ -239,6 +245,6 @@ async function* xmlItems(input: Readable, { path, arrays }: XmlSettings): AsyncG
   }
   if (blank) return;
   const failure = parse(null);
-  yield* finished.splice(0);
+  if (finished.length) yield finished.splice(0);
   if (failure) throw failure;
 }
