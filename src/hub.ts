@@ -154,7 +154,7 @@ export function createHub(options: HubOptions): Hub {
       spoolDir: config.files.spoolDir,
       // Appwrite transactions take fewer operations; on SQLite batches grow while they commit quickly.
       batchSize: options.importBatchSize ?? (store.kind === 'appwrite' ? 50 : 1000),
-      maxBatchSize: options.importBatchSize ?? (store.kind === 'appwrite' ? 50 : 8000),
+      maxBatchSize: options.importBatchSize ?? (store.kind === 'appwrite' ? 50 : 4000),
       // A function execution is small and its bundle has no reading worker: Appwrite reads on the import's thread.
       workerMinBytes: store.kind === 'appwrite' ? Infinity : undefined,
       transports: { filesDir: config.files.dir, smtpUrl: config.files.smtpUrl, mailFrom: config.files.mailFrom, appwrite: options.appwrite, fetch: options.fetch },

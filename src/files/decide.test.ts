@@ -82,7 +82,9 @@ describe('reading in a worker thread', () => {
 describe('a record too large for the reading worker', () => {
   it('is refused as record_too_large, not retried', async () => {
     const path = join(dir, 'huge.xml');
-    writeFileSync(path, `<Report><Item><SKU>A</SKU><Note>${'x'.repeat(12_000_000)}</Note></Item></Report>`);
+    // Under the reader's 16M-character limit, but a million distinct values do not fit in a 24 MB heap.
+    const values = Array.from({ length: 1_000_000 }, (_, i) => `<N>${i}</N>`).join('');
+    writeFileSync(path, `<Report><Item><SKU>A</SKU>${values}</Item></Report>`);
     const small = join(dir, 'small.xml');
     writeFileSync(small, '<Report><Item><SKU>A</SKU><Note>fine</Note></Item></Report>');
     const job = { path, file: { format: 'xml', options: { recordPath: 'Report/Item' } } as const, mapping: null, schema: null, skip: 0 };
@@ -97,6 +99,6 @@ describe('a record too large for the reading worker', () => {
         return e;
       }
     })();
-    expect(err).toMatchObject({ code: 'validation_failed', retryable: false, extra: { fileError: { code: 'record_too_large' } } });
+    expect(err).toMatchObject({ code: 'validation_failed', retryable: false, extra: { fileError: { code: 'record_too_large', message: expect.stringContaining('ran out of memory (24 MB)') } } });
   }, 30_000);
 });

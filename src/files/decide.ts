@@ -31,7 +31,7 @@ const WORKER_HEAP_MB = 128;
 /** Items handed over at a time (one message when a worker reads). */
 const CHUNK = 1000;
 /** Chunks a worker may be ahead of the import (more than a batch grows to, so it reads on while one commits). */
-const AHEAD = 16;
+const AHEAD = 8;
 
 export function failureOfRead(error: RecordError): RowFailure {
   return { row: error.row, column: error.column, field: null, code: error.code, message: error.message.slice(0, MAX_MESSAGE) };

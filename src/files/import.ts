@@ -47,7 +47,7 @@ export interface ImportEnv {
   /** Records in the first transaction (default 1000; Appwrite transactions take fewer operations). */
   batchSize?: number;
   /**
-   * The most records a transaction grows to (default: batchSize when that is given, else 8,000). Batches double
+   * The most records a transaction grows to (default: batchSize when that is given, else 4,000). Batches double
    * while one commits in under 50 ms and halve when one takes over 200 ms: cheap rows (a nightly count that
    * mostly repeats what is stored) are applied in few transactions, and costly ones never hold the store's one
    * writer long, which other requests wait for.
@@ -154,7 +154,7 @@ class Importer {
     this.run = run;
     this.markerId = importMarkerId(run.workspaceId, plan.scope, staged.checksum);
     this.batchSize = env.batchSize ?? 1000;
-    this.maxBatch = Math.max(this.batchSize, env.maxBatchSize ?? (env.batchSize !== undefined ? env.batchSize : 8000));
+    this.maxBatch = Math.max(this.batchSize, env.maxBatchSize ?? (env.batchSize !== undefined ? env.batchSize : 4000));
     this.minBatch = Math.min(this.batchSize, 50);
     this.maxStoredErrors = env.maxStoredErrors ?? 10_000;
     // A mapping checks its output against its target schema; when that is the action's, once is enough.

@@ -45,7 +45,7 @@ export async function createDelivery(db: Db, endpointId: string, event: EventsRo
   const orderingKey = event.subject ?? null;
   let state: WebhookDeliveriesRow['state'] = 'pending';
   if (orderingKey !== null) {
-    const ahead = await deliveries.query({ where: { endpointId, orderingKey, state: { in: OPEN_STATES } }, limit: 1 });
+    const ahead = await deliveries.pick(['id'], { where: { endpointId, orderingKey, state: { in: OPEN_STATES } }, limit: 1 });
     if (ahead.items.length) state = 'waiting';
   }
   return deliveries.insert({
@@ -75,13 +75,15 @@ export async function createDelivery(db: Db, endpointId: string, event: EventsRo
 export async function promoteNext(db: Db, delivery: Pick<WebhookDeliveriesRow, 'endpointId' | 'orderingKey'>, now: string): Promise<void> {
   if (delivery.orderingKey === null || delivery.orderingKey === undefined) return;
   const deliveries = db.table('webhook_deliveries');
-  const open = await deliveries.query({
+  // Mostly nothing waits: that is one read, and the open ones need no look.
+  const next = await deliveries.pick(['id'], { where: { endpointId: delivery.endpointId, orderingKey: delivery.orderingKey, state: 'waiting' }, limit: 1 });
+  const row = next.items[0];
+  if (!row) return;
+  const open = await deliveries.pick(['id'], {
     where: { endpointId: delivery.endpointId, orderingKey: delivery.orderingKey, state: { in: ['pending', 'sending', 'paused'] } },
     limit: 1,
   });
   // Another delivery of the key is already on its way (a replay): it promotes the next one when it is done.
   if (open.items.length) return;
-  const next = await deliveries.query({ where: { endpointId: delivery.endpointId, orderingKey: delivery.orderingKey, state: 'waiting' }, limit: 1 });
-  const row = next.items[0];
-  if (row) await deliveries.update(row.id, { state: 'pending', nextAttemptAt: now });
+  await deliveries.update(row.id, { state: 'pending', nextAttemptAt: now });
 }
