@@ -70,14 +70,17 @@ interface Unit {
   last: number;
   /** Records this unit covers (several for an order's lines). */
   records: number;
-  rows: number[];
+  /** The row of its first record (the one a refusal is reported at). */
+  row: number;
   input?: Record<string, unknown>;
-  failures: RowFailure[];
+  failures: readonly RowFailure[];
 }
 
 class Rollback extends Error {}
 class AlreadyImported extends Error {}
 
+/** The failures of a unit that has none (shared: never changed). */
+const NO_FAILURES: readonly RowFailure[] = Object.freeze([]) as readonly RowFailure[];
 /** Rows an order's lines may span (its lines and failed rows between them). */
 const MAX_ORDER_SPAN = 10_000;
 /** Files from this size on are read in a worker thread (see ImportEnv.workerMinBytes). */
@@ -221,15 +224,15 @@ class Importer {
       const p = pending;
       pending = null;
       this.doneOrders.add(p.key);
-      units.push({ last: p.last, records: p.lines.length, rows: p.rows, input: orderFromLines(p.lines) as unknown as Record<string, unknown>, failures: [] });
+      units.push({ last: p.last, records: p.lines.length, row: p.rows[0]!, input: orderFromLines(p.lines) as unknown as Record<string, unknown>, failures: NO_FAILURES });
     };
-    const fail = (row: number, failures: RowFailure[]) => ({ last: ordinal, records: 1, rows: [row], failures });
+    const fail = (row: number, failures: RowFailure[]) => ({ last: ordinal, records: 1, row, failures });
     try {
       for await (const chunk of this.decided(skip)) {
         for (const item of chunk) {
           ordinal++;
           if (item.failures) units.push(fail(item.row, item.failures));
-          else if (this.plan.action !== 'order.lines') units.push({ last: ordinal, records: 1, rows: [item.row], input: item.value, failures: [] });
+          else if (this.plan.action !== 'order.lines') units.push({ last: ordinal, records: 1, row: item.row, input: item.value, failures: NO_FAILURES });
           else {
             const line = item.value as unknown as OrderLineRecord;
             const key = orderKey(line);
@@ -251,7 +254,7 @@ class Importer {
             const p = pending;
             pending = null;
             this.doneOrders.add(p.key);
-            units.push({ last: p.last, records: p.lines.length, rows: p.rows, failures: [{ row: p.rows[0]!, column: null, field: '/externalId', code: 'order_too_long', message: `Order ${p.lines[0]!.externalId} spans more than ${MAX_ORDER_SPAN} rows; the lines of one order must follow each other` }] });
+            units.push({ last: p.last, records: p.lines.length, row: p.rows[0]!, failures: [{ row: p.rows[0]!, column: null, field: '/externalId', code: 'order_too_long', message: `Order ${p.lines[0]!.externalId} spans more than ${MAX_ORDER_SPAN} rows; the lines of one order must follow each other` }] });
           }
           if (units.length >= this.batchSize) await flush();
         }
@@ -340,7 +343,7 @@ class Importer {
     if (todo.length === 0 || !(await this.trial(todo))) return failures;
     for (const u of todo) {
       const refusal = await this.trial([u]);
-      if (refusal) failures.set(u, failuresOfError(refusal, u.rows[0] ?? null));
+      if (refusal) failures.set(u, failuresOfError(refusal, u.row));
     }
     return failures;
   }
@@ -450,11 +453,13 @@ class Importer {
     const locationIds = [...new Set(locations.values())];
     // A batch that spans several locations reads its items' levels whole (one index range per item) rather than
     // probing every item × location pair; a level at another location is then read and not used.
+    // Items go 100 at a time then, so that a page (1,000) mostly holds them all.
     const byItem = locationIds.length >= 3;
-    for (let i = 0; i < itemIds.length && locationIds.length; i += 500) {
+    const step = byItem ? 100 : 500;
+    for (let i = 0; i < itemIds.length && locationIds.length; i += step) {
       let cursor: string | null = null;
       do {
-        const where = { workspaceId: ctx.workspaceId, inventoryItemId: { in: itemIds.slice(i, i + 500) }, ...(byItem ? {} : { locationId: { in: locationIds } }) };
+        const where = { workspaceId: ctx.workspaceId, inventoryItemId: { in: itemIds.slice(i, i + step) }, ...(byItem ? {} : { locationId: { in: locationIds } }) };
         const page: Page<Pick<StockLevelsRow, 'id' | 'inventoryItemId' | 'locationId' | 'onHand'>> = await db.table('stock_levels').pick(['inventoryItemId', 'locationId', 'onHand'], { where, limit: 1000, cursor });
         for (const l of page.items) {
           let at = levels.get(l.inventoryItemId);
