@@ -50,6 +50,8 @@ export interface FilesConfig {
   mailFrom: string;
   /** How often the embedded scheduler looks for due schedules. */
   schedulerIntervalMs: number;
+  /** Finished file runs and their reports are deleted this many days after they finished. */
+  runRetentionDays: number;
 }
 
 export interface WebhookConfig {
@@ -177,6 +179,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): HubConf
       smtpUrl: smtpUrl(env.HUB_SMTP_URL, problems),
       mailFrom: env.HUB_MAIL_FROM?.trim() || 'Inventory hub <hub@localhost>',
       schedulerIntervalMs: int('HUB_SCHEDULER_INTERVAL_MS', 5000, 100, 600_000),
+      runRetentionDays: int('HUB_FILE_RUN_RETENTION_DAYS', 90, 1, 3650),
     },
   };
   if (problems.length) throw new ConfigError(problems);

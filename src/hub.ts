@@ -23,6 +23,7 @@ import { createInboundReceiver, inboxHandler, INBOX_JOB } from './webhooks/inbou
 import { createAddressPolicy } from './webhooks/ssrf.ts';
 import type { FilesDeps } from './files/runner.ts';
 import { EXCHANGE_JOB } from './files/runs.ts';
+import { deleteFinishedRuns, sweepSpool } from './files/retention.ts';
 import { startScheduler } from './schedules/scheduler.ts';
 import type { TransportEnv } from './files/transports/index.ts';
 import { createTransport, type Transport } from './webhooks/transport.ts';
@@ -80,8 +81,8 @@ export function enqueueMaintenance(queue: JobQueue, clock: Clock) {
 const DAY_MS = 86_400_000;
 
 /**
- * Deletes what has outlived its use: expired idempotency records, finished jobs and old events past their
- * retention. The audit log is kept. Idempotent, so at-least-once delivery is fine.
+ * Deletes what has outlived its use: expired idempotency records, finished jobs, old events, file runs and
+ * spool files past their retention. The audit log is kept. Idempotent, so at-least-once delivery is fine.
  */
 function maintenanceHandler(store: Store, clock: Clock, config: HubConfig): JobHandler {
   return async () => {
@@ -103,7 +104,9 @@ function maintenanceHandler(store: Store, clock: Clock, config: HubConfig): JobH
       status: { in: ['processed', 'ignored', 'failed'] },
       receivedAt: { lt: before(config.jobRetentionDays) },
     });
-    return { idempotencyDeleted, jobsDeleted, eventsDeleted, attemptsDeleted, deliveriesDeleted, inboxDeleted };
+    const fileRunsDeleted = await deleteFinishedRuns(store, before(config.files.runRetentionDays));
+    const spoolFilesDeleted = await sweepSpool(store, config.files.spoolDir, now);
+    return { idempotencyDeleted, jobsDeleted, eventsDeleted, attemptsDeleted, deliveriesDeleted, inboxDeleted, fileRunsDeleted, spoolFilesDeleted };
   };
 }
 

@@ -1,6 +1,6 @@
 // The file exchange through the API, on the local folder transport: exchanges, runs now and on schedules, uploads
 // in the three formats, exports and downloads, reports, and the bad inputs the issue names.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -51,7 +51,7 @@ beforeEach(async () => {
   root = mkdtempSync(join(tmpdir(), 'hub-files-'));
   files = join(root, 'files');
   mkdirSync(files);
-  t = await createTestHub({ config: { files: { dir: files, spoolDir: join(root, 'spool'), maxUploadBytes: 5 * 1024 * 1024, smtpUrl: undefined, mailFrom: 'hub@test', schedulerIntervalMs: 1000 } } as never });
+  t = await createTestHub({ config: { files: { dir: files, spoolDir: join(root, 'spool'), maxUploadBytes: 5 * 1024 * 1024, smtpUrl: undefined, mailFrom: 'hub@test', schedulerIntervalMs: 1000, runRetentionDays: 90 } } as never });
   for (const code of ['LON-1', 'MAN-2']) expect((await t.call('POST', '/v1/locations', { body: { code, name: code, type: 'warehouse' } })).status).toBe(201);
   for (const sku of ['TEE-BLK-M', 'MUG-01', 'CAP-RED']) expect((await t.call('POST', '/v1/products', { body: { sku, name: `Product ${sku}` } })).status).toBe(201);
 });
@@ -363,5 +363,51 @@ describe('schedules', () => {
     const res = await t.call('DELETE', `/v1/exchanges/${exchangeId}`);
     expect(res.status).toBe(409);
     expect(res.body.code).toBe('in_use');
+  });
+});
+
+describe('retention', () => {
+  it('deletes finished runs and their reports after HUB_FILE_RUN_RETENTION_DAYS, and spool files no run will read', async () => {
+    const DAY = 86_400_000;
+    const csv = 'SKU,Location,On Hand\nTEE-BLK-M,LON-1,7\nNOPE,LON-1,1\n';
+    const old = (await raw('POST', '/v1/imports?action=stock.count&mapping=csv-stock-count-in&policy=keep-good', csv, { 'Content-Type': 'text/csv' })).body.runId;
+    await runDueJobs(t.hub);
+    expect((await t.call('GET', `/v1/file-runs/${old}/errors`)).body.data).toHaveLength(1);
+    t.clock.advance(60 * DAY);
+    const recent = (await raw('POST', '/v1/imports?action=stock.count&mapping=csv-stock-count-in&policy=keep-good', `${csv}MUG-01,LON-1,2\n`, { 'Content-Type': 'text/csv' })).body.runId;
+    await runDueJobs(t.hub);
+    t.clock.advance(31 * DAY);
+
+    // Spool: a run that resumes from its file keeps it; a finished or unknown run's file and a dead stage's part go,
+    // once a day old; a fresh file (an upload whose run is being made) stays.
+    const store = t.hub.deps.store;
+    const spool = join(root, 'spool');
+    mkdirSync(spool, { recursive: true });
+    const running = await store.table('file_runs').insert({ workspaceId: t.workspace.id, exchangeId: null, scheduleId: null, jobId: null, direction: 'import', trigger: 'manual', state: 'running', spec: {}, fileName: 'x.csv', rowsRead: 0, rowsApplied: 0, rowsSkipped: 0, rowsFailed: 0, cursor: 0, startedAt: new Date(t.clock.now()).toISOString() });
+    // Ages by the hub's clock, which maintenance goes by.
+    const written = (name: string, ageMs: number) => {
+      writeFileSync(join(spool, name), 'x');
+      const when = new Date(t.clock.now() - ageMs);
+      utimesSync(join(spool, name), when, when);
+    };
+    const aged = (name: string) => written(name, 2 * DAY);
+    aged(`${running.id}.spool`);
+    aged(`${recent}.spool`);
+    aged('run_gone.spool');
+    aged('run_gone.spool.abc123.part');
+    written('run_fresh.spool', 60_000);
+
+    await t.hub.queue.enqueue({ type: 'maintenance.cleanup', payload: {} });
+    await runDueJobs(t.hub);
+    expect((await t.call('GET', `/v1/file-runs/${old}`)).status).toBe(404);
+    expect(await store.table('file_run_errors').count({ runId: old })).toBe(0);
+    expect((await t.call('GET', `/v1/file-runs/${recent}`)).body).toMatchObject({ state: 'partial' });
+    expect(await store.table('file_run_errors').count({ runId: recent })).toBe(1);
+    expect(readdirSync(spool).sort()).toEqual([`${running.id}.spool`, 'run_fresh.spool'].sort());
+
+    // The checksum marker outlives its run: the old file is still not applied twice.
+    const again = (await raw('POST', '/v1/imports?action=stock.count&mapping=csv-stock-count-in&policy=keep-good', csv, { 'Content-Type': 'text/csv' })).body.runId;
+    await runDueJobs(t.hub);
+    expect((await t.call('GET', `/v1/file-runs/${again}`)).body).toMatchObject({ state: 'duplicate' });
   });
 });

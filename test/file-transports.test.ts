@@ -20,7 +20,7 @@ let root: string;
 async function setup(extra: { smtpUrl?: string; appwrite?: { endpoint: string; projectId: string; apiKey: string } } = {}) {
   root = mkdtempSync(join(tmpdir(), 'hub-transports-'));
   t = await createTestHub({
-    config: { files: { dir: join(root, 'files'), spoolDir: join(root, 'spool'), maxUploadBytes: 1 << 20, smtpUrl: extra.smtpUrl, mailFrom: 'Hub <hub@test>', schedulerIntervalMs: 1000 } } as never,
+    config: { files: { dir: join(root, 'files'), spoolDir: join(root, 'spool'), maxUploadBytes: 1 << 20, smtpUrl: extra.smtpUrl, mailFrom: 'Hub <hub@test>', schedulerIntervalMs: 1000, runRetentionDays: 90 } } as never,
     ...(extra.appwrite ? { appwrite: extra.appwrite } : {}),
   });
   for (const code of ['LON-1']) await t.call('POST', '/v1/locations', { body: { code, name: code, type: 'warehouse' } });
