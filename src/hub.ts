@@ -24,6 +24,7 @@ import { createAddressPolicy } from './webhooks/ssrf.ts';
 import type { FilesDeps } from './files/runner.ts';
 import { EXCHANGE_JOB } from './files/runs.ts';
 import { deleteFinishedRuns, sweepSpool } from './files/retention.ts';
+import type { UploadShelf } from './files/upload-shelf.ts';
 import { startScheduler } from './schedules/scheduler.ts';
 import type { TransportEnv } from './files/transports/index.ts';
 import { createTransport, type Transport } from './webhooks/transport.ts';
@@ -110,6 +111,17 @@ function maintenanceHandler(store: Store, clock: Clock, config: HubConfig): JobH
   };
 }
 
+/** The Storage upload shelf, its module (the Storage transport) loaded on first use: most requests never upload. */
+function lazyStorageShelf(options: Parameters<typeof import('./files/upload-shelf.ts').createStorageShelf>[0]): UploadShelf {
+  let shelf: Promise<UploadShelf> | undefined;
+  const get = () => (shelf ??= import('./files/upload-shelf.ts').then((m) => m.createStorageShelf(options)));
+  return {
+    put: async (runId, format, staged) => (await get()).put(runId, format, staged),
+    fetch: async (runId, format, path) => (await get()).fetch(runId, format, path),
+    finish: async (runId, format, outcome) => (await get()).finish(runId, format, outcome),
+  };
+}
+
 /**
  * The file exchange's job handler, loaded on its first job: readers, writers and transports pull in exceljs, ssh2
  * and nodemailer, which an API-only process (an Appwrite function answering requests) never needs to parse.
@@ -145,6 +157,9 @@ export function createHub(options: HubOptions): Hub {
   const inboundDeps = { store, clock, cipher, log: log.child({ part: 'inbound' }), fetch: fetchFn, connectors, mappings, queue };
   const receiver = createInboundReceiver(inboundDeps);
   const dispatcher = createDispatcher({ store, clock, cipher, transport, config: { ...config.webhooks, concurrency: Math.max(1, config.webhooks.concurrency) }, log: log.child({ part: 'dispatcher' }), random: options.random, attemptsCounter: metrics.deliveries });
+  // On Appwrite the execution that receives an upload is not the one that imports it: uploads wait in Storage.
+  const aw = options.appwrite;
+  const uploads = store.kind === 'appwrite' && aw?.endpoint && aw.projectId && aw.apiKey ? lazyStorageShelf({ endpoint: aw.endpoint, projectId: aw.projectId, apiKey: aw.apiKey, fetch: options.fetch }) : undefined;
   const handlers: Record<string, JobHandler> = {
     [MAINTENANCE_JOB]: maintenanceHandler(store, clock, config),
     [INBOX_JOB]: inboxHandler(inboundDeps, receiver),
@@ -160,6 +175,7 @@ export function createHub(options: HubOptions): Hub {
       maxBatchSize: options.importBatchSize ?? (store.kind === 'appwrite' ? 50 : 4000),
       // A function execution is small and its bundle has no reading worker: Appwrite reads on the import's thread.
       workerMinBytes: store.kind === 'appwrite' ? Infinity : undefined,
+      uploads,
       transports: { filesDir: config.files.dir, smtpUrl: config.files.smtpUrl, mailFrom: config.files.mailFrom, appwrite: options.appwrite, fetch: options.fetch },
     }),
     ...options.handlers,
@@ -194,6 +210,7 @@ export function createHub(options: HubOptions): Hub {
     queue,
     webhooks: { policy, receiver },
     dispatcher,
+    uploads,
   };
   let scheduler: ReturnType<typeof startScheduler> | undefined;
   return {

@@ -17,6 +17,7 @@ import { invoke, type RawRequest } from './appwrite-runtime.ts';
 import { startTablesDbServer, type TablesDbServer } from './appwrite/tablesdb-server.ts';
 import { startReceiver } from './webhook-receiver.ts';
 import { Webhook } from 'standardwebhooks';
+import { Client, Storage } from 'node-appwrite';
 
 const outRoot = mkdtempSync(join(tmpdir(), 'hub-functions-'));
 const savedEnv = { ...process.env };
@@ -245,6 +246,37 @@ describe('webhooks on Appwrite', () => {
     } finally {
       await receiver.close();
     }
+  });
+});
+
+describe('file uploads on Appwrite', () => {
+  it('keeps an upload in Storage for the worker execution, which imports it and archives it there', async () => {
+    const storage = new Storage(new Client().setEndpoint(server.url).setProject(server.projectId).setKey(server.apiKey));
+    await storage.createBucket({ bucketId: 'exchange-inbox', name: 'File exchange: files to import' });
+    const json = (url: string, body: unknown) => call('api', { method: 'POST', url, headers: { ...bearer(), 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect((await json('/v1/locations', { code: 'UP-1', name: 'Upload shelf' })).status).toBe(201);
+    expect((await json('/v1/products', { sku: 'UP-TEE', name: 'Tee' })).status).toBe(201);
+    const before = front.executions.length;
+    const upload = await call('api', {
+      method: 'POST',
+      url: '/v1/imports?action=stock.count&mapping=csv-stock-count-in&policy=keep-good&fileName=nightly.csv',
+      headers: { ...bearer(), 'content-type': 'text/csv' },
+      body: 'SKU,Location,On Hand\nUP-TEE,UP-1,12\nNOPE,UP-1,1\n',
+    });
+    expect(upload.status, JSON.stringify(upload.json)).toBe(202);
+    const runId = upload.json.runId as string;
+    // The file is in the bucket before the job exists; the api execution kept no copy of its own.
+    const names = async () => (await storage.listFiles({ bucketId: 'exchange-inbox' })).files.map((f) => f.name);
+    expect(await names()).toContain(`uploads/${runId}.csv`);
+
+    const [execution] = front.executions.slice(before);
+    expect(execution).toMatchObject({ functionId: 'worker', async: true });
+    const run = await call('worker', { method: 'POST', url: '/', body: execution!.body });
+    expect(run.json).toMatchObject({ claimed: 1, succeeded: 1 });
+    const done = await call('api', { method: 'GET', url: `/v1/file-runs/${runId}`, headers: bearer() });
+    expect(done.json).toMatchObject({ state: 'partial', rowsApplied: 1, rowsFailed: 1, trigger: 'upload' });
+    expect(await names()).toContain(`archive/${runId}.csv`);
+    expect(await names()).not.toContain(`uploads/${runId}.csv`);
   });
 });
 

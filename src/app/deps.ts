@@ -15,6 +15,7 @@ import type { MappingDocument } from '../mappings/document.ts';
 import type { AddressPolicy } from '../webhooks/ssrf.ts';
 import type { InboundReceiver } from '../webhooks/inbound.ts';
 import type { Dispatcher } from '../webhooks/dispatcher.ts';
+import type { UploadShelf } from '../files/upload-shelf.ts';
 
 export interface AppDeps {
   config: HubConfig;
@@ -39,6 +40,8 @@ export interface AppDeps {
   };
   /** The outbound webhook dispatcher of this process, woken when deliveries become due (absent where none runs). */
   dispatcher?: Dispatcher;
+  /** Where uploads wait for their import job when that runs elsewhere (Appwrite); absent: the spool is shared. */
+  uploads?: UploadShelf;
 }
 
 export interface HubEnv {

@@ -17,6 +17,7 @@ import { exchangeSecrets } from './exchanges.ts';
 import { contentTypeOf, exportFileName } from './runs.ts';
 import { importStaged, type ImportPlan } from './import.ts';
 import { importSpecOf, newRunRow, spoolPath, type ExchangeJobPayload, type ImportSpec } from './runs.ts';
+import type { UploadShelf } from './upload-shelf.ts';
 import { stagedAt, stageFile, type StagedFile } from './stage.ts';
 import { openSource, openTarget, type TransportConfig, type TransportEnv } from './transports/index.ts';
 import { writeRecords, type WriteSpec } from './write.ts';
@@ -33,6 +34,8 @@ export interface FilesDeps {
   transports: TransportEnv;
   /** Records per import transaction. */
   batchSize?: number;
+  /** Where uploads wait when the spool is not shared (Appwrite). */
+  uploads?: UploadShelf;
   /** See ImportEnv.maxBatchSize. */
   maxBatchSize?: number;
   /** See ImportEnv.workerMinBytes. */
@@ -93,18 +96,35 @@ async function importRun(deps: FilesDeps, ctx: JobContext, run: FileRunsRow, sta
 async function runUpload(deps: FilesDeps, job: JobsRow, ctx: JobContext, runId: string) {
   let run = await deps.store.table('file_runs').get(runId);
   if (!run) throw new HubError('not_found', `Run ${runId} does not exist`, { retryable: false });
-  const staged = stagedAt(spoolPath(deps.spoolDir, run.id), run.checksum ?? '', run.bytes ?? 0);
+  const format = (run.spec as unknown as ImportSpec).file.format;
+  let staged = stagedAt(spoolPath(deps.spoolDir, run.id), run.checksum ?? '', run.bytes ?? 0);
   if (!FINISHED.has(run.state) && !(await exists(staged.path))) {
-    // Staged by another machine (an Appwrite api execution) or cleaned away: nothing to import, say so for good.
-    const error = { code: 'upload_missing', message: `The uploaded file is not in this process's spool (${deps.spoolDir}); upload it again, or put it where an exchange reads` };
-    run = await deps.store.table('file_runs').update(run.id, { state: 'failed', error, finishedAt: new Date(deps.clock.now()).toISOString() }, { ifVersion: run.version });
-    return summary(run);
+    // Received by another machine (an Appwrite api execution): it left the file on the upload shelf.
+    const fetched = deps.uploads ? await deps.uploads.fetch(run.id, format, staged.path) : null;
+    if (fetched && fetched.checksum !== run.checksum) {
+      await fetched.remove();
+      const error = { code: 'upload_changed', message: `The stored upload (${fetched.checksum}) is not the file that was received (${run.checksum}); upload it again` };
+      run = await deps.store.table('file_runs').update(run.id, { state: 'failed', error, finishedAt: new Date(deps.clock.now()).toISOString() }, { ifVersion: run.version });
+      return summary(run);
+    }
+    if (!fetched) {
+      // Staged elsewhere with no shelf between, or cleaned away: nothing to import, say so for good.
+      const error = { code: 'upload_missing', message: `The uploaded file is not in this process's spool (${deps.spoolDir}); upload it again, or put it where an exchange reads` };
+      run = await deps.store.table('file_runs').update(run.id, { state: 'failed', error, finishedAt: new Date(deps.clock.now()).toISOString() }, { ifVersion: run.version });
+      return summary(run);
+    }
+    staged = fetched;
   }
   if (!FINISHED.has(run.state)) {
     if (run.state === 'queued') run = await deps.store.table('file_runs').update(run.id, { state: 'running', jobId: job.id }, { ifVersion: run.version });
     run = await importRun(deps, ctx, run, staged, () => ({}));
   }
   await staged.remove();
+  if (deps.uploads) {
+    // Kept as a Storage exchange keeps what it imported; the checksum marker already stops a second apply.
+    const applied = run.state === 'succeeded' || run.state === 'partial' || run.state === 'duplicate';
+    await deps.uploads.finish(run.id, format, applied ? 'archive' : 'error').catch((err) => deps.log.warn('could not move an imported upload', { runId: run!.id, err }));
+  }
   return summary(run);
 }
 

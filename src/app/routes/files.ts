@@ -233,13 +233,19 @@ export function registerFileRoutes(routes: RouteTable): void {
       },
     },
     async (c, { query }) => {
-      const { store, queue, config, clock } = c.get('deps');
+      const { store, queue, config, clock, uploads } = c.get('deps');
       const runId = newId('run');
       const { receiveUpload } = await import('../../files/upload.ts');
       const upload = await receiveUpload(c.req.raw, spoolPath(config.files.spoolDir, runId), config.files.maxUploadBytes);
+      let shelved: ImportSpec['file']['format'] | null = null;
       try {
         const { spec, exchangeId } = await uploadSpec(c, query, upload.fields);
         const fileName = ((query.fileName as string | undefined) ?? upload.fileName ?? 'upload').slice(0, 255);
+        // Where the job runs elsewhere (Appwrite), the file goes where it can fetch it, before the job exists.
+        if (uploads) {
+          await uploads.put(runId, spec.file.format, upload.staged);
+          shelved = spec.file.format;
+        }
         const { job } = await store.transaction(async (tx) => {
           const jobId = newId('job');
           await tx.table('file_runs').insert({
@@ -252,10 +258,12 @@ export function registerFileRoutes(routes: RouteTable): void {
           await auditRequest(tx, c, { action: 'file.uploaded', resourceType: 'file_run', resourceId: runId, details: { fileName, bytes: upload.staged.bytes, checksum: upload.staged.checksum } });
           return queued;
         });
+        if (shelved) await upload.staged.remove();
         c.header('Location', `/v1/file-runs/${runId}`);
         return c.json({ jobId: job.id, runId, state: 'queued' }, 202);
       } catch (err) {
         await upload.staged.remove();
+        if (shelved) await uploads!.finish(runId, shelved, 'error').catch(() => undefined);
         throw err;
       }
     },
