@@ -86,11 +86,15 @@ async function importRun(deps: FilesDeps, ctx: JobContext, run: FileRunsRow, sta
     return await importStaged({ store: deps.store, clock: deps.clock, currency: await workspaceCurrency(deps.store, run.workspaceId), batchSize: deps.batchSize, maxBatchSize: deps.maxBatchSize, workerMinBytes: deps.workerMinBytes, onProgress: reporter(ctx, deps.clock, extra) }, run, plan, staged);
   } catch (err) {
     if (isHubError(err) && !err.retryable) {
-      const fresh = (await deps.store.table('file_runs').get(run.id)) ?? run;
-      return deps.store.table('file_runs').update(run.id, { state: 'failed', error: errorOf(err), finishedAt: new Date(deps.clock.now()).toISOString() }, { ifVersion: fresh.version });
+      return failRun(deps, (await deps.store.table('file_runs').get(run.id)) ?? run, errorOf(err));
     }
     throw err;
   }
+}
+
+/** Ends `run` (as last read) as failed, for the reason given. */
+function failRun(deps: FilesDeps, run: FileRunsRow, error: { code: string; message: string }): Promise<FileRunsRow> {
+  return deps.store.table('file_runs').update(run.id, { state: 'failed', error, finishedAt: new Date(deps.clock.now()).toISOString() }, { ifVersion: run.version });
 }
 
 async function runUpload(deps: FilesDeps, job: JobsRow, ctx: JobContext, runId: string) {
@@ -103,15 +107,11 @@ async function runUpload(deps: FilesDeps, job: JobsRow, ctx: JobContext, runId: 
     const fetched = deps.uploads ? await deps.uploads.fetch(run.id, format, staged.path) : null;
     if (fetched && fetched.checksum !== run.checksum) {
       await fetched.remove();
-      const error = { code: 'upload_changed', message: `The stored upload (${fetched.checksum}) is not the file that was received (${run.checksum}); upload it again` };
-      run = await deps.store.table('file_runs').update(run.id, { state: 'failed', error, finishedAt: new Date(deps.clock.now()).toISOString() }, { ifVersion: run.version });
-      return summary(run);
+      return summary(await failRun(deps, run, { code: 'upload_changed', message: `The stored upload (${fetched.checksum}) is not the file that was received (${run.checksum}); upload it again` }));
     }
     if (!fetched) {
       // Staged elsewhere with no shelf between, or cleaned away: nothing to import, say so for good.
-      const error = { code: 'upload_missing', message: `The uploaded file is not in this process's spool (${deps.spoolDir}); upload it again, or put it where an exchange reads` };
-      run = await deps.store.table('file_runs').update(run.id, { state: 'failed', error, finishedAt: new Date(deps.clock.now()).toISOString() }, { ifVersion: run.version });
-      return summary(run);
+      return summary(await failRun(deps, run, { code: 'upload_missing', message: `The uploaded file is not in this process's spool (${deps.spoolDir}); upload it again, or put it where an exchange reads` }));
     }
     staged = fetched;
   }
@@ -168,9 +168,8 @@ async function importOne(deps: FilesDeps, ctx: JobContext, source: ReturnType<ty
       staged = await stageFile(await source.open(run.fileName!), path);
     } catch (err) {
       // The file stays where it is; the job is retried (a dropped connection) or the run says why not.
-      const fresh = (await runs.get(run.id)) ?? run;
-      await runs.update(run.id, { state: 'failed', error: errorOf(err), finishedAt: new Date(deps.clock.now()).toISOString() }, { ifVersion: fresh.version });
-      if (isHubError(err) && !err.retryable) return (await runs.get(run.id))!;
+      const failed = await failRun(deps, (await runs.get(run.id)) ?? run, errorOf(err));
+      if (isHubError(err) && !err.retryable) return failed;
       throw err;
     }
     run = await runs.update(run.id, { checksum: staged.checksum, bytes: staged.bytes }, { ifVersion: run.version });
@@ -213,8 +212,7 @@ async function runExport(deps: FilesDeps, job: JobsRow, ctx: JobContext, exchang
     const put = await target.put(fileName, writeRecords(records, file), { contentType: contentTypeOf(file.format) });
     run = await runs.update(run.id, { state: 'succeeded', location: put.location, rowsRead: counts.read, rowsApplied: counts.written, rowsFailed: counts.failed, finishedAt: new Date(deps.clock.now()).toISOString() }, { ifVersion: run.version });
   } catch (err) {
-    run = (await runs.get(run.id)) ?? run;
-    run = await runs.update(run.id, { state: 'failed', error: errorOf(err), finishedAt: new Date(deps.clock.now()).toISOString() }, { ifVersion: run.version });
+    run = await failRun(deps, (await runs.get(run.id)) ?? run, errorOf(err));
     if (!isHubError(err) || err.retryable) throw err;
   } finally {
     await target.close().catch(() => undefined);
