@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createJobQueue } from '../src/jobs/queue.ts';
 import { createSqliteStore } from '../src/store/sqlite.ts';
 
@@ -103,8 +103,8 @@ describe('jobs across processes', () => {
     await store.table('jobs').update(job.id, { payload: { ms: 10 } });
     const rescuer = run('test/fixtures/worker-process.ts', { HUB_DB: db, HUB_JOB_LEASE_MS: '1000' });
     await rescuer.waitFor(new RegExp(`finished ${job.id}`), 20_000);
-    const done = await queue.get(job.id);
-    expect(done).toMatchObject({ state: 'succeeded', attempts: 2 });
+    // The handler prints before the worker records the outcome: wait for that commit rather than race it.
+    await vi.waitFor(async () => expect(await queue.get(job.id)).toMatchObject({ state: 'succeeded', attempts: 2 }), { timeout: 5000, interval: 50 });
     rescuer.child.kill('SIGTERM');
     expect(await rescuer.exit).toBe(0);
     await store.close();
