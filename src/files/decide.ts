@@ -224,6 +224,8 @@ export async function* decideInWorker(job: DecideJob, options: { maxHeapMb?: num
   const inbox: WorkerMessage[] = [];
   let broken: unknown = null;
   let exited = false;
+  /** The last row handed to the import, for a message if the worker runs out of memory. */
+  let lastRow = 0;
   let wake: (() => void) | null = null;
   const poke = () => {
     const w = wake;
@@ -234,7 +236,6 @@ export async function* decideInWorker(job: DecideJob, options: { maxHeapMb?: num
     inbox.push(m);
     poke();
   });
-  let lastRow = 0;
   worker.on('error', (err) => {
     broken = err;
     poke();

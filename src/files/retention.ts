@@ -3,9 +3,9 @@
 // (file_imports) stay: they are what keeps an old file from being applied a second time, and they are small.
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FileRunsRow, Store } from '../store/types.ts';
+import type { Store } from '../store/types.ts';
+import { FINISHED_STATES } from './runs.ts';
 
-const FINISHED: FileRunsRow['state'][] = ['succeeded', 'partial', 'rejected', 'failed', 'duplicate'];
 /** A spool file younger than this is left alone whatever its run says: it may be an upload whose run is being made. */
 const SPOOL_GRACE_MS = 86_400_000;
 
@@ -13,7 +13,7 @@ const SPOOL_GRACE_MS = 86_400_000;
 export async function deleteFinishedRuns(store: Store, cutoff: string): Promise<number> {
   let deleted = 0;
   for (;;) {
-    const page = await store.table('file_runs').pick(['id'], { where: { state: { in: FINISHED }, finishedAt: { lt: cutoff } }, limit: 200 });
+    const page = await store.table('file_runs').pick(['id'], { where: { state: { in: [...FINISHED_STATES] }, finishedAt: { lt: cutoff } }, limit: 200 });
     const ids = page.items.map((r) => r.id);
     if (ids.length === 0) return deleted;
     // The failed rows first: a crash between the two leaves runs to delete next time, never rows without a run.
@@ -41,7 +41,7 @@ export async function sweepSpool(store: Store, spoolDir: string, now: number): P
     if (!info?.isFile() || now - info.mtimeMs < SPOOL_GRACE_MS) continue;
     if (name.endsWith('.spool')) {
       const run = await store.table('file_runs').get(name.slice(0, -'.spool'.length));
-      if (run && !FINISHED.includes(run.state)) continue;
+      if (run && !FINISHED_STATES.includes(run.state)) continue;
     } else if (!name.endsWith('.part')) continue;
     await rm(path, { force: true });
     deleted++;

@@ -16,7 +16,7 @@ import { readDataset, type DatasetName } from './datasets.ts';
 import { exchangeSecrets } from './exchanges.ts';
 import { contentTypeOf, exportFileName } from './runs.ts';
 import { importStaged, type ImportPlan } from './import.ts';
-import { importSpecOf, newRunRow, spoolPath, type ExchangeJobPayload, type ImportSpec } from './runs.ts';
+import { FINISHED_STATES, importSpecOf, newRunRow, spoolPath, type ExchangeJobPayload, type ImportSpec } from './runs.ts';
 import type { UploadShelf } from './upload-shelf.ts';
 import { stagedAt, stageFile, type StagedFile } from './stage.ts';
 import { openSource, openTarget, type TransportConfig, type TransportEnv } from './transports/index.ts';
@@ -42,7 +42,7 @@ export interface FilesDeps {
   workerMinBytes?: number;
 }
 
-const FINISHED: ReadonlySet<FileRunsRow['state']> = new Set(['succeeded', 'partial', 'rejected', 'failed', 'duplicate']);
+const FINISHED: ReadonlySet<FileRunsRow['state']> = new Set(FINISHED_STATES);
 
 function errorOf(err: unknown): { code: string; message: string } {
   return { code: isHubError(err) ? err.code : 'run_failed', message: (err instanceof Error ? err.message : String(err)).slice(0, 1000) };

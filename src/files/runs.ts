@@ -16,6 +16,9 @@ export type ImportPolicy = (typeof POLICIES)[number];
 
 export const EXCHANGE_JOB = 'exchange.run';
 
+/** The states a run ends in: nothing happens to it after one. */
+export const FINISHED_STATES: readonly FileRunsRow['state'][] = ['succeeded', 'partial', 'rejected', 'failed', 'duplicate'];
+
 export type RunTrigger = FileRunsRow['trigger'];
 
 export interface ExchangeJobPayload {

@@ -1,8 +1,10 @@
 // Shared by the file readers' tests (not used by the readers): run a reader to its end or its failure, feed bytes
-// in awkward chunks, and measure the heap a reader keeps, which is how "memory stays flat" is tested.
+// in awkward chunks, measure the heap a reader keeps, which is how "memory stays flat" is tested, and read the
+// zip an XLSX is.
 import { Readable } from 'node:stream';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { inflateRawSync } from 'node:zlib';
 import { expect } from 'vitest';
 import { HubError } from '../errors.ts';
 import type { ReadItem, RecordError } from './types.ts';
@@ -63,4 +65,25 @@ export function retainedHeap(): number {
   }
   collect();
   return process.memoryUsage().heapUsed;
+}
+
+export interface ZipEntry {
+  name: string;
+  data: Buffer;
+}
+
+/** The entries of a zip, read through its central directory (enough for the archives exceljs writes). */
+export function unzip(zip: Buffer): ZipEntry[] {
+  const end = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  const entries: ZipEntry[] = [];
+  let p = zip.readUInt32LE(end + 16);
+  for (let i = zip.readUInt16LE(end + 10); i > 0; i--) {
+    const nameLength = zip.readUInt16LE(p + 28);
+    const local = zip.readUInt32LE(p + 42);
+    const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
+    const stored = zip.subarray(start, start + zip.readUInt32LE(p + 20));
+    entries.push({ name: zip.toString('utf8', p + 46, p + 46 + nameLength), data: zip.readUInt16LE(p + 10) === 8 ? inflateRawSync(stored) : Buffer.from(stored) });
+    p += 46 + nameLength + zip.readUInt16LE(p + 30) + zip.readUInt16LE(p + 32);
+  }
+  return entries;
 }

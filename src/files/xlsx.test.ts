@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { crc32, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { crc32, deflateRawSync } from 'node:zlib';
 import ExcelJS from 'exceljs';
 import { describe, expect, it } from 'vitest';
 import { HubError } from '../errors.ts';
-import { drain, fileErrorOf, inChunks, retainedHeap } from './testing.ts';
+import { drain, fileErrorOf, inChunks, retainedHeap, unzip, type ZipEntry } from './testing.ts';
 import type { XlsxOptions } from './types.ts';
 import { readXlsx } from './xlsx.ts';
 
@@ -12,27 +12,6 @@ async function workbook(build: (book: ExcelJS.Workbook) => void): Promise<Buffer
   const book = new ExcelJS.Workbook();
   build(book);
   return Buffer.from(await book.xlsx.writeBuffer());
-}
-
-interface ZipEntry {
-  name: string;
-  data: Buffer;
-}
-
-/** The entries of a zip, read through its central directory (enough for the archives exceljs writes). */
-function unzip(zip: Buffer): ZipEntry[] {
-  const end = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
-  const entries: ZipEntry[] = [];
-  let p = zip.readUInt32LE(end + 16);
-  for (let i = zip.readUInt16LE(end + 10); i > 0; i--) {
-    const nameLength = zip.readUInt16LE(p + 28);
-    const local = zip.readUInt32LE(p + 42);
-    const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
-    const stored = zip.subarray(start, start + zip.readUInt32LE(p + 20));
-    entries.push({ name: zip.toString('utf8', p + 46, p + 46 + nameLength), data: zip.readUInt16LE(p + 10) === 8 ? inflateRawSync(stored) : Buffer.from(stored) });
-    p += 46 + nameLength + zip.readUInt16LE(p + 30) + zip.readUInt16LE(p + 32);
-  }
-  return entries;
 }
 
 /** A zip of `entries` in that order, deflated, sizes in the local headers. */

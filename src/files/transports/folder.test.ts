@@ -1,13 +1,13 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { HubError } from '../../errors.ts';
 import { createManualClock } from '../../lib/clock.ts';
 import { createFolderSource, createFolderTarget } from './folder.ts';
+import { configFailure, failingBody, failure, putFile } from './testing.ts';
 
 const CSV = { contentType: 'text/csv' };
 
@@ -28,44 +28,7 @@ afterEach(async () => {
   await rm(base, { recursive: true, force: true });
 });
 
-async function put(rel: string, content: string, mtime?: string): Promise<void> {
-  const file = join(root, rel);
-  await mkdir(join(file, '..'), { recursive: true });
-  await writeFile(file, content);
-  if (mtime) await utimes(file, new Date(mtime), new Date(mtime));
-}
-
-async function failure(promise: Promise<unknown>): Promise<HubError> {
-  const err = await promise.then(
-    () => {
-      throw new Error('expected a failure');
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HubError);
-  return err as HubError;
-}
-
-function configFailure(create: () => unknown): HubError {
-  try {
-    create();
-  } catch (err) {
-    expect(err).toBeInstanceOf(HubError);
-    expect((err as HubError).code).toBe('validation_failed');
-    return err as HubError;
-  }
-  throw new Error('expected the configuration to be refused');
-}
-
-/** A body that gives some bytes and then fails, as an export whose query breaks halfway does. */
-function failingBody(after: string[]): Readable {
-  return Readable.from(
-    (async function* () {
-      for (const chunk of after) yield Buffer.from(chunk);
-      throw new Error('the export failed halfway');
-    })(),
-  );
-}
+const put = (rel: string, content: string | Buffer, mtime?: string) => putFile(root, rel, content, mtime);
 
 describe('folder source: list', () => {
   it('lists matching regular files, oldest first and then by name, with size and time', async () => {

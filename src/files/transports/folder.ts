@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HubError, type FieldError } from '../../errors.ts';
 import { systemClock, type Clock } from '../../lib/clock.ts';
-import { archiveName, checkFileName, checkPattern, checkRelativePath, collect, isFileName, joinPath, matchesPattern, throwIfAny } from './names.ts';
+import { archiveName, checkFileName, checkPattern, checkRelativePath, collect, finishFolders, isFileName, joinPath, matchesPattern, throwIfAny } from './names.ts';
 import type { FileSource, FileTarget, PutInfo, SourceFile } from './types.ts';
 
 export interface FolderOptions {
@@ -109,14 +109,7 @@ export function createFolderSource(options: FolderSourceOptions): FileSource {
   const root = checkRoot(options.root, errors);
   const path = collect(errors, () => checkRelativePath(options.path ?? '', '/path')) ?? '';
   const pattern = collect(errors, () => checkPattern(options.pattern ?? '*', '/pattern')) ?? '*';
-  const targets = {
-    archive: collect(errors, () => checkRelativePath(options.archivePath ?? joinPath(path, 'archive'), '/archivePath')),
-    error: collect(errors, () => checkRelativePath(options.errorPath ?? joinPath(path, 'error'), '/errorPath')),
-  };
-  for (const [outcome, field] of [['archive', '/archivePath'], ['error', '/errorPath']] as const) {
-    // A finished file left where files wait would be imported again on every run.
-    if (targets[outcome] === path) errors.push({ field, code: 'same_folder', message: `${field.slice(1)} must not be the folder files wait in` });
-  }
+  const targets = finishFolders(path, options, checkRelativePath, errors);
   throwIfAny(errors, "The folder transport");
   const clock = options.clock ?? systemClock;
 

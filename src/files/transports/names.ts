@@ -251,3 +251,24 @@ export function throwIfAny(errors: FieldError[], what: string): void {
   const message = errors.length === 1 ? errors[0]!.message : `${what}'s configuration has ${errors.length} mistakes`;
   throw new HubError('validation_failed', message, { errors });
 }
+
+/**
+ * Where a source moves finished files: `archivePath` and `errorPath` (default `archive` and `error` beside the
+ * waiting folder `path`), each checked by `check`. Neither may be the waiting folder itself: a finished file left
+ * there would be imported again on every run.
+ */
+export function finishFolders(
+  path: string,
+  options: { archivePath?: string; errorPath?: string },
+  check: (path: string, field: string) => string,
+  errors: FieldError[],
+): { archive: string | undefined; error: string | undefined } {
+  const folders = {
+    archive: collect(errors, () => check(options.archivePath ?? joinPath(path, 'archive'), '/archivePath')),
+    error: collect(errors, () => check(options.errorPath ?? joinPath(path, 'error'), '/errorPath')),
+  };
+  for (const [outcome, field] of [['archive', '/archivePath'], ['error', '/errorPath']] as const) {
+    if (folders[outcome] === path) errors.push({ field, code: 'same_folder', message: `${field.slice(1)} must not be the folder files wait in` });
+  }
+  return folders;
+}

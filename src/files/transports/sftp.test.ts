@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { HubError } from '../../errors.ts';
 import { createManualClock } from '../../lib/clock.ts';
 import { createSftpSource, createSftpTarget, hostKeyFingerprint, type SftpOptions } from './sftp.ts';
 import type { FileSource, FileTarget } from './types.ts';
+import { configFailure, failingBody, failure, putFile } from './testing.ts';
 
 const CSV = { contentType: 'text/csv' };
 const bobKey = ssh2.utils.generateKeyPairSync('ed25519');
@@ -73,43 +74,7 @@ function target(options: Parameters<typeof createSftpTarget>[0]): FileTarget {
   return t;
 }
 
-async function put(rel: string, content: string | Buffer, mtime?: string): Promise<void> {
-  const file = join(root, rel);
-  await mkdir(join(file, '..'), { recursive: true });
-  await writeFile(file, content);
-  if (mtime) await utimes(file, new Date(mtime), new Date(mtime));
-}
-
-async function failure(promise: Promise<unknown>): Promise<HubError> {
-  const err = await promise.then(
-    () => {
-      throw new Error('expected a failure');
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HubError);
-  return err as HubError;
-}
-
-function configFailure(create: () => unknown): HubError {
-  try {
-    create();
-  } catch (err) {
-    expect(err).toBeInstanceOf(HubError);
-    expect((err as HubError).code).toBe('validation_failed');
-    return err as HubError;
-  }
-  throw new Error('expected the configuration to be refused');
-}
-
-function failingBody(chunks: string[]): Readable {
-  return Readable.from(
-    (async function* () {
-      for (const chunk of chunks) yield Buffer.from(chunk);
-      throw new Error('the export failed halfway');
-    })(),
-  );
-}
+const put = (rel: string, content: string | Buffer, mtime?: string) => putFile(root, rel, content, mtime);
 
 describe('sftp source and target over a password login', () => {
   it('lists, reads, archives and writes, over one connection', async () => {

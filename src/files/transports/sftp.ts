@@ -18,7 +18,7 @@ import type { ConnectConfig, FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2
 import SftpClient from 'ssh2-sftp-client';
 import { HubError, isHubError, type FieldError } from '../../errors.ts';
 import { systemClock, type Clock } from '../../lib/clock.ts';
-import { archiveName, checkFileName, checkPattern, checkRemotePath, collect, isFileName, joinPath, matchesPattern, throwIfAny } from './names.ts';
+import { archiveName, checkFileName, checkPattern, checkRemotePath, collect, finishFolders, isFileName, joinPath, matchesPattern, throwIfAny } from './names.ts';
 import type { FileSource, FileTarget, PutInfo, SourceFile } from './types.ts';
 
 const { STATUS_CODE } = ssh2.utils.sftp;
@@ -502,14 +502,7 @@ export function createSftpSource(options: SftpSourceOptions): FileSource {
   const s = checkSettings(options, errors);
   const path = collect(errors, () => checkRemotePath(options.path ?? '', '/path')) ?? '';
   const pattern = collect(errors, () => checkPattern(options.pattern ?? '*', '/pattern')) ?? '*';
-  const targets = {
-    archive: collect(errors, () => checkRemotePath(options.archivePath ?? joinPath(path, 'archive'), '/archivePath')),
-    error: collect(errors, () => checkRemotePath(options.errorPath ?? joinPath(path, 'error'), '/errorPath')),
-  };
-  for (const [outcome, field] of [['archive', '/archivePath'], ['error', '/errorPath']] as const) {
-    // A finished file left where files wait would be imported again on every run.
-    if (targets[outcome] === path) errors.push({ field, code: 'same_folder', message: `${field.slice(1)} must not be the folder files wait in` });
-  }
+  const targets = finishFolders(path, options, checkRemotePath, errors);
   throwIfAny(errors, "The SFTP transport");
   const session = new Session(s);
   const folder = path === '' ? '.' : path;
