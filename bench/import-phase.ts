@@ -1,6 +1,7 @@
 // One phase of bench/import in a process of its own (see import.ts); prints one JSON line: items, seconds, peak RSS.
 // The import runs with the hub's defaults (batch size, page cache, a reading worker for files of 4 MiB and more).
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { once } from 'node:events';
@@ -73,7 +74,7 @@ function newRun(store: Store, workspaceId: string, fileName: string) {
 async function importFile(store: Store, path: string, format: 'csv' | 'xml', scope: string): Promise<FileRunsRow> {
   const workspace = (await store.table('workspaces').query({ limit: 1 })).items[0]!;
   const mapping = await compiledMappingFor(store, workspace.id, format === 'csv' ? 'csv-stock-count-in' : 'xml-stock-count-in', loadFileMappings());
-  const staged = await stageFile(createReadStream(path), `${path}.${scope}.spool`);
+  const staged = await stageFile(await open(path, 'r'), `${path}.${scope}.spool`);
   try {
     const run = await newRun(store, workspace.id, path);
     const file = format === 'csv' ? ({ format: 'csv' } as const) : ({ format: 'xml', options: { recordPath: 'StockReport/Item' } } as const);

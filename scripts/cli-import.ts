@@ -1,8 +1,7 @@
 // `npm run hub -- import FILE --mapping ID --action A`: imports a local file in this process, on the same database
 // as the running hub, through the same pipeline as scheduled imports (staged, checksummed, checked, applied in
 // batches, a run with its report), with a progress bar on stderr.
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Transform } from 'node:stream';
 import type { HubConfig } from '../src/config.ts';
@@ -85,7 +84,7 @@ export async function importCommand(store: Store, config: HubConfig, clock: Cloc
   const mapping = spec.mapping ? await compiledMappingFor(store, args.workspace.id, spec.mapping, loadFileMappings()) : null;
   if (spec.mapping && !mapping) throw usage(`No mapping "${spec.mapping}" (shipped files are in mappings/; workspace mappings at /v1/mappings)`);
   const runId = newId('run');
-  const staged = await stageFile(createReadStream(args.file), spoolPath(config.files.spoolDir, runId));
+  const staged = await stageFile(await open(args.file, 'r'), spoolPath(config.files.spoolDir, runId));
   let run: FileRunsRow = await store.table('file_runs').insert({
     ...newRunRow({ clock }, { workspaceId: args.workspace.id, direction: 'import', trigger: 'cli', spec: spec as unknown as Record<string, unknown>, exchangeId, fileName: basename(args.file) }),
     id: runId,

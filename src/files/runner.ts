@@ -165,7 +165,7 @@ async function importOne(deps: FilesDeps, ctx: JobContext, source: ReturnType<ty
     staged = stagedAt(path, run.checksum, run.bytes);
   } else {
     try {
-      staged = await stageFile(await source.open(run.fileName!), path);
+      staged = await stageFile(source.openFile ? await source.openFile(run.fileName!) : await source.open(run.fileName!), path);
     } catch (err) {
       // The file stays where it is; the job is retried (a dropped connection) or the run says why not.
       const failed = await failRun(deps, (await runs.get(run.id)) ?? run, errorOf(err));

@@ -4,7 +4,7 @@
 // the import can read twice (reject-all checks every row before applying any) and resume from after a crash.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -18,20 +18,44 @@ export interface StagedFile {
   remove(): Promise<void>;
 }
 
+/** How much of a local file one read copies. */
+const COPY_BYTES = 256 * 1024;
+
 /**
  * Copies `input` to `path` (its folder made if missing) and hashes it on the way. The bytes go to a temporary name
  * first, so a failing input leaves nothing at `path`, and a file found at `path` is always whole.
+ *
+ * A local file (an open FileHandle, which `stageFile` closes) is copied through one reused buffer. A stream hands
+ * over a new buffer per chunk, and for a large file those buffers, freed only by a later collection and then kept
+ * by the allocator, stayed in the process for the whole import: ~25 MB of a 35 MB file.
  */
-export async function stageFile(input: Readable, path: string, options: { maxBytes?: number } = {}): Promise<StagedFile> {
+export async function stageFile(input: Readable | FileHandle, path: string, options: { maxBytes?: number } = {}): Promise<StagedFile> {
   await mkdir(dirname(path), { recursive: true });
   const temp = `${path}.${randomBytes(6).toString('hex')}.part`;
   const hash = createHash('sha256');
   let bytes = 0;
+  const tooLarge = () => Object.assign(new Error(`The file is larger than ${options.maxBytes} bytes`), { code: 'too_large' });
+  if (!('pipe' in input)) {
+    try {
+      bytes = await copyHandle(input, temp, (chunk) => {
+        if (options.maxBytes !== undefined && bytes + chunk.length > options.maxBytes) throw tooLarge();
+        bytes += chunk.length;
+        hash.update(chunk);
+      });
+      await rename(temp, path);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    } finally {
+      await input.close();
+    }
+    return stagedAt(path, `sha256:${hash.digest('hex')}`, bytes);
+  }
   const meter = new Transform({
     transform(chunk: Buffer, _enc, done) {
       bytes += chunk.length;
       if (options.maxBytes !== undefined && bytes > options.maxBytes) {
-        done(Object.assign(new Error(`The file is larger than ${options.maxBytes} bytes`), { code: 'too_large' }));
+        done(tooLarge());
         return;
       }
       hash.update(chunk);
@@ -46,6 +70,26 @@ export async function stageFile(input: Readable, path: string, options: { maxByt
     throw err;
   }
   return stagedAt(path, `sha256:${hash.digest('hex')}`, bytes);
+}
+
+/** Copies the whole of `from` to a new file at `to`, showing each chunk to `see` before it is written. */
+async function copyHandle(from: FileHandle, to: string, see: (chunk: Buffer) => void): Promise<number> {
+  const out = await open(to, 'wx');
+  try {
+    const buffer = Buffer.allocUnsafeSlow(COPY_BYTES);
+    let total = 0;
+    for (;;) {
+      const { bytesRead } = await from.read(buffer, 0, COPY_BYTES, null);
+      if (bytesRead === 0) break;
+      const chunk = buffer.subarray(0, bytesRead);
+      see(chunk);
+      for (let at = 0; at < bytesRead; ) at += (await out.write(chunk, at, bytesRead - at)).bytesWritten;
+      total += bytesRead;
+    }
+    return total;
+  } finally {
+    await out.close();
+  }
 }
 
 /** A spool file already on disk (a resumed run finds it again by path). */

@@ -5,7 +5,7 @@
 // schedule out of it). Folders are created on first use, so a fresh install works without preparing any.
 import { randomBytes } from 'node:crypto';
 import { constants, createWriteStream } from 'node:fs';
-import { copyFile, lstat, mkdir, open, readdir, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, open, readdir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -119,6 +119,27 @@ export function createFolderSource(options: FolderSourceOptions): FileSource {
     return { folder, file: join(folder.dir, name) };
   }
 
+  async function openFile(name: string): Promise<FileHandle> {
+    const { folder, file } = await waitingFile(name);
+    let real: string;
+    try {
+      real = await realpath(file);
+    } catch (err) {
+      if (codeOf(err) === 'ENOENT') throw new HubError('not_found', `No file '${name}' in '${path || '.'}'`);
+      throw err;
+    }
+    if (!isInside(folder.realRoot, real)) throw invalid('/name', 'path_outside_root', `'${name}' leads outside the files directory (a symbolic link)`);
+    const handle = await open(real, 'r');
+    try {
+      // Checked on the open file, not the name: what is read is what was checked.
+      if (!(await handle.stat()).isFile()) throw new HubError('not_found', `'${name}' in '${path || '.'}' is not a file`);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+    return handle;
+  }
+
   return {
     async list(): Promise<SourceFile[]> {
       const { realRoot, dir } = await resolveFolder(root, path, '/path');
@@ -147,25 +168,10 @@ export function createFolderSource(options: FolderSourceOptions): FileSource {
     },
 
     async open(name: string): Promise<Readable> {
-      const { folder, file } = await waitingFile(name);
-      let real: string;
-      try {
-        real = await realpath(file);
-      } catch (err) {
-        if (codeOf(err) === 'ENOENT') throw new HubError('not_found', `No file '${name}' in '${path || '.'}'`);
-        throw err;
-      }
-      if (!isInside(folder.realRoot, real)) throw invalid('/name', 'path_outside_root', `'${name}' leads outside the files directory (a symbolic link)`);
-      const handle = await open(real, 'r');
-      try {
-        // Checked on the open file, not the name: what is read is what was checked.
-        if (!(await handle.stat()).isFile()) throw new HubError('not_found', `'${name}' in '${path || '.'}' is not a file`);
-      } catch (err) {
-        await handle.close();
-        throw err;
-      }
-      return handle.createReadStream();
+      return (await openFile(name)).createReadStream();
     },
+
+    openFile,
 
     async finish(name: string, outcome: 'archive' | 'error'): Promise<void> {
       const { folder, file } = await waitingFile(name);

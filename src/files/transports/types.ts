@@ -1,5 +1,6 @@
 // Where exchanged files come from and go: a local folder, an Appwrite Storage bucket, an SFTP server, and (for
 // exports only) email. The file exchange sees only these two shapes, so a schedule runs the same over any of them.
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 /** A file waiting in a source. */
@@ -23,6 +24,11 @@ export interface FileSource {
    * the pinned one), 'not_found' (the file went away), so the exchange reports them and leaves the file in place.
    */
   open(name: string): Promise<Readable>;
+  /**
+   * The same file opened for reading, where the transport has it on a local disk (the folder transport): staging
+   * copies it through one buffer instead of a stream's buffer per chunk. The caller closes the handle.
+   */
+  openFile?(name: string): Promise<FileHandle>;
   /** After an import: moves the file out of the way, to the archive (applied) or the error place (rejected). */
   finish(name: string, outcome: 'archive' | 'error'): Promise<void>;
   close(): Promise<void>;
