@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { createInventoryFixture, type InventoryFixture } from '../../test/inventory-fixture.ts';
 import type { HubError } from '../errors.ts';
 import { rejectedHubError } from '../../test/hub-error.ts';
@@ -81,6 +81,45 @@ describe('adjustments, write-offs, transfers and returns', () => {
     ]);
     expect(moves[3]!.reference).toEqual({ type: 'transfer', id: t.transferId });
     expect(moves.every((m) => m.averageCostAfter === '5.00')).toBe(true);
+    expect((await verifyLedger(f.ctx())).discrepancies).toEqual([]);
+  });
+
+  it('reads the levels of a many-line operation together, stored and new alike, a SKU twice included', async () => {
+    for (const sku of ['A', 'B', 'C', 'D']) await f.product(sku);
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 5, unitCost: '1' }, { sku: 'C', quantity: 7, unitCost: '1' }] }));
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh2.id, lines: [{ sku: 'B', quantity: 4, unitCost: '1' }] }));
+    // Every table shares its adapter's query; the spy counts the reads of stock levels.
+    const levels = f.store.table('stock_levels');
+    const shared = Object.getPrototypeOf(levels) as { query: typeof levels.query };
+    const query = shared.query;
+    let reads = 0;
+    shared.query = function (this: typeof levels, options) {
+      if (this.name === 'stock_levels') reads++;
+      return query.call(this, options);
+    };
+    onTestFinished(() => {
+      shared.query = query;
+    });
+    // B has stock only at WH2, D nowhere: both get a new level at WH1; A is counted twice, the last count wins.
+    const result = await f.run((ctx) =>
+      adjustStock(ctx, { locationId: wh1.id, reason: 'count', lines: [{ sku: 'A', onHand: 3 }, { sku: 'B', onHand: 2 }, { sku: 'C', onHand: 7 }, { sku: 'D', onHand: 1 }, { sku: 'A', onHand: 6 }] }),
+    );
+    expect(reads).toBe(1);
+    expect(result.movements.map((m) => [m.sku, m.quantity, m.onHandAfter])).toEqual([
+      ['A', -2, 3],
+      ['B', 2, 2],
+      ['D', 1, 1],
+      ['A', 3, 6],
+    ]);
+    const at = async (locationId: string) => Object.fromEntries((await levels.query({ where: { locationId } })).items.map((l) => [l.sku, l.onHand]));
+    expect(await at(wh1.id)).toEqual({ A: 6, B: 2, C: 7, D: 1 });
+    expect(await at(wh2.id)).toEqual({ B: 4 });
+    // A transfer reads both locations' levels, one query each.
+    reads = 0;
+    await f.run((ctx) => transferStock(ctx, { fromLocationId: wh1.id, toLocationId: wh2.id, lines: [{ sku: 'A', quantity: 1 }, { sku: 'B', quantity: 2 }, { sku: 'D', quantity: 1 }] }));
+    expect(reads).toBe(2);
+    expect(await at(wh1.id)).toEqual({ A: 5, B: 0, C: 7, D: 0 });
+    expect(await at(wh2.id)).toEqual({ A: 1, B: 6, D: 1 });
     expect((await verifyLedger(f.ctx())).discrepancies).toEqual([]);
   });
 

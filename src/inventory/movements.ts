@@ -52,6 +52,7 @@ export async function receiveStock(ctx: InventoryContext, input: ReceiptInput, t
   input.lines.forEach((l, i) => checkQuantity(l.quantity, `/lines/${i}/quantity`));
   await resolveLocation(ctx, input.locationId, '/locationId');
   const { batch, working } = await prepare(ctx, input.lines);
+  await batch.loadLevels(working, input.locationId);
   for (const [i, line] of input.lines.entries()) {
     const level = await batch.level(working[i]!, input.locationId);
     batch.move(level, { type, quantity: line.quantity, unitCost: toMicros(line.unitCost), reason: input.reason, reference: input.reference });
@@ -85,6 +86,7 @@ export async function adjustStock(ctx: InventoryContext, input: AdjustmentInput)
   }
   await resolveLocation(ctx, input.locationId, '/locationId', false);
   const { batch, working } = await prepare(ctx, input.lines);
+  await batch.loadLevels(working, input.locationId);
   for (const [i, line] of input.lines.entries()) {
     const level = await batch.level(working[i]!, input.locationId);
     const delta = type === 'write_off' ? -line.quantity! : line.onHand !== undefined ? line.onHand - level.row.onHand : line.quantity!;
@@ -117,6 +119,8 @@ export async function transferStock(ctx: InventoryContext, input: TransferInput)
   await resolveLocation(ctx, input.fromLocationId, '/fromLocationId', false);
   await resolveLocation(ctx, input.toLocationId, '/toLocationId');
   const { batch, working } = await prepare(ctx, input.lines);
+  await batch.loadLevels(working, input.fromLocationId);
+  await batch.loadLevels(working, input.toLocationId);
   const transferId = input.reference?.id ?? newId('trf');
   const reference = input.reference ?? { type: 'transfer', id: transferId };
   for (const [i, line] of input.lines.entries()) {
@@ -140,6 +144,7 @@ export async function returnStock(ctx: InventoryContext, input: ReturnInput): Pr
   input.lines.forEach((l, i) => checkQuantity(l.quantity, `/lines/${i}/quantity`));
   await resolveLocation(ctx, input.locationId, '/locationId');
   const { batch, working } = await prepare(ctx, input.lines);
+  await batch.loadLevels(working, input.locationId);
   for (const [i, line] of input.lines.entries()) {
     const level = await batch.level(working[i]!, input.locationId);
     batch.move(level, { type: 'return', quantity: line.quantity, unitCost: line.unitCost != null ? toMicros(line.unitCost) : null, reason: input.reason, reference: input.reference });

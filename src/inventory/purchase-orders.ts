@@ -122,8 +122,10 @@ export async function receivePurchaseOrder(ctx: InventoryContext, po: PurchaseOr
   if (received.length === 0) throw new HubError('invalid_transition', `Purchase order ${po.number} has nothing left to receive`);
   const entries = await resolveProducts(ctx, received.map((r) => ({ productId: byId.get(r.lineId)!.productId, pointer: '/lines' })));
   const batch = new StockBatch(ctx);
+  const working = entries.map((e) => batch.track(e.product, e.item));
+  await batch.loadLevels(working, po.locationId);
   for (const [i, r] of received.entries()) {
-    const level = await batch.level(batch.track(entries[i]!.product, entries[i]!.item), po.locationId);
+    const level = await batch.level(working[i]!, po.locationId);
     batch.move(level, { type: 'receipt', quantity: r.quantity, unitCost: toMicros(r.unitCost), reason: input.reason, reference: { type: 'purchase_order', id: po.id } });
   }
   await batch.commit();

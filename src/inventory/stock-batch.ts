@@ -58,6 +58,8 @@ export class StockBatch {
   private readonly items = new Map<string, WorkingItem>();
   private readonly levels = new Map<string, WorkingLevel>();
   private readonly allLevelsLoaded = new Set<string>();
+  /** `item|location` pairs read by loadLevels and found to have no stored level. */
+  private readonly noLevel = new Set<string>();
   private readonly movements: NewRow<MovementsRow>[] = [];
 
   constructor(readonly ctx: InventoryContext) {}
@@ -89,12 +91,32 @@ export class StockBatch {
     return [...this.levels.entries()].filter(([k]) => k.startsWith(prefix)).map(([, v]) => v);
   }
 
+  /**
+   * Reads the levels of `items` at one location in a few queries, so that an operation of many lines does not read
+   * them one line at a time in `level`.
+   */
+  async loadLevels(items: WorkingItem[], locationId: string): Promise<void> {
+    const ids = [...new Set(items.map((w) => w.row.id))].filter((id) => !this.allLevelsLoaded.has(id) && !this.levels.has(`${id}|${locationId}`) && !this.noLevel.has(`${id}|${locationId}`));
+    if (ids.length < 2) return;
+    // 100 values per query: Appwrite's limit for one filter's values.
+    for (let i = 0; i < ids.length; i += 100) {
+      const slice = ids.slice(i, i + 100);
+      const page = await this.ctx.db.table('stock_levels').query({ where: { workspaceId: this.ctx.workspaceId, inventoryItemId: { in: slice }, locationId }, limit: 1000 });
+      const found = new Set<string>();
+      for (const row of page.items) {
+        found.add(row.inventoryItemId);
+        this.addLevel(this.items.get(row.inventoryItemId)!, row, false);
+      }
+      for (const id of slice) if (!found.has(id)) this.noLevel.add(`${id}|${locationId}`);
+    }
+  }
+
   /** The item's level at a location; a zero level (written only if changed) when it has none yet. */
   async level(item: WorkingItem, locationId: string): Promise<WorkingLevel> {
     const key = `${item.row.id}|${locationId}`;
     const known = this.levels.get(key);
     if (known) return known;
-    if (!this.allLevelsLoaded.has(item.row.id)) {
+    if (!this.allLevelsLoaded.has(item.row.id) && !this.noLevel.has(key)) {
       const page = await this.ctx.db.table('stock_levels').query({
         where: { workspaceId: this.ctx.workspaceId, inventoryItemId: item.row.id, locationId },
         limit: 1,
