@@ -163,7 +163,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): HubConf
     jobRetentionDays: int('HUB_JOB_RETENTION_DAYS', 14, 1, 3650),
     eventRetentionDays: int('HUB_EVENT_RETENTION_DAYS', 30, 1, 3650),
     workerTimeoutSeconds: int('HUB_WORKER_TIMEOUT_SECONDS', 900, 10, 86_400),
-    sqliteCacheMb: int('HUB_SQLITE_CACHE_MB', 16, 2, 65_536),
+    sqliteCacheMb: int('HUB_SQLITE_CACHE_MB', 4, 2, 65_536),
     webhooks: {
       allow: list('HUB_WEBHOOK_ALLOW', parseAllowList),
       retrySchedule: list('HUB_WEBHOOK_RETRY_SCHEDULE', parseSchedule, [...STANDARD_SCHEDULE_MS]),

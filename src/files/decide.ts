@@ -216,9 +216,10 @@ export async function* decideInWorker(job: DecideJob, options: { maxHeapMb?: num
     eval: true,
     workerData: { job, entry: WORKER_ENTRY, loader: tsxLoader(), ahead: AHEAD },
     // The worker's garbage is its own, and a bounded heap keeps the peak bounded: its live data is a few chunks, but
-    // one XML record may be 16M characters. The young generation is a trade: at 8 MB scavenges took ~15% of the
-    // worker's time (the chunk being built survives each one), at 16 MB half that, for some 10 MB more memory.
-    resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb ?? WORKER_HEAP_MB, maxYoungGenerationSizeMb: 16 },
+    // one XML record may be 16M characters. The young generation is a trade: at 8 MB scavenges take ~15% of the
+    // worker's time (the chunk being built survives each one), at 16 MB half that, for ~5 MB more memory. The
+    // worker waits on the importing thread most of the time, so it takes the smaller.
+    resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb ?? WORKER_HEAP_MB, maxYoungGenerationSizeMb: 8 },
   });
   readerStats.workers++;
   const inbox: WorkerMessage[] = [];
