@@ -1,6 +1,7 @@
 // bench/webhooks: three figures for the hub's webhooks, all over loopback, each against a baseline in the same run.
-//  1. Inbound accept rate: POST /hooks/{connectionId} of a hub process (src/main.ts, worker and dispatcher off, so it
-//     only accepts: verify + dedupe + store the raw request and its job + 202) against a bare Hono route in its own
+//  1. Inbound accept rate: POST /hooks/{connectionId} of a hub process (run as npm start runs it: the bundle of
+//     src/main.ts with the start script's node flags; worker and dispatcher off, so it only accepts: verify +
+//     dedupe + store the raw request and its job + 202) against a bare Hono route in its own
 //     process that verifies the same signature and does one SQLite insert (bench/webhooks-server.ts). autocannon,
 //     50 connections, alternating rounds; every request carries a webhook-id never sent before.
 //     Target: hub ≥ 0.6× the baseline's requests/s, hub p99 ≤ 20 ms.
@@ -23,6 +24,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Webhook } from 'standardwebhooks';
+import { buildHub, startFlags } from '../scripts/build-hub.ts';
 import { createWorkspace } from '../src/bootstrap.ts';
 import { testConfig } from '../src/config.ts';
 import { appendEvent } from '../src/events/log.ts';
@@ -42,6 +44,8 @@ const DELIVERIES = Number(process.env.BENCH_DELIVERIES ?? 20_000);
 const WEBHOOKS = Number(process.env.BENCH_WEBHOOKS ?? 5_000);
 // BENCH_ONLY=inbound,outbound,e2e runs some of the three (to investigate one); the summary then shows those.
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'inbound,outbound,e2e').split(',').map((s) => s.trim()));
+// BENCH_HUB_FLAGS replaces the start script's node flags for the hub processes ("" for Node's defaults), to compare.
+const HUB_FLAGS = process.env.BENCH_HUB_FLAGS !== undefined ? process.env.BENCH_HUB_FLAGS.split(' ').filter(Boolean) : startFlags();
 const PROF = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/hub-webhooks-prof'] : [];
 const CONNECTIONS = 50;
 const OUT_CONCURRENCY = 256;
@@ -84,9 +88,9 @@ interface Child {
   output: () => string;
 }
 
-/** Spawns `node [flags] --import tsx <args>` and resolves once its output matches `ready`. */
-function startChild(name: string, args: string[], ready: RegExp, env: Record<string, string> = {}, flags: string[] = []): Promise<Child & { match: RegExpExecArray }> {
-  const child = spawn(process.execPath, [...flags, '--import', 'tsx', ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Spawns `node [flags] --import tsx <args>` (or, `bundled`, `node [flags] <args>`) and resolves once its output matches `ready`. */
+function startChild(name: string, args: string[], ready: RegExp, env: Record<string, string> = {}, flags: string[] = [], bundled = false): Promise<Child & { match: RegExpExecArray }> {
+  const child = spawn(process.execPath, [...flags, ...(bundled ? [] : ['--import', 'tsx']), ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let out = '';
   const keep = (d: Buffer) => {
@@ -123,15 +127,27 @@ interface HubProcess extends Child {
   api: ApiCall;
 }
 
-/** The embedded hub as `npm start` runs it, on a free port, over a fresh data directory. */
+/** The hub bundled as `npm start` bundles it (built once per run, removed at exit). */
+let hubBundle: Promise<string> | null = null;
+function bundledHub(): Promise<string> {
+  if (!hubBundle) {
+    const out = join(root, 'dist', `hub-bench-${process.pid}`);
+    dirs.push(out);
+    hubBundle = buildHub(out);
+  }
+  return hubBundle;
+}
+
+/** The embedded hub as `npm start` runs it (the bundle, the start script's node flags), on a free port, over a fresh data directory. */
 async function startHub(tag: string, env: Record<string, string>): Promise<HubProcess> {
   const dataDir = tempDir(tag);
   const c = await startChild(
     `the hub (${tag})`,
-    ['src/main.ts'],
+    [await bundledHub()],
     /Hub running at (http:\/\/\S+)[\s\S]*(hub_sk_[A-Za-z0-9_-]{43})/,
     { HUB_DATA_DIR: dataDir, HUB_PORT: '0', HUB_LOG_LEVEL: 'warn', HUB_RATE_LIMIT_PER_MINUTE: '10000000', ...env },
-    PROF,
+    [...HUB_FLAGS, ...PROF],
+    true,
   );
   const base = c.match[1]!;
   const key = c.match[2]!;

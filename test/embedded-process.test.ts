@@ -1,9 +1,10 @@
 // The embedded hub as users run it: a real process, a data directory, signals. Slow-ish (seconds), so kept few.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { buildHub, startFlags } from '../scripts/build-hub.ts';
 import { createJobQueue } from '../src/jobs/queue.ts';
 import { createSqliteStore } from '../src/store/sqlite.ts';
 
@@ -25,8 +26,8 @@ interface Proc {
   exit: Promise<number | null>;
 }
 
-function run(script: string, env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function run(script: string, env: Record<string, string>, nodeArgs = ['--import', 'tsx']): Proc {
+  const child = spawn(process.execPath, [...nodeArgs, script], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -51,7 +52,50 @@ function run(script: string, env: Record<string, string>): Proc {
   };
 }
 
-describe('npm start (src/main.ts)', () => {
+describe('npm start (the bundle of src/main.ts)', () => {
+  it('builds, runs as the start script says, and imports a large upload through the reading worker', async () => {
+    // What `npm start` runs: prestart's bundle, with the node flags of the start script.
+    const scripts = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    expect(scripts.prestart).toBe('tsx scripts/build-hub.ts');
+    const flags = startFlags();
+    const out = join(root, 'dist', `hub-test-${process.pid}`);
+    dirs.push(out);
+    const main = await buildHub(out);
+    const hub = run(main, { HUB_DATA_DIR: tempDir(), HUB_PORT: '0', HUB_LOG_LEVEL: 'warn' }, flags);
+    try {
+      const [, url] = await hub.waitFor(/Hub running at (http:\/\/\S+)/);
+      const [key] = await hub.waitFor(/hub_sk_[A-Za-z0-9_-]{43}/);
+      const call = async (method: string, path: string, body?: unknown) => {
+        const res = await fetch(`${url}${path}`, { method, headers: { Authorization: `Bearer ${key}`, ...(body ? { 'Content-Type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+        return { status: res.status, body: (await res.json()) as any };
+      };
+      expect((await call('POST', '/v1/locations', { code: 'WH1', name: 'WH1', type: 'warehouse' })).status).toBe(201);
+      expect((await call('POST', '/v1/products', { sku: 'A', name: 'A' })).status).toBe(201);
+      // Over the 4 MiB from which a file is read in a worker thread: 170,000 counts of 0 (what is stored), the last one
+      // 7. A bundle whose worker entry is missing or broken fails the run.
+      const rows = Array.from({ length: 170_000 }, (_, i) => `A,WH1,${i === 169_999 ? 7 : 0},,21/11/2026 23:30\n`);
+      const csv = `SKU,Location,On Hand,Unit Cost,Counted At\n${rows.join('')}`;
+      expect(csv.length).toBeGreaterThan(4 * 1024 * 1024);
+      const res = await fetch(`${url}/v1/imports?action=stock.count&mapping=csv-stock-count-in&policy=keep-good`, { method: 'POST', headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'text/csv' }, body: csv });
+      expect(res.status).toBe(202);
+      const { runId } = (await res.json()) as { runId: string };
+      let runState: any;
+      await vi.waitFor(async () => {
+        runState = (await call('GET', `/v1/file-runs/${runId}`)).body;
+        expect(['succeeded', 'partial', 'failed', 'rejected']).toContain(runState.state);
+      }, { timeout: 60_000, interval: 250 });
+      expect(runState).toMatchObject({ state: 'succeeded', rowsRead: 170_000, rowsApplied: 170_000, rowsFailed: 0 });
+      const levels = (await call('GET', '/v1/stock-levels?sku=A')).body.data;
+      expect(levels.map((l: any) => l.onHand)).toEqual([7]);
+      expect(hub.err()).not.toMatch(/error/i);
+    } finally {
+      hub.child.kill('SIGTERM');
+      expect(await hub.exit).toBe(0);
+    }
+  }, 120_000);
+});
+
+describe('npm run dev (src/main.ts)', () => {
   it('bootstraps once, serves the API, survives a restart and stops cleanly on SIGTERM', async () => {
     const data = tempDir();
     const env = { HUB_DATA_DIR: data, HUB_PORT: '0', HUB_LOG_LEVEL: 'warn' };
