@@ -1,6 +1,7 @@
 // POST /hooks/{connectionId}: where vendors and the customer's own systems push webhooks. The body is read as
 // raw bytes and verified before anything is parsed; a verified request is stored with its job and answered 202.
 import type { RouteTable } from '../define-route.ts';
+import { sendJson } from '../http.ts';
 import { PROBLEM } from './common.ts';
 
 export function registerHookRoutes(routes: RouteTable): void {
@@ -35,7 +36,8 @@ export function registerHookRoutes(routes: RouteTable): void {
         url: c.req.path,
       });
       if (outcome.kind === 'handshake') return new Response(outcome.body ?? null, { status: outcome.status, headers: outcome.headers });
-      return c.json({ id: outcome.id, duplicate: outcome.duplicate }, 202);
+      // sendJson: plain-object headers, written straight to the socket (c.json builds a Headers object).
+      return sendJson(c, 202, { id: outcome.id, duplicate: outcome.duplicate });
     },
   );
 }
