@@ -37,7 +37,7 @@ export async function stageFile(input: Readable | FileHandle, path: string, opti
   const tooLarge = () => Object.assign(new Error(`The file is larger than ${options.maxBytes} bytes`), { code: 'too_large' });
   if (!('pipe' in input)) {
     try {
-      bytes = await copyHandle(input, temp, (chunk) => {
+      await copyHandle(input, temp, (chunk) => {
         if (options.maxBytes !== undefined && bytes + chunk.length > options.maxBytes) throw tooLarge();
         bytes += chunk.length;
         hash.update(chunk);
@@ -73,20 +73,17 @@ export async function stageFile(input: Readable | FileHandle, path: string, opti
 }
 
 /** Copies the whole of `from` to a new file at `to`, showing each chunk to `see` before it is written. */
-async function copyHandle(from: FileHandle, to: string, see: (chunk: Buffer) => void): Promise<number> {
+async function copyHandle(from: FileHandle, to: string, see: (chunk: Buffer) => void): Promise<void> {
   const out = await open(to, 'wx');
   try {
     const buffer = Buffer.allocUnsafeSlow(COPY_BYTES);
-    let total = 0;
     for (;;) {
       const { bytesRead } = await from.read(buffer, 0, COPY_BYTES, null);
       if (bytesRead === 0) break;
       const chunk = buffer.subarray(0, bytesRead);
       see(chunk);
       for (let at = 0; at < bytesRead; ) at += (await out.write(chunk, at, bytesRead - at)).bytesWritten;
-      total += bytesRead;
     }
-    return total;
   } finally {
     await out.close();
   }
