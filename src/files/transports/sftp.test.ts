@@ -6,10 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer, text } from 'node:stream/consumers';
-import ssh2 from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { startSftpServer, type SftpTestServer } from '../../../test/sftp-server.ts';
+import { generateTestKeyPair, startSftpServer, type SftpTestServer } from '../../../test/sftp-server.ts';
 import { HubError } from '../../errors.ts';
 import { createManualClock } from '../../lib/clock.ts';
 import { createSftpSource, createSftpTarget, hostKeyFingerprint, type SftpOptions } from './sftp.ts';
@@ -17,9 +16,9 @@ import type { FileSource, FileTarget } from './types.ts';
 import { configFailure, failingBody, failure, putFile } from './testing.ts';
 
 const CSV = { contentType: 'text/csv' };
-const bobKey = ssh2.utils.generateKeyPairSync('ed25519');
-const carolKey = ssh2.utils.generateKeyPairSync('ed25519', { passphrase: 'open sesame', cipher: 'aes256-ctr', rounds: 1 });
-const strangerKey = ssh2.utils.generateKeyPairSync('ed25519');
+const bobKey = generateTestKeyPair();
+const carolKey = generateTestKeyPair({ passphrase: 'open sesame', cipher: 'aes256-ctr', rounds: 1 });
+const strangerKey = generateTestKeyPair();
 
 let base: string;
 /** What the server serves as '/'. */
@@ -225,7 +224,7 @@ describe('sftp logins', () => {
   });
 
   it('refuses a server whose host key is not the pinned one, names its key, and sends no credentials', async () => {
-    const other = hostKeyFingerprint(Buffer.from(ssh2.utils.generateKeyPairSync('ed25519').public.split(' ')[1]!, 'base64'));
+    const other = hostKeyFingerprint(Buffer.from(generateTestKeyPair().public.split(' ')[1]!, 'base64'));
     const attempts = server.authAttempts.length;
     const connections = server.connections;
     const err = await failure(source({ ...login({ hostKey: other }), path: 'in' }).list());
