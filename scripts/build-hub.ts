@@ -1,9 +1,9 @@
 // `npm start` runs this first (prestart): bundles the embedded hub, src/main.ts with the file import's reading worker
 // beside it, into dist/hub/. Packages stay in node_modules (better-sqlite3 is native). The hub then runs on plain
-// Node: no TypeScript loader in the process or in an import's reading worker (15 MB less for an idle hub, 55-100 MB
-// less at the peak of bench/import's million-row import). `npm run dev` still runs the sources under tsx.
+// Node: no TypeScript loader in the process or in an import's reading worker (an idle hub ~105 MB instead of ~150;
+// bench/import's million-row import peaks 55-100 MB lower). `npm run dev` still runs the sources under tsx.
 import { build } from 'esbuild';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -16,6 +16,8 @@ export const HUB_ENTRIES = { main: 'src/main.ts', 'read-worker': 'src/files/read
  * dist/hub does: it finds the shipped mappings at ../../mappings, as the sources do from src/mappings.
  */
 export async function buildHub(outDir = `${ROOT}dist/hub`): Promise<string> {
+  // Chunk names carry a hash: clear out the last build's.
+  rmSync(outDir, { recursive: true, force: true });
   await build({
     absWorkingDir: ROOT,
     entryPoints: Object.entries(HUB_ENTRIES).map(([out, input]) => ({ in: input, out })),
@@ -24,6 +26,11 @@ export async function buildHub(outDir = `${ROOT}dist/hub`): Promise<string> {
     format: 'esm',
     target: 'node20',
     packages: 'external',
+    // Code the hub imports on demand (the file exchange: ssh2, nodemailer, node-appwrite's Storage, exceljs) stays
+    // in chunks of its own, so its packages load when first used. One file would hoist their imports to the top,
+    // and every hub would load them at start (~40 MB; ssh2 alone reserves 16 MB for its WebAssembly).
+    // Chunks sit beside main.js: their code finds read-worker.js and ../../mappings from there, as main.js does.
+    splitting: true,
     outdir: outDir,
     sourcemap: 'linked',
     logLevel: 'warning',

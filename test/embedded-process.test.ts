@@ -53,7 +53,7 @@ function run(script: string, env: Record<string, string>, nodeArgs = ['--import'
 }
 
 describe('npm start (the bundle of src/main.ts)', () => {
-  it('builds, runs as the start script says, and imports a large upload through the reading worker', async () => {
+  it('builds, loads the file exchange\'s packages only on demand, runs as the start script says, and imports a large upload through the reading worker', async () => {
     // What `npm start` runs: prestart's bundle, with the node flags of the start script.
     const scripts = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
     expect(scripts.prestart).toBe('tsx scripts/build-hub.ts');
@@ -61,6 +61,23 @@ describe('npm start (the bundle of src/main.ts)', () => {
     const out = join(root, 'dist', `hub-test-${process.pid}`);
     dirs.push(out);
     const main = await buildHub(out);
+    // What a start loads: main.js and the chunks its static imports reach. The file exchange's packages are not among
+    // them (they load with the first file job): ssh2 alone holds 16 MB.
+    const started = new Set<string>();
+    const queue = ['main.js'];
+    const packages = new Set<string>();
+    while (queue.length) {
+      const file = queue.shift()!;
+      if (started.has(file)) continue;
+      started.add(file);
+      for (const m of readFileSync(join(out, file), 'utf8').matchAll(/^import\s[^;]*?from\s*"([^"]+)"|^import\s*"([^"]+)"/gm)) {
+        const spec = (m[1] ?? m[2])!;
+        if (spec.startsWith('./')) queue.push(spec.slice(2));
+        else packages.add(spec);
+      }
+    }
+    expect(packages).toContain('better-sqlite3');
+    for (const onDemand of ['ssh2', 'ssh2-sftp-client', 'nodemailer', 'node-appwrite', 'exceljs']) expect(packages).not.toContain(onDemand);
     const hub = run(main, { HUB_DATA_DIR: tempDir(), HUB_PORT: '0', HUB_LOG_LEVEL: 'warn' }, flags);
     try {
       const [, url] = await hub.waitFor(/Hub running at (http:\/\/\S+)/);
