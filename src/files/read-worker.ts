@@ -1,10 +1,10 @@
 // The worker thread of a large import (decide.ts): reads the staged file, maps and checks each record, and posts
 // the decided items in chunks to the import, which applies them.
-import { createReadStream } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { compileMapping } from '../mappings/compile.ts';
 import { makeDecider, runReadWorker, type DecideJob } from './decide.ts';
 import { reasonOf } from './failure.ts';
+import { openSpool } from './stage.ts';
 
 const { job, ahead } = workerData as { job: DecideJob; ahead: number };
 const port = parentPort!;
@@ -16,4 +16,4 @@ try {
 } catch (err) {
   port.postMessage({ t: 'failed', message: `the mapping could not be compiled: ${reasonOf(err)}` });
 }
-if (decide) await runReadWorker(job, decide, ahead, port, () => createReadStream(job.path, { highWaterMark: 256 * 1024 }));
+if (decide) await runReadWorker(job, decide, ahead, port, () => openSpool(job.path));

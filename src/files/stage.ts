@@ -18,8 +18,13 @@ export interface StagedFile {
   remove(): Promise<void>;
 }
 
-/** How much of a local file one read copies. */
-const COPY_BYTES = 256 * 1024;
+/** How much of a file one read takes, staging it and reading it back. */
+const READ_BYTES = 256 * 1024;
+
+/** A spool file for reading, in large chunks (the import's reading worker opens it by path). */
+export function openSpool(path: string): Readable {
+  return createReadStream(path, { highWaterMark: READ_BYTES });
+}
 
 /**
  * Copies `input` to `path` (its folder made if missing) and hashes it on the way. The bytes go to a temporary name
@@ -76,9 +81,9 @@ export async function stageFile(input: Readable | FileHandle, path: string, opti
 async function copyHandle(from: FileHandle, to: string, see: (chunk: Buffer) => void): Promise<void> {
   const out = await open(to, 'wx');
   try {
-    const buffer = Buffer.allocUnsafeSlow(COPY_BYTES);
+    const buffer = Buffer.allocUnsafeSlow(READ_BYTES);
     for (;;) {
-      const { bytesRead } = await from.read(buffer, 0, COPY_BYTES, null);
+      const { bytesRead } = await from.read(buffer, 0, READ_BYTES, null);
       if (bytesRead === 0) break;
       const chunk = buffer.subarray(0, bytesRead);
       see(chunk);
@@ -95,7 +100,7 @@ export function stagedAt(path: string, checksum: string, bytes: number): StagedF
     path,
     checksum,
     bytes,
-    open: () => createReadStream(path, { highWaterMark: 256 * 1024 }),
+    open: () => openSpool(path),
     remove: () => rm(path, { force: true }),
   };
 }

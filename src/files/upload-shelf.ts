@@ -3,7 +3,6 @@
 // execution that imports it are different machines: the upload is put in the file exchange's Storage bucket
 // (exchange-inbox, as uploads/<run id>.<format>) before its job is queued, and the worker fetches it into its own
 // spool. After the run it is renamed to archive/ or error/, as files a Storage exchange imported are.
-import { createReadStream } from 'node:fs';
 import { createStorageSource, createStorageTarget, type StorageOptions } from './transports/appwrite-storage.ts';
 import { contentTypeOf } from './runs.ts';
 import { stageFile, type StagedFile } from './stage.ts';
@@ -31,7 +30,7 @@ export function createStorageShelf(options: Omit<StorageOptions, 'bucketId'> & {
     async put(runId, format, staged) {
       const target = createStorageTarget({ ...bucket, prefix: PREFIX });
       try {
-        await target.put(nameOf(runId, format), createReadStream(staged.path), { contentType: contentTypeOf(format) });
+        await target.put(nameOf(runId, format), staged.open(), { contentType: contentTypeOf(format) });
       } finally {
         await target.close();
       }
