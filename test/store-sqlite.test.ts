@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,5 +59,88 @@ describe('sqlite store on disk', () => {
     expect(await b.table('workspaces').get(row.id)).toEqual(row);
     await b.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('sqlite store beside another process on the same file', () => {
+  const ws = (slug: string) => ({ name: slug, slug, currency: 'EUR', timezone: 'UTC' });
+  /** Another writer on the file (as an import process or a second hub would be): holds the write lock for `ms`. */
+  function holdWriteLock(path: string, ms: number): Promise<void> {
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    other.prepare(`INSERT INTO "workspaces" ("id", "name", "slug", "currency", "timezone", "version", "createdAt", "updatedAt") VALUES (?, 'other', ?, 'EUR', 'UTC', 1, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')`).run(`ws_other${ms}`, `other-${ms}`);
+    return new Promise((resolve) =>
+      setTimeout(() => {
+        other.exec('COMMIT');
+        other.close();
+        resolve();
+      }, ms),
+    );
+  }
+
+  it('waits for the other writer without stopping the event loop, and tells its busy listeners', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hub-store-busy-'));
+    const store = createSqliteStore({ path: join(dir, 'hub.db') });
+    try {
+      let waits = 0;
+      store.onBusy(() => waits++);
+      const released = holdWriteLock(store.path, 120);
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 10);
+      const started = Date.now();
+      const [row, inTx] = await Promise.all([
+        store.table('workspaces').insert(ws('a')),
+        store.transaction((tx) => tx.table('workspaces').insert(ws('b'))),
+      ]);
+      clearInterval(ticker);
+      await released;
+      expect(Date.now() - started).toBeGreaterThanOrEqual(100);
+      // SQLite's own busy wait would have blocked the loop for the whole 120 ms: no tick could run.
+      expect(ticks).toBeGreaterThanOrEqual(5);
+      expect(waits).toBeGreaterThan(0);
+      expect((await store.table('workspaces').get(row.id))?.slug).toBe('a');
+      expect((await store.table('workspaces').get(inTx.id))?.slug).toBe('b');
+      expect(await store.table('workspaces').count()).toBe(3);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fails a write and a transaction with store_unavailable once the other writer keeps the lock past the timeout, and recovers after', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hub-store-busy-'));
+    const store = createSqliteStore({ path: join(dir, 'hub.db'), lockTimeoutMs: 60 });
+    try {
+      const released = holdWriteLock(store.path, 250);
+      const write = store.table('workspaces').insert(ws('a'));
+      const tx = store.transaction((t) => t.table('workspaces').insert(ws('b')));
+      await expect(write).rejects.toMatchObject({ code: 'store_unavailable' });
+      await expect(tx).rejects.toMatchObject({ code: 'store_unavailable' });
+      await released;
+      await store.transaction((t) => t.table('workspaces').insert(ws('c')));
+      await store.table('workspaces').insert(ws('d'));
+      expect((await store.table('workspaces').query()).items.map((w) => w.slug).sort()).toEqual(['c', 'd', 'other-250']);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('holds its next transaction back when asked to yield, so that the other process gets the lock between two', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    try {
+      await store.transaction((t) => t.table('workspaces').insert(ws('a')));
+      store.yieldWrites(80);
+      const started = Date.now();
+      let readDuring = false;
+      const tx = store.transaction((t) => t.table('workspaces').insert(ws('b')));
+      // Reads outside transactions are not held back.
+      setTimeout(() => void store.table('workspaces').count().then(() => (readDuring = true)), 5);
+      await tx;
+      expect(Date.now() - started).toBeGreaterThanOrEqual(75);
+      expect(readDuring).toBe(true);
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -176,11 +176,16 @@ function mapSqliteError(err: unknown, spec: TableSpec): never {
       cause: err,
     });
   }
-  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
-    throw new HubError('store_unavailable', 'The database is busy', { cause: err });
-  }
   throw err;
 }
+
+/** SQLite's answer when another connection (another process on the same file) holds the write lock. */
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code === 'SQLITE_LOCKED');
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 class SqliteTable implements Table<AnyRow> {
   readonly name: TableName;
@@ -189,7 +194,8 @@ class SqliteTable implements Table<AnyRow> {
   constructor(
     private readonly owner: SqliteStore,
     readonly spec: TableSpec,
-    private readonly gate: () => Promise<void> | undefined,
+    /** Runs a statement's work: at the root, after the open transaction and while no other process writes. */
+    private readonly run: <T>(fn: () => T) => Promise<T> | T,
   ) {
     this.name = spec.name as TableName;
     this.insertSql = `INSERT INTO ${q(spec.name)} (${spec.columns.map((c) => q(c.name)).join(', ')}) VALUES (${spec.columns
@@ -211,23 +217,27 @@ class SqliteTable implements Table<AnyRow> {
   }
 
   async get(id: string): Promise<AnyRow | null> {
-    await this.gate();
-    return this.getSync(id);
+    return this.run(() => this.getSync(id));
   }
 
   async insert(input: NewRow<AnyRow>): Promise<AnyRow> {
-    await this.gate();
     const row = prepareInsert(this.spec, this.owner.clock, input as Record<string, unknown>);
-    try {
-      this.owner.stmt(this.insertSql).run(...this.encodeAll(row));
-    } catch (err) {
-      mapSqliteError(err, this.spec);
-    }
-    return row;
+    const values = this.encodeAll(row);
+    return this.run(() => {
+      try {
+        this.owner.stmt(this.insertSql).run(...values);
+      } catch (err) {
+        mapSqliteError(err, this.spec);
+      }
+      return row;
+    });
   }
 
   async update(id: string, patch: RowPatch<AnyRow>, options: UpdateOptions = {}): Promise<AnyRow> {
-    await this.gate();
+    return this.run(() => this.updateSync(id, patch, options));
+  }
+
+  private updateSync(id: string, patch: RowPatch<AnyRow>, options: UpdateOptions): AnyRow {
     const p = patch as Record<string, unknown>;
     if (touchesReadonly(p)) {
       const current = this.getSync(id);
@@ -260,13 +270,14 @@ class SqliteTable implements Table<AnyRow> {
 
 
   async delete(id: string, options: UpdateOptions = {}): Promise<void> {
-    await this.gate();
-    const current = this.getSync(id);
-    if (!current) throw this.notFound(id);
-    if (options.ifVersion !== undefined && options.ifVersion !== current.version) {
-      throw new HubError('version_conflict', `${this.spec.title} ${id} is at version ${current.version}, not ${options.ifVersion}`);
-    }
-    this.owner.stmt(`DELETE FROM ${q(this.spec.name)} WHERE id = ?`).run(id);
+    return this.run(() => {
+      const current = this.getSync(id);
+      if (!current) throw this.notFound(id);
+      if (options.ifVersion !== undefined && options.ifVersion !== current.version) {
+        throw new HubError('version_conflict', `${this.spec.title} ${id} is at version ${current.version}, not ${options.ifVersion}`);
+      }
+      this.owner.stmt(`DELETE FROM ${q(this.spec.name)} WHERE id = ?`).run(id);
+    });
   }
 
   upsert(row: NewRow<AnyRow> & { id: string }): Promise<{ row: AnyRow; created: boolean }> {
@@ -286,7 +297,6 @@ class SqliteTable implements Table<AnyRow> {
 
   /** Reads a page of whole rows, or of `columns` (with whatever the order and its cursor need). */
   private async select(columns: ColumnSpec[] | null, options: QueryOptions): Promise<Page<AnyRow>> {
-    await this.gate();
     checkWhere(this.spec, options.where);
     const order = checkOrder(this.spec, options.orderBy);
     const limit = clampLimit(options.limit);
@@ -308,7 +318,7 @@ class SqliteTable implements Table<AnyRow> {
     }
     sql += order.field === 'id' ? ` ORDER BY id ${dir}` : ` ORDER BY ${q(order.field)} ${dir}, id ${dir}`;
     sql += ` LIMIT ${limit + 1}`;
-    const raws = this.owner.stmt(sql).all(...params) as Record<string, unknown>[];
+    const raws = (await this.run(() => this.owner.stmt(sql).all(...params))) as Record<string, unknown>[];
     const items = raws.slice(0, limit).map((r) => decodeRow(this.spec, r, columns ?? undefined));
     const last = items[items.length - 1];
     const nextCursor = raws.length > limit && last ? encodeCursor(last[order.field], last.id) : null;
@@ -316,23 +326,24 @@ class SqliteTable implements Table<AnyRow> {
   }
 
   async count(where?: Where): Promise<number> {
-    await this.gate();
     checkWhere(this.spec, where);
     const params: SqlValue[] = [];
     const sql = `SELECT COUNT(*) AS n FROM ${q(this.spec.name)} WHERE ${whereSql(this.spec, where, params)}`;
-    return (this.owner.stmt(sql).get(...params) as { n: number }).n;
+    return this.run(() => (this.owner.stmt(sql).get(...params) as { n: number }).n);
   }
 
   async deleteWhere(where: Where): Promise<number> {
-    await this.gate();
     checkWhere(this.spec, where);
     const params: SqlValue[] = [];
     const sql = `DELETE FROM ${q(this.spec.name)} WHERE ${whereSql(this.spec, where, params)}`;
-    return this.owner.stmt(sql).run(...params).changes;
+    return this.run(() => this.owner.stmt(sql).run(...params).changes);
   }
 
   async increment(id: string, field: string, by: number, options: IncrementOptions = {}): Promise<AnyRow> {
-    await this.gate();
+    return this.run(() => this.incrementSync(id, field, by, options));
+  }
+
+  private incrementSync(id: string, field: string, by: number, options: IncrementOptions): AnyRow {
     const col = this.spec.columnsByName.get(field);
     if (!col || col.kind !== 'integer') throw new HubError('invalid_query', `${this.spec.name}.${field} is not an integer column`);
     if (!Number.isSafeInteger(by)) throw new HubError('validation_failed', 'The increment must be an integer');
@@ -375,6 +386,9 @@ interface PendingTx {
   reject: (err: unknown) => void;
 }
 
+/** The longest pause between two tries of a statement that found another process writing. */
+const MAX_BUSY_PAUSE_MS = 4;
+
 /** Most transactions one COMMIT serves: bounds the wait of the first in a group. */
 const MAX_GROUP = 64;
 
@@ -391,16 +405,25 @@ export class SqliteStore implements Store {
   private readonly lockTimeoutMs: number;
   private readonly pending: PendingTx[] = [];
   private draining = false;
+  private readonly busyListeners = new Set<() => void>();
+  /** Until when transactions wait, so that another process gets the write lock (yieldWrites). */
+  private yieldUntil = 0;
+  /** The database file (or ':memory:'). */
+  readonly path: string;
+  readonly cacheMb: number;
 
   constructor(options: SqliteStoreOptions) {
     this.clock = options.clock ?? systemClock;
     this.lockTimeoutMs = options.lockTimeoutMs ?? 30_000;
+    this.path = options.path;
+    this.cacheMb = options.cacheMb ?? 4;
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
     this.db = new Database(options.path);
     this.db.pragma('journal_mode = WAL');
     // NORMAL keeps WAL commits durable across a process crash (the case we design for); only power loss may
     // drop the last commits.
     this.db.pragma('synchronous = NORMAL');
+    // While opening (migrations), wait for another process's write the way SQLite does; see whenFree after.
     this.db.pragma('busy_timeout = 5000');
     // Savepoints (one per transaction of a group commit) keep their undo pages in temp storage: keep it in memory.
     this.db.pragma('temp_store = MEMORY');
@@ -408,20 +431,60 @@ export class SqliteStore implements Store {
     // file, one pread away. Measured on a 1M-row import into a 460 MB database: 4, 16 and 64 MB ran at the same
     // speed, and each step up added its size to the peak; at 2 MB (SQLite's default) an import where every row
     // writes ran ~10% slower.
-    this.db.pragma(`cache_size = -${Math.round((options.cacheMb ?? 4) * 1024)}`);
+    this.db.pragma(`cache_size = -${Math.round(this.cacheMb * 1024)}`);
     this.db.transaction(() => {
       for (const spec of TABLE_SPECS.values()) migrate(this.db, spec);
     })();
-    const openGate = () => undefined;
-    const waitGate = () => (this.lock ? this.waitForUnlock() : undefined);
+    // Opened: from here on a statement that finds another process writing fails at once, and is tried again
+    // after a pause (whenFree), instead of SQLite's busy wait, which would stop this process's event loop.
+    this.db.pragma('busy_timeout = 0');
+    const inTransaction = <T>(fn: () => T) => fn();
+    const atRoot = async <T>(fn: () => T): Promise<T> => {
+      if (this.lock) await this.waitForUnlock();
+      return this.whenFree(fn);
+    };
     for (const spec of TABLE_SPECS.values()) {
-      this.rootTables.set(spec.name, new SqliteTable(this, spec, waitGate));
-      this.txTables.set(spec.name, new SqliteTable(this, spec, openGate));
+      this.rootTables.set(spec.name, new SqliteTable(this, spec, atRoot));
+      this.txTables.set(spec.name, new SqliteTable(this, spec, inTransaction));
     }
     this.txView = {
       table: <N extends TableName>(name: N) => this.txTables.get(name) as unknown as Table<TableRows[N]>,
       transaction: <R>(fn: (tx: Db) => Promise<R>) => fn(this.txView),
     };
+  }
+
+  /**
+   * Runs fn, again after a pause while another process holds the write lock (another hub process on the same
+   * file, or an import process), up to lockTimeoutMs. Listeners of onBusy hear of each wait, so that the process
+   * holding the lock can be asked for a turn.
+   */
+  private async whenFree<T>(fn: () => T): Promise<T> {
+    let deadline = 0;
+    for (let pause = 1; ; pause = Math.min(pause * 2, MAX_BUSY_PAUSE_MS)) {
+      try {
+        return fn();
+      } catch (err) {
+        if (!isBusy(err)) throw err;
+        deadline ||= Date.now() + this.lockTimeoutMs;
+        if (Date.now() >= deadline) throw new HubError('store_unavailable', `The database is busy: another process has held its write lock for ${this.lockTimeoutMs} ms`, { cause: err });
+        for (const listener of this.busyListeners) listener();
+        await sleep(pause);
+      }
+    }
+  }
+
+  /** Tells listener each time a statement waits for another process's write; returns the unsubscribe. */
+  onBusy(listener: () => void): () => void {
+    this.busyListeners.add(listener);
+    return () => this.busyListeners.delete(listener);
+  }
+
+  /**
+   * Holds this store's next transactions back for `ms`: another process waits for the write lock this one keeps
+   * taking (an import process, asked by the hub), and gets a turn between two transactions.
+   */
+  yieldWrites(ms: number): void {
+    this.yieldUntil = Math.max(this.yieldUntil, Date.now() + ms);
   }
 
   stmt(sql: string): Database.Statement {
@@ -499,11 +562,20 @@ export class SqliteStore implements Store {
   }
 
   private async runGroup(): Promise<void> {
+    // Asked to let another process write (yieldWrites): wait before taking the gate, so reads go on meanwhile.
+    const wait = this.yieldUntil - Date.now();
+    if (wait > 0) await sleep(wait);
     let release!: () => void;
     this.lock = new Promise<void>((resolve) => (release = resolve));
     const done: { job: PendingTx; value: unknown }[] = [];
     try {
-      this.stmt('BEGIN IMMEDIATE').run();
+      try {
+        await this.whenFree(() => this.stmt('BEGIN IMMEDIATE').run());
+      } catch (err) {
+        // Another process kept the write lock past the timeout: this group fails, not forever retried.
+        for (const job of this.pending.splice(0, MAX_GROUP)) job.reject(err);
+        return;
+      }
       while (this.pending.length && done.length < MAX_GROUP) {
         const job = this.pending.shift()!;
         this.stmt('SAVEPOINT tx').run();
