@@ -1,5 +1,5 @@
 // `npm start` runs this first (prestart): bundles the embedded hub, src/main.ts with the file import's reading worker
-// beside it, into dist/hub/. Packages stay in node_modules (better-sqlite3 is native). The hub then runs on plain
+// and import process beside it, into dist/hub/. Packages stay in node_modules (better-sqlite3 is native). The hub then runs on plain
 // Node: no TypeScript loader in the process or in an import's reading worker (an idle hub ~105 MB instead of ~150;
 // bench/import's million-row import peaks 55-100 MB lower). `npm run dev` still runs the sources under tsx.
 import { build } from 'esbuild';
@@ -8,8 +8,11 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-/** The entries, by output name: the worker must sit beside main.js as read-worker.js (see src/files/decide.ts). */
-export const HUB_ENTRIES = { main: 'src/main.ts', 'read-worker': 'src/files/read-worker.ts' } as const;
+/**
+ * The entries, by output name: the worker must sit beside main.js as read-worker.js (see src/files/decide.ts), the
+ * import process as import-process.js (src/files/import-child.ts).
+ */
+export const HUB_ENTRIES = { main: 'src/main.ts', 'read-worker': 'src/files/read-worker.ts', 'import-process': 'src/files/import-process.ts' } as const;
 
 /**
  * Bundles the hub into `outDir` (default dist/hub). The bundle must sit two levels below the repository, as
@@ -29,7 +32,7 @@ export async function buildHub(outDir = `${ROOT}dist/hub`): Promise<string> {
     // Code the hub imports on demand (the file exchange: ssh2, nodemailer, node-appwrite's Storage, exceljs) stays
     // in chunks of its own, so its packages load when first used. One file would hoist their imports to the top,
     // and every hub would load them at start (~40 MB; ssh2 alone reserves 16 MB for its WebAssembly).
-    // Chunks sit beside main.js: their code finds read-worker.js and ../../mappings from there, as main.js does.
+    // Chunks sit beside main.js: their code finds read-worker.js, import-process.js and ../../mappings from there.
     splitting: true,
     outdir: outDir,
     sourcemap: 'linked',

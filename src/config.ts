@@ -52,6 +52,8 @@ export interface FilesConfig {
   schedulerIntervalMs: number;
   /** Finished file runs and their reports are deleted this many days after they finished. */
   runRetentionDays: number;
+  /** Files at least this large are imported by a process of their own (embedded hub); Infinity: never. */
+  importProcessMinBytes: number;
 }
 
 export interface WebhookConfig {
@@ -180,6 +182,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): HubConf
       mailFrom: env.HUB_MAIL_FROM?.trim() || 'Inventory hub <hub@localhost>',
       schedulerIntervalMs: int('HUB_SCHEDULER_INTERVAL_MS', 5000, 100, 600_000),
       runRetentionDays: int('HUB_FILE_RUN_RETENTION_DAYS', 90, 1, 3650),
+      importProcessMinBytes: env.HUB_IMPORT_PROCESS_MIN_BYTES?.trim().toLowerCase() === 'off' ? Infinity : int('HUB_IMPORT_PROCESS_MIN_BYTES', 4 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
     },
   };
   if (problems.length) throw new ConfigError(problems);

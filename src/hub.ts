@@ -21,6 +21,7 @@ import { createDispatcher, type Dispatcher } from './webhooks/dispatcher.ts';
 import { onDeliveriesCreated } from './webhooks/fanout.ts';
 import { createInboundReceiver, inboxHandler, INBOX_JOB } from './webhooks/inbound.ts';
 import { createAddressPolicy } from './webhooks/ssrf.ts';
+import type { ImportProcessOptions } from './files/import-child.ts';
 import type { FilesDeps } from './files/runner.ts';
 import { EXCHANGE_JOB } from './files/runs.ts';
 import { deleteFinishedRuns, sweepSpool } from './files/retention.ts';
@@ -51,6 +52,8 @@ export interface HubOptions {
   appwrite?: TransportEnv['appwrite'];
   /** Records per import transaction (default 500). */
   importBatchSize?: number;
+  /** Large imports in a process of their own (an embedded hub on a SQLite file; main.ts sets it). */
+  importProcess?: ImportProcessOptions;
 }
 
 export interface Hub {
@@ -175,6 +178,7 @@ export function createHub(options: HubOptions): Hub {
       maxBatchSize: options.importBatchSize ?? (store.kind === 'appwrite' ? 50 : 4000),
       // A function execution is small and its bundle has no reading worker: Appwrite reads on the import's thread.
       workerMinBytes: store.kind === 'appwrite' ? Infinity : undefined,
+      importProcess: options.importProcess,
       uploads,
       transports: { filesDir: config.files.dir, smtpUrl: config.files.smtpUrl, mailFrom: config.files.mailFrom, appwrite: options.appwrite, fetch: options.fetch },
     }),

@@ -47,7 +47,9 @@ async function main(): Promise<void> {
   }
   // Appwrite Storage exchanges of an embedded hub default to this project when it is configured.
   const appwrite = { endpoint: process.env.APPWRITE_ENDPOINT?.trim() || undefined, projectId: process.env.APPWRITE_PROJECT?.trim() || undefined, apiKey: process.env.APPWRITE_API_KEY?.trim() || undefined };
-  const hub = createHub({ config, store, encryptionKey: key.key, log, appwrite });
+  // Large imports run in a process of their own on this file, with a heap sized for them (files/import-child.ts).
+  const importProcess = { dbPath, cacheMb: config.sqliteCacheMb, minBytes: config.files.importProcessMinBytes, onBusy: (listener: () => void) => store.onBusy(listener) };
+  const hub = createHub({ config, store, encryptionKey: key.key, log, appwrite, importProcess });
   const boot = await bootstrapIfEmpty(store, hub.deps.clock);
 
   let server: ServerType;

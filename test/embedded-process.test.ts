@@ -53,7 +53,7 @@ function run(script: string, env: Record<string, string>, nodeArgs = ['--import'
 }
 
 describe('npm start (the bundle of src/main.ts)', () => {
-  it('builds, loads the file exchange\'s packages only on demand, runs as the start script says, and imports a large upload through the reading worker', async () => {
+  it('builds, loads the file exchange\'s packages only on demand, runs as the start script says, and imports a large upload in an import process, through its reading worker', async () => {
     // What `npm start` runs: prestart's bundle, with the node flags of the start script.
     const scripts = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
     expect(scripts.prestart).toBe('tsx scripts/build-hub.ts');
@@ -78,7 +78,7 @@ describe('npm start (the bundle of src/main.ts)', () => {
     }
     expect(packages).toContain('better-sqlite3');
     for (const onDemand of ['ssh2', 'ssh2-sftp-client', 'nodemailer', 'node-appwrite', 'exceljs']) expect(packages).not.toContain(onDemand);
-    const hub = run(main, { HUB_DATA_DIR: tempDir(), HUB_PORT: '0', HUB_LOG_LEVEL: 'warn' }, flags);
+    const hub = run(main, { HUB_DATA_DIR: tempDir(), HUB_PORT: '0', HUB_LOG_LEVEL: 'info' }, flags);
     try {
       const [, url] = await hub.waitFor(/Hub running at (http:\/\/\S+)/);
       const [key] = await hub.waitFor(/hub_sk_[A-Za-z0-9_-]{43}/);
@@ -88,8 +88,9 @@ describe('npm start (the bundle of src/main.ts)', () => {
       };
       expect((await call('POST', '/v1/locations', { code: 'WH1', name: 'WH1', type: 'warehouse' })).status).toBe(201);
       expect((await call('POST', '/v1/products', { sku: 'A', name: 'A' })).status).toBe(201);
-      // Over the 4 MiB from which a file is read in a worker thread: 170,000 counts of 0 (what is stored), the last one
-      // 7. In a bundle whose worker cannot load, the run never finishes (its job is retried) and this waits in vain.
+      // Over the 4 MiB from which a file is imported by an import process, and read there in a worker thread: 170,000
+      // counts of 0 (what is stored), the last one 7. In a bundle whose import process or worker cannot load, the run
+      // never finishes (its job is retried) and this waits in vain.
       const rows = Array.from({ length: 170_000 }, (_, i) => `A,WH1,${i === 169_999 ? 7 : 0},,21/11/2026 23:30\n`);
       const csv = `SKU,Location,On Hand,Unit Cost,Counted At\n${rows.join('')}`;
       expect(csv.length).toBeGreaterThan(4 * 1024 * 1024);
@@ -104,6 +105,7 @@ describe('npm start (the bundle of src/main.ts)', () => {
       expect(runState).toMatchObject({ state: 'succeeded', rowsRead: 170_000, rowsApplied: 170_000, rowsFailed: 0 });
       const levels = (await call('GET', '/v1/stock-levels?sku=A')).body.data;
       expect(levels.map((l: any) => l.onHand)).toEqual([7]);
+      expect(hub.out() + hub.err()).toMatch(/import process finished.*"state":"succeeded"/);
       expect(hub.err()).not.toMatch(/error/i);
     } finally {
       hub.child.kill('SIGTERM');

@@ -16,6 +16,7 @@ import { readDataset, type DatasetName } from './datasets.ts';
 import { exchangeSecrets } from './exchanges.ts';
 import { contentTypeOf, exportFileName } from './runs.ts';
 import { importStaged, type ImportPlan } from './import.ts';
+import { importInProcess, type ImportProcessOptions, type ImportTask } from './import-child.ts';
 import { FINISHED_STATES, importSpecOf, newRunRow, spoolPath, type ExchangeJobPayload, type ImportSpec } from './runs.ts';
 import type { UploadShelf } from './upload-shelf.ts';
 import { stagedAt, stageFile, type StagedFile } from './stage.ts';
@@ -40,6 +41,8 @@ export interface FilesDeps {
   maxBatchSize?: number;
   /** See ImportEnv.workerMinBytes. */
   workerMinBytes?: number;
+  /** Large imports run in a process of their own on the same SQLite file (an embedded hub); unset: in this one. */
+  importProcess?: ImportProcessOptions;
 }
 
 const FINISHED: ReadonlySet<FileRunsRow['state']> = new Set(FINISHED_STATES);
@@ -83,7 +86,28 @@ async function importRun(deps: FilesDeps, ctx: JobContext, run: FileRunsRow, sta
   const spec = run.spec as unknown as ImportSpec;
   try {
     const plan = await planOf(deps, run.workspaceId, spec);
-    return await importStaged({ store: deps.store, clock: deps.clock, currency: await workspaceCurrency(deps.store, run.workspaceId), batchSize: deps.batchSize, maxBatchSize: deps.maxBatchSize, workerMinBytes: deps.workerMinBytes, onProgress: reporter(ctx, deps.clock, extra) }, run, plan, staged);
+    const currency = await workspaceCurrency(deps.store, run.workspaceId);
+    const onProgress = reporter(ctx, deps.clock, extra);
+    const proc = deps.importProcess;
+    if (proc && staged.bytes >= proc.minBytes) {
+      const { mapping, ...rest } = plan;
+      const task: ImportTask = {
+        ...rest,
+        dbPath: proc.dbPath,
+        cacheMb: proc.cacheMb,
+        runId: run.id,
+        mapping: mapping ? { document: mapping.document, uses: [...mapping.uses] } : null,
+        staged: { path: staged.path, checksum: staged.checksum, bytes: staged.bytes },
+        currency,
+        batchSize: deps.batchSize,
+        maxBatchSize: deps.maxBatchSize,
+        workerMinBytes: deps.workerMinBytes,
+      };
+      const { run: done, maxRssMb } = await importInProcess(task, { onProgress, signal: ctx.signal, onBusy: proc.onBusy });
+      ctx.log.info('import process finished', { runId: run.id, state: done.state, peakRssMb: Math.round(maxRssMb) });
+      return done;
+    }
+    return await importStaged({ store: deps.store, clock: deps.clock, currency, batchSize: deps.batchSize, maxBatchSize: deps.maxBatchSize, workerMinBytes: deps.workerMinBytes, onProgress }, run, plan, staged);
   } catch (err) {
     if (isHubError(err) && !err.retryable) {
       return failRun(deps, (await deps.store.table('file_runs').get(run.id)) ?? run, errorOf(err));

@@ -406,8 +406,8 @@ export class SqliteStore implements Store {
   private readonly pending: PendingTx[] = [];
   private draining = false;
   private readonly busyListeners = new Set<() => void>();
-  /** Until when transactions wait, so that another process gets the write lock (yieldWrites). */
-  private yieldUntil = 0;
+  /** How long the next transaction waits, so that another process gets the write lock (yieldWrites). */
+  private yieldMs = 0;
   /** The database file (or ':memory:'). */
   readonly path: string;
   readonly cacheMb: number;
@@ -480,11 +480,11 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Holds this store's next transactions back for `ms`: another process waits for the write lock this one keeps
-   * taking (an import process, asked by the hub), and gets a turn between two transactions.
+   * Holds this store's next transaction back for `ms` after the open one: another process waits for the write lock
+   * this one keeps taking (an import process, asked by the hub), and gets its turn between the two.
    */
   yieldWrites(ms: number): void {
-    this.yieldUntil = Math.max(this.yieldUntil, Date.now() + ms);
+    this.yieldMs = Math.max(this.yieldMs, ms);
   }
 
   stmt(sql: string): Database.Statement {
@@ -563,8 +563,11 @@ export class SqliteStore implements Store {
 
   private async runGroup(): Promise<void> {
     // Asked to let another process write (yieldWrites): wait before taking the gate, so reads go on meanwhile.
-    const wait = this.yieldUntil - Date.now();
-    if (wait > 0) await sleep(wait);
+    if (this.yieldMs > 0) {
+      const ms = this.yieldMs;
+      this.yieldMs = 0;
+      await sleep(ms);
+    }
     let release!: () => void;
     this.lock = new Promise<void>((resolve) => (release = resolve));
     const done: { job: PendingTx; value: unknown }[] = [];

@@ -23,6 +23,11 @@ function notify(): void {
   for (const listener of listeners) listener();
 }
 
+/** Tells this process's dispatchers of deliveries another process wrote (an import process, import-child.ts). */
+export function announceDeliveries(): void {
+  notify();
+}
+
 /** Creates the event's deliveries; returns how many. Call it with the event's own transaction. */
 export async function fanOut(db: Db, event: EventsRow): Promise<number> {
   const endpoints = await db.table('webhook_endpoints').query({ where: { workspaceId: event.workspaceId, status: 'enabled' }, limit: 1000 });
