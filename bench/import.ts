@@ -9,11 +9,12 @@
 //   XML: a 200,000-record stock report (~58 MB) through the streaming reader and the xml-stock-count-in mapping,
 //        against fast-xml-parser parsing the whole document.
 //
-// The phases run the hub bundled by esbuild with the reading worker as its own entry, on Node with the flags of
-// `npm start` (read from package.json; none today), as `npm start` runs it. The nightly import runs again with a
-// small V8 heap (SMALL_HEAP below: the memory target is reachable that way, at the cost shown, and at a larger cost
-// to the webhook receiver's throughput, see bench/webhooks' BENCH_HUB_FLAGS), under tsx from the sources (as
-// `npm run dev` runs the hub), and on one thread (no reading worker), to show what each costs.
+// The phases run the hub bundled by esbuild with the reading worker and the import process as entries of their own,
+// on Node with the flags of `npm start` (read from package.json; none today), as `npm start` runs it: a file this
+// large is imported by an import process (src/files/import-child.ts, with V8 flags for the import), and its peak
+// RSS is the import's (the hub process's own is shown beside it). The nightly import runs again in the hub's own
+// process (as the hub imports files under HUB_IMPORT_PROCESS_MIN_BYTES, and as it imported every file before), under
+// tsx from the sources (as `npm run dev` runs the hub), and on one thread (no reading worker), to show what each costs.
 //
 // Usage: npx tsx bench/import.ts [--rows 1000000] [--xml-records 200000] [--changed-rows 50000] [--rounds 2]
 // The parsers alone run on plain Node: they are the yardstick, not the hub. Each is timed from when its
@@ -44,7 +45,10 @@ const PHASE = fileURLToPath(new URL('./import-phase.ts', import.meta.url));
 interface PhaseResult {
   items: number;
   seconds: number;
+  /** The importing process's peak: the import process's, or the phase's own. */
   maxRssMb: number;
+  /** When an import process imported: the peak of the process that started it (the hub). */
+  hubRssMb?: number;
   state?: string;
   applied?: number;
 }
@@ -54,20 +58,19 @@ function phase(name: string, ...args: string[]): PhaseResult {
 }
 
 const START_FLAGS = startFlags();
-/** A young generation of 2 × 2 MB, and a heap limit under 1 GiB, below which V8 grows the heap 2× after a collection, not 4×. */
-const SMALL_HEAP = ['--max-semi-space-size=2', '--max-old-space-size=1000'];
 
 /**
- * How a phase runs: the bundle with the start flags (default), the same with SMALL_HEAP, the TypeScript sources
- * under tsx (as `npm run dev`), the bundle with the start flags but no reading worker, or plain (the parsers).
+ * How a phase runs: the bundle with the start flags (default), the same importing in the hub's own process, the
+ * TypeScript sources under tsx (as `npm run dev`), the bundle with the start flags but no reading worker, or plain
+ * (the parsers).
  */
-type Mode = 'bundle' | 'small-heap' | 'tsx' | 'one-thread' | 'plain';
+type Mode = 'bundle' | 'in-hub' | 'tsx' | 'one-thread' | 'plain';
 
 function phaseWith(mode: Mode, name: string, ...args: string[]): PhaseResult {
-  const flags = mode === 'small-heap' ? SMALL_HEAP : mode === 'plain' ? [] : START_FLAGS;
+  const flags = mode === 'plain' ? [] : START_FLAGS;
   const argv = mode === 'tsx' ? ['--import', 'tsx', PHASE, name, ...args] : [...flags, BUNDLED, name, ...args];
   // The bundle sits in node_modules/.cache: it is told where the shipped mappings are, as a deployment is.
-  const env = { ...process.env, HUB_MAPPINGS_DIR: fileURLToPath(new URL('../mappings/', import.meta.url)), ...(mode === 'one-thread' ? { BENCH_NO_WORKER: '1' } : {}) };
+  const env = { ...process.env, HUB_MAPPINGS_DIR: fileURLToPath(new URL('../mappings/', import.meta.url)), ...(mode === 'one-thread' ? { BENCH_NO_WORKER: '1' } : {}), ...(mode === 'in-hub' ? { BENCH_IN_HUB: '1' } : {}) };
   const out = execFileSync(process.execPath, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24, env });
   const last = out.trim().split('\n').pop()!;
   return JSON.parse(last) as PhaseResult;
@@ -77,7 +80,7 @@ function phaseWith(mode: Mode, name: string, ...args: string[]): PhaseResult {
 const BUILD = fileURLToPath(new URL('../node_modules/.cache/bench-import/', import.meta.url));
 const BUNDLED = join(BUILD, 'import-phase.js');
 await build({
-  entryPoints: [PHASE, fileURLToPath(new URL('../src/files/read-worker.ts', import.meta.url))],
+  entryPoints: [PHASE, ...['read-worker', 'import-process'].map((entry) => fileURLToPath(new URL(`../src/files/${entry}.ts`, import.meta.url)))],
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -128,7 +131,7 @@ try {
   }
   const [parse, nightly, fxp, xml] = [best(parses), best(nightlies), best(fxps), best(xmls)];
   const oneThread = importFrom('one-thread', 'stock.csv', 'csv');
-  const smallHeap = importFrom('small-heap', 'stock.csv', 'csv');
+  const inHub = importFrom('in-hub', 'stock.csv', 'csv');
   const underTsx = importFrom('tsx', 'stock.csv', 'csv');
   const baseline = phase('baseline');
   const baselineTsx = phaseWith('tsx', 'baseline');
@@ -136,14 +139,17 @@ try {
   const changed = importFrom('bundle', 'changed.csv', 'csv');
 
   const row = (label: string, r: PhaseResult, base?: PhaseResult) =>
-    console.log(`${label.padEnd(44)} ${fmt(rate(r)).padStart(10)} /s ${r.seconds.toFixed(2).padStart(8)} s ${r.maxRssMb.toFixed(0).padStart(6)} MB${base ? `   ${(rate(r) / rate(base)).toFixed(2)}x` : ''}${r.state ? `   ${r.state}, ${fmt(r.applied ?? 0)} applied` : ''}`);
+    console.log(`${label.padEnd(44)} ${fmt(rate(r)).padStart(10)} /s ${r.seconds.toFixed(2).padStart(8)} s ${r.maxRssMb.toFixed(0).padStart(6)} MB${base ? `   ${(rate(r) / rate(base)).toFixed(2)}x` : ''}${r.state ? `   ${r.state}, ${fmt(r.applied ?? 0)} applied` : ''}${r.hubRssMb ? `; the hub process ${r.hubRssMb.toFixed(0)} MB` : ''}`);
   console.log('');
   console.log(`rounds: ${ROUNDS} (best of each shown); every round: csv-parse ${parses.map((r) => fmt(rate(r))).join(', ')} /s; import ${nightlies.map((r) => fmt(rate(r))).join(', ')} /s; fast-xml-parser ${fxps.map((r) => fmt(rate(r))).join(', ')} /s; XML import ${xmls.map((r) => fmt(rate(r))).join(', ')} /s`);
+  // Each import against the parser run just before it: the pairs see the same state of the machine.
+  const paired = (imports: PhaseResult[], parsers: PhaseResult[]) => imports.map((r, i) => `${(rate(r) / rate(parsers[i]!)).toFixed(2)}x`).join(', ');
+  console.log(`per round, against the parser run just before: CSV ${paired(nightlies, parses)} (peaks ${nightlies.map((r) => r.maxRssMb.toFixed(0)).join(', ')} MB); XML ${paired(xmls, fxps)} (peaks ${xmls.map((r) => r.maxRssMb.toFixed(0)).join(', ')} MB)`);
   console.log(`${'phase'.padEnd(44)} ${'items'.padStart(13)} ${'time'.padStart(10)} ${'peak RSS'.padStart(9)}   vs parser`);
   row('csv-parse alone (nightly file)', parse);
   row('import, nightly file (1% of counts change)', nightly, parse);
   row('  the same on one thread (no reading worker)', oneThread, parse);
-  row('  the same with a small V8 heap (SMALL_HEAP)', smallHeap, parse);
+  row('  the same in the hub\'s own process', inHub, parse);
   row('  the same under tsx (as npm run dev runs)', underTsx, parse);
   console.log(`${'  (a process that only loads the hub)'.padEnd(44)} ${''.padStart(13)} ${''.padStart(10)} ${baseline.maxRssMb.toFixed(0).padStart(6)} MB   (${baselineTsx.maxRssMb.toFixed(0)} MB under tsx)`);
   row('csv-parse alone (all-change file)', changedParse);

@@ -1,6 +1,6 @@
 // Large imports of an embedded hub run in a process of their own (import-process.ts), on the same SQLite file:
 //  - its heap is sized for the import, not for the API: a CSV import runs with a young generation of 2 × 2 MB,
-//    where the API process keeps V8's 2 × 16 MB, which its request throughput needs (see README, "Memory");
+//    where the API process keeps V8's 2 × 16 MB, which its request throughput needs (importProcessProfile);
 //  - its batches no longer run on the API's event loop, and a crash or an out-of-memory stops the import, not the hub;
 //  - the hub's writes wait for the import's transactions (whenFree, without stopping the loop), and each wait asks
 //    the import process to let the hub have the next turn (yieldWrites).
@@ -13,7 +13,8 @@ import { HubError, type ErrorCode, type FieldError } from '../errors.ts';
 import type { MappingDocument } from '../mappings/document.ts';
 import type { FileRunsRow } from '../store/types.ts';
 import { announceDeliveries } from '../webhooks/fanout.ts';
-import type { ImportAction, ImportPolicy } from './import.ts';
+import type { ImportAction, ImportPlan, ImportPolicy } from './import.ts';
+import type { StagedFile } from './stage.ts';
 import type { FileSpec } from './index.ts';
 
 export interface ImportProcessOptions {
@@ -44,6 +45,26 @@ export interface ImportTask {
   workerMinBytes?: number;
 }
 
+/** The task of importing `staged` as `run` by `plan`, in an import process on the SQLite file `dbPath`. */
+export function importTask(
+  where: { dbPath: string; cacheMb: number },
+  run: FileRunsRow,
+  plan: ImportPlan,
+  staged: StagedFile,
+  env: { currency: string; batchSize?: number; maxBatchSize?: number; workerMinBytes?: number },
+): ImportTask {
+  const { mapping, ...rest } = plan;
+  return {
+    ...rest,
+    ...env,
+    dbPath: where.dbPath,
+    cacheMb: where.cacheMb,
+    runId: run.id,
+    mapping: mapping ? { document: mapping.document, uses: [...mapping.uses] } : null,
+    staged: { path: staged.path, checksum: staged.checksum, bytes: staged.bytes },
+  };
+}
+
 export type ParentMessage = { t: 'start'; task: ImportTask } | { t: 'yield'; ms: number };
 export type ChildMessage =
   | { t: 'progress'; run: FileRunsRow }
@@ -52,13 +73,16 @@ export type ChildMessage =
   | { t: 'failed'; code: ErrorCode; message: string; errors?: FieldError[]; retryable: boolean };
 
 /**
- * V8 flags of an import process. A CSV import's applying thread allocates fast and keeps little: a small young
- * generation (and a heap limit under 1 GiB, below which V8 grows the heap 2× rather than 4× after a collection)
- * keeps a million-row import under 150 MB at ~15% of its speed. XML and workbooks are read by a worker thread whose
- * young generation these flags would override (it is the slow half there), so they keep V8's defaults.
+ * How an import process runs, by format. A CSV import's applying thread allocates fast and keeps little: a young
+ * generation of 2 × 2 MB (V8's default is 2 × 16) and a heap limit under 1 GiB (below which V8 grows the heap 2×
+ * rather than 4× after a collection) keep a million-row import under 150 MB (bench/import: 134-137 MB, against
+ * ~162 in the hub's process). 2 × 4 MB ran ~8% faster but peaked at 138-149 MB, too near the line. Its batches stop
+ * at 2,000 records, so that a batch's garbage still dies young in the smaller generation: at 4,000 it was promoted,
+ * and the import ran 5-10% slower. XML and workbooks are read by a worker thread whose young generation the flags
+ * would override (reading is the slow half there), so they keep V8's defaults and the hub's batches.
  */
-export function importProcessFlags(format: FileSpec['format']): string[] {
-  return format === 'csv' ? ['--max-semi-space-size=2', '--max-old-space-size=1000'] : [];
+export function importProcessProfile(format: FileSpec['format']): { execArgv: string[]; maxBatchSize?: number } {
+  return format === 'csv' ? { execArgv: ['--max-semi-space-size=2', '--max-old-space-size=1000'], maxBatchSize: 2000 } : { execArgv: [] };
 }
 
 /**
@@ -90,8 +114,10 @@ export interface ImportHooks {
 export function importInProcess(task: ImportTask, hooks: ImportHooks = {}): Promise<{ run: FileRunsRow; maxRssMb: number }> {
   return new Promise((resolve, reject) => {
     if (hooks.signal?.aborted) return reject(new HubError('internal_error', 'The import was stopped before it started', { retryable: true }));
+    const profile = importProcessProfile(task.file.format);
+    if (profile.maxBatchSize) task = { ...task, maxBatchSize: Math.min(task.maxBatchSize ?? profile.maxBatchSize, profile.maxBatchSize) };
     const child = fork(ENTRY, [], {
-      execArgv: [...importProcessFlags(task.file.format), ...loaderFlags()],
+      execArgv: [...profile.execArgv, ...loaderFlags()],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'advanced',
     });

@@ -16,7 +16,7 @@ import { readDataset, type DatasetName } from './datasets.ts';
 import { exchangeSecrets } from './exchanges.ts';
 import { contentTypeOf, exportFileName } from './runs.ts';
 import { importStaged, type ImportPlan } from './import.ts';
-import { importInProcess, type ImportProcessOptions, type ImportTask } from './import-child.ts';
+import { importInProcess, importTask, type ImportProcessOptions } from './import-child.ts';
 import { FINISHED_STATES, importSpecOf, newRunRow, spoolPath, type ExchangeJobPayload, type ImportSpec } from './runs.ts';
 import type { UploadShelf } from './upload-shelf.ts';
 import { stagedAt, stageFile, type StagedFile } from './stage.ts';
@@ -90,19 +90,7 @@ async function importRun(deps: FilesDeps, ctx: JobContext, run: FileRunsRow, sta
     const onProgress = reporter(ctx, deps.clock, extra);
     const proc = deps.importProcess;
     if (proc && staged.bytes >= proc.minBytes) {
-      const { mapping, ...rest } = plan;
-      const task: ImportTask = {
-        ...rest,
-        dbPath: proc.dbPath,
-        cacheMb: proc.cacheMb,
-        runId: run.id,
-        mapping: mapping ? { document: mapping.document, uses: [...mapping.uses] } : null,
-        staged: { path: staged.path, checksum: staged.checksum, bytes: staged.bytes },
-        currency,
-        batchSize: deps.batchSize,
-        maxBatchSize: deps.maxBatchSize,
-        workerMinBytes: deps.workerMinBytes,
-      };
+      const task = importTask(proc, run, plan, staged, { currency, batchSize: deps.batchSize, maxBatchSize: deps.maxBatchSize, workerMinBytes: deps.workerMinBytes });
       const { run: done, maxRssMb } = await importInProcess(task, { onProgress, signal: ctx.signal, onBusy: proc.onBusy });
       ctx.log.info('import process finished', { runId: run.id, state: done.state, peakRssMb: Math.round(maxRssMb) });
       return done;
