@@ -35,15 +35,19 @@ function logger(): Logger {
   return log;
 }
 
-beforeEach(async () => {
-  logged.length = 0;
-  dir = mkdtempSync(join(tmpdir(), 'hub-import-process-'));
-  const dbPath = join(dir, 'hub.db');
-  store = createSqliteStore({ path: dbPath });
+/** A hub on the store's file whose imports of `minBytes` and more run in an import process. */
+function hubFor(minBytes: number): Hub {
   // The contention test writes through the API as fast as it can.
   const config = testConfig({ publicUrl: 'http://hub.test', rateLimitPerMinute: 10_000_000 });
   config.files = { ...config.files, dir: join(dir, 'files'), spoolDir: join(dir, 'spool') };
-  hub = createHub({ config, store, encryptionKey: Buffer.alloc(32, 7), log: logger(), importProcess: { dbPath, cacheMb: 4, minBytes: 0, onBusy: (l) => store.onBusy(l) } });
+  return createHub({ config, store, encryptionKey: Buffer.alloc(32, 7), log: logger(), importProcess: { dbPath: store.path, cacheMb: 4, minBytes, onBusy: (l) => store.onBusy(l) } });
+}
+
+beforeEach(async () => {
+  logged.length = 0;
+  dir = mkdtempSync(join(tmpdir(), 'hub-import-process-'));
+  store = createSqliteStore({ path: join(dir, 'hub.db') });
+  hub = hubFor(0);
   const created = await createWorkspace(store, store.clock, { name: 'Acme', slug: 'acme', actor: 'test' });
   key = created.secret;
   workspaceId = created.workspace.id;
@@ -109,6 +113,24 @@ async function onHandBySku(): Promise<Map<string, number>> {
 }
 
 describe('an import in an import process', () => {
+  it('is how files of HUB_IMPORT_PROCESS_MIN_BYTES and more are imported; smaller ones stay in the hub\'s process', async () => {
+    hub = hubFor(64 * 1024);
+    await products(3);
+    const small = await upload(counts(3));
+    expect((await runJob()).error).toBeUndefined();
+    expect((await call('GET', `/v1/file-runs/${small}`)).body).toMatchObject({ state: 'succeeded', rowsApplied: 3 });
+    expect(logged.filter((l) => l.msg === 'import process finished')).toEqual([]);
+    // Over 64 KiB: 3,000 counts of the same three products, the last of each wins.
+    let csv = HEADER;
+    for (let r = 0; r < 3000; r++) csv += `P${r % 3},WH${(r % 3) % 2 + 1},${r},,21/11/2026 23:30\n`;
+    expect(csv.length).toBeGreaterThan(64 * 1024);
+    const large = await upload(csv);
+    expect((await runJob()).error).toBeUndefined();
+    expect((await call('GET', `/v1/file-runs/${large}`)).body).toMatchObject({ state: 'succeeded', rowsApplied: 3000 });
+    expect(logged.filter((l) => l.msg === 'import process finished').map((l) => l.fields?.runId)).toEqual([large]);
+    expect([...(await onHandBySku())].sort()).toEqual([['P0', 2997], ['P1', 2998], ['P2', 2999]]);
+  }, 60_000);
+
   it('applies the file as the hub would, writes the events and their deliveries, and reports its progress and peak memory', async () => {
     await products(300);
     const endpoint = await call('POST', '/v1/webhooks/endpoints', { url: 'https://example.com/hook', eventTypes: ['stock.*'] });

@@ -1,0 +1,34 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.ts';
+
+let dir: string;
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+const load = (env: Record<string, string>) => {
+  dir = mkdtempSync(join(tmpdir(), 'hub-config-'));
+  return loadConfig({ HUB_DATA_DIR: dir, ...env }, dir);
+};
+
+describe('HUB_IMPORT_PROCESS_MIN_BYTES', () => {
+  it('defaults to 4 MiB, takes a byte count (0: every file) or off (never)', () => {
+    expect(load({}).files.importProcessMinBytes).toBe(4 * 1024 * 1024);
+    expect(load({ HUB_IMPORT_PROCESS_MIN_BYTES: '0' }).files.importProcessMinBytes).toBe(0);
+    expect(load({ HUB_IMPORT_PROCESS_MIN_BYTES: '1048576' }).files.importProcessMinBytes).toBe(1048576);
+    expect(load({ HUB_IMPORT_PROCESS_MIN_BYTES: ' OFF ' }).files.importProcessMinBytes).toBe(Infinity);
+  });
+
+  it('refuses anything else, naming the variable', () => {
+    for (const bad of ['lots', '-1', '4MB', '1.5']) {
+      let err: unknown;
+      try {
+        load({ HUB_IMPORT_PROCESS_MIN_BYTES: bad });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).problems.join('\n')).toContain('HUB_IMPORT_PROCESS_MIN_BYTES');
+    }
+  });
+});
