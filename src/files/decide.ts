@@ -155,7 +155,14 @@ export function unpackChunk(chunk: PackedChunk): Decided[] {
   const n = chunk.rows.length;
   const out: Decided[] = new Array(n);
   const failed = new Map(chunk.failures);
-  const cols = chunk.columns.map((c) => ('values' in c ? c.values : Array.from(c.index, (d) => c.dict[d])));
+  // A loop, not Array.from(index, fn): that goes through the typed array's iterator, one result object per value
+  // (a sampling profile of a million-row import: 160 MB of them, an eighth of what the importing thread allocated).
+  const cols = chunk.columns.map((c) => {
+    if ('values' in c) return c.values;
+    const values = new Array<unknown>(n);
+    for (let i = 0; i < n; i++) values[i] = c.dict[c.index[i]!];
+    return values;
+  });
   const keys = chunk.keys;
   for (let i = 0; i < n; i++) {
     const row = chunk.rows[i]!;
