@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createWorkspace } from '../src/bootstrap.ts';
+import { HubError } from '../src/errors.ts';
 import { testConfig } from '../src/config.ts';
 import { EXCHANGE_JOB } from '../src/files/runner.ts';
 import { inTransaction } from '../src/inventory/context.ts';
@@ -169,32 +170,35 @@ describe('an import in an import process', () => {
     expect((await call('GET', `/v1/file-runs/${broken}`)).body).toMatchObject({ state: 'rejected', rowsApplied: 0, error: { code: 'invalid_encoding' } });
   }, 60_000);
 
-  it('resumes a run whose import process was stopped mid-file, applying each row once', async () => {
-    const n = 40_000;
-    await products(n);
-    const runId = await upload(counts(n));
-    // Stopped (the hub shutting down, a lost lease) once it has committed some batches.
-    const stop = new AbortController();
-    let reports = 0;
-    const first = await runJob({
-      signal: stop.signal,
-      progress: async () => {
-        if (++reports === 1) stop.abort();
-      },
-    });
-    expect(first.error).toMatchObject({ retryable: true, message: expect.stringMatching(/import process was stopped/) });
-    const midway = (await call('GET', `/v1/file-runs/${runId}`)).body;
-    expect(midway.state).toBe('running');
-    expect(midway.rowsApplied).toBeGreaterThan(0);
-    expect(midway.rowsApplied).toBeLessThan(n);
-    // The job is retried (due at once for the test) and the run resumes after its cursor.
-    await store.table('jobs').update(first.job.id, { runAt: new Date(Date.now() - 1000).toISOString() });
-    expect((await runJob()).error).toBeUndefined();
-    expect((await call('GET', `/v1/file-runs/${runId}`)).body).toMatchObject({ state: 'succeeded', rowsRead: n, rowsApplied: n, rowsFailed: 0 });
-    expect(await store.table('movements').count()).toBe(n);
-    const levels = await onHandBySku();
-    for (let i = 0; i < n; i += 997) expect(levels.get(`P${i}`)).toBe(i + 1);
-  }, 120_000);
+  // Stopped (the hub shutting down, a lost lease: the job's signal aborts) or its progress report refused (the job
+  // row says the lease is gone), once it has committed some batches.
+  const stops: [string, (stop: AbortController) => Partial<JobContext>, RegExp][] = [
+    ['its job is aborted', (stop) => ({ signal: stop.signal, progress: async () => stop.abort() }), /import process was stopped/],
+    ['its progress cannot be saved', () => ({ progress: async () => { throw new HubError('version_conflict', 'The lease of job x was lost', { retryable: true }); } }), /lease of job x was lost/],
+  ];
+  for (const [how, ctxOf, message] of stops) {
+    it(`resumes a run whose import process stops mid-file because ${how}, applying each row once`, async () => {
+      const n = 40_000;
+      await products(n);
+      const runId = await upload(counts(n));
+      const first = await runJob(ctxOf(new AbortController()));
+      expect(first.error).toMatchObject({ retryable: true, message: expect.stringMatching(message) });
+      const midway = (await call('GET', `/v1/file-runs/${runId}`)).body;
+      expect(midway.state).toBe('running');
+      expect(midway.rowsApplied).toBeGreaterThan(0);
+      expect(midway.rowsApplied).toBeLessThan(n);
+      // The process is gone: nothing moves on after the job let go of the run.
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await call('GET', `/v1/file-runs/${runId}`)).body.rowsApplied).toBe(midway.rowsApplied);
+      // The job is retried (due at once for the test) and the run resumes after its cursor.
+      await store.table('jobs').update(first.job.id, { runAt: new Date(Date.now() - 1000).toISOString() });
+      expect((await runJob()).error).toBeUndefined();
+      expect((await call('GET', `/v1/file-runs/${runId}`)).body).toMatchObject({ state: 'succeeded', rowsRead: n, rowsApplied: n, rowsFailed: 0 });
+      expect(await store.table('movements').count()).toBe(n);
+      const levels = await onHandBySku();
+      for (let i = 0; i < n; i += 997) expect(levels.get(`P${i}`)).toBe(i + 1);
+    }, 120_000);
+  }
 
   it('lets the hub keep writing while the import process commits its batches, without stopping the event loop', async () => {
     const n = 30_000;

@@ -143,8 +143,12 @@ export function importInProcess(task: ImportTask, hooks: ImportHooks = {}): Prom
     let answered = false;
     child.on('message', (m: ChildMessage) => {
       if (m.t === 'progress') {
-        // In order, one at a time; a failed report does not stop the import (the run row has the truth).
-        progress = progress.then(() => hooks.onProgress?.(m.run)).catch(() => undefined);
+        // In order, one at a time. A report that fails stops the import, as it does in the hub's process: the job
+        // saving it has lost its lease, and another worker will resume the run.
+        progress = progress.then(() => hooks.onProgress?.(m.run)).catch((err: unknown) => {
+          child.kill('SIGTERM');
+          finish(err instanceof Error ? err : new HubError('internal_error', String(err), { retryable: true }));
+        });
       } else if (m.t === 'deliveries') announceDeliveries();
       else if (m.t === 'done' || m.t === 'failed') {
         answered = true;
