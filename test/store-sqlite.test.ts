@@ -126,6 +126,35 @@ describe('sqlite store beside another process on the same file', () => {
     }
   });
 
+  it('never runs a waiting statement inside a transaction of its own process that began meanwhile', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hub-store-busy-'));
+    const store = createSqliteStore({ path: join(dir, 'hub.db') });
+    try {
+      // A root write waits for the other process; the moment it lets go, this process begins a transaction that
+      // is rolled back. The write must land outside it (not be undone with it), whichever retries first.
+      for (let i = 0; i < 8; i++) {
+        const other = new Database(store.path);
+        other.exec('BEGIN IMMEDIATE');
+        const write = store.table('workspaces').insert(ws(`kept-${i}`));
+        await new Promise((r) => setTimeout(r, 8));
+        other.exec('COMMIT');
+        other.close();
+        const undone = store.transaction(async (t) => {
+          await t.table('workspaces').insert(ws(`undone-${i}`));
+          await new Promise((r) => setTimeout(r, 20));
+          throw new Error('undone');
+        });
+        const kept = await write;
+        await expect(undone).rejects.toThrow('undone');
+        expect((await store.table('workspaces').get(kept.id))?.slug).toBe(`kept-${i}`);
+      }
+      expect(await store.table('workspaces').count({ slug: { startsWith: 'undone' } })).toBe(0);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('holds its next transaction back when asked to yield, so that the other process gets the lock between two', async () => {
     const store = createSqliteStore({ path: ':memory:' });
     try {

@@ -439,10 +439,9 @@ export class SqliteStore implements Store {
     // after a pause (whenFree), instead of SQLite's busy wait, which would stop this process's event loop.
     this.db.pragma('busy_timeout = 0');
     const inTransaction = <T>(fn: () => T) => fn();
-    const atRoot = async <T>(fn: () => T): Promise<T> => {
-      if (this.lock) await this.waitForUnlock();
-      return this.whenFree(fn);
-    };
+    // Outside transactions: after the open one, and again after each pause for another process (a transaction of
+    // this process may have begun meanwhile, and the statement must not run inside it).
+    const atRoot = <T>(fn: () => T): Promise<T> => this.whenFree(fn, () => (this.lock ? this.waitForUnlock() : undefined));
     for (const spec of TABLE_SPECS.values()) {
       this.rootTables.set(spec.name, new SqliteTable(this, spec, atRoot));
       this.txTables.set(spec.name, new SqliteTable(this, spec, inTransaction));
@@ -458,9 +457,11 @@ export class SqliteStore implements Store {
    * file, or an import process), up to lockTimeoutMs. Listeners of onBusy hear of each wait, so that the process
    * holding the lock can be asked for a turn.
    */
-  private async whenFree<T>(fn: () => T): Promise<T> {
+  private async whenFree<T>(fn: () => T, before?: () => Promise<void> | undefined): Promise<T> {
     let deadline = 0;
     for (let pause = 1; ; pause = Math.min(pause * 2, MAX_BUSY_PAUSE_MS)) {
+      const wait = before?.();
+      if (wait) await wait;
       try {
         return fn();
       } catch (err) {
