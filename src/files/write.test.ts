@@ -1,6 +1,7 @@
 // The file writers: what each format writes (checked by reading it back with the hub's own readers), formula
 // neutralisation, option errors, and the streaming promises: records pulled only as bytes are read, a failing
 // source ends the stream with its error, a consumer that stops releases the source, memory stays flat.
+import { pbkdf2 } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import ExcelJS from 'exceljs';
@@ -360,4 +361,21 @@ describe('memory', () => {
     expect(bytes).toBeGreaterThan(1_000_000);
     expect(peak).toBeLessThan(8 * 1024 * 1024);
   });
+
+  it('keeps XLSX memory flat when compression falls behind (the thread pool kept busy by other work)', async () => {
+    // Compression runs on the thread pool. Kept busy, it fell behind exceljs, which writes a sheet's text into the
+    // zip without waiting: over 60,000 rows 12.7 MB piled up (measured), and more with more rows.
+    let busy = true;
+    const hog = () => {
+      if (busy) pbkdf2('hub', 'salt', 30_000, 32, 'sha512', hog);
+    };
+    for (let i = 0; i < 4; i++) hog();
+    try {
+      const { peak, bytes } = await run({ format: 'xlsx' }, 60_000);
+      expect(bytes).toBeGreaterThan(1_000_000);
+      expect(peak).toBeLessThan(8 * 1024 * 1024);
+    } finally {
+      busy = false;
+    }
+  }, 60_000);
 });

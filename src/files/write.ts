@@ -14,7 +14,7 @@
 // Spreadsheets run text that starts with = + - @ TAB or CR as a formula (OWASP "CSV injection"), so such text is
 // written with a leading ' unless it is a plain number (-5, +1.5e3), which a spreadsheet reads as that number.
 // The ' is visible to a program reading the file back: neutralising is lossy on purpose.
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, Readable, type Writable } from 'node:stream';
 import ExcelJS from 'exceljs';
 import { HubError } from '../errors.ts';
 import { optionError } from './failure.ts';
@@ -502,19 +502,47 @@ function excelValue(cell: Cell, stats: WriteStats): ExcelJS.CellValue {
   return { richText: [{ text: excelText(cell, stats) }] };
 }
 
-/** Resolves once the consumer has taken enough of what is written that more may be produced. */
-function room(out: PassThrough): Promise<void> {
+/** Resolves once `stream` has room (its 'drain'), or it or `out` (the export, whose consumer may leave) is gone. */
+function drained(stream: Writable, out: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      out.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+    if (out !== stream) out.on('close', done);
+  });
+}
+
+/** Text the sheet's compressor may hold before rows wait for it (it is compressed 64 KiB at a time). */
+const MAX_UNCOMPRESSED = 1024 * 1024;
+
+/**
+ * The compressor of the sheet's part inside exceljs' zip. exceljs writes the sheet's XML into it without waiting
+ * (its StreamBuf ignores what write() returns), so when compression falls behind (it runs on the thread pool, which
+ * a busy process shares) the text piles up there: 22 MB over 80,000 rows with the pool kept busy. Not part of
+ * exceljs' API: when it is not where expected, only the output is waited for.
+ */
+function compressorOf(sheet: ExcelJS.Worksheet): { stream: Writable; pending(): number } | null {
+  const pipes = (sheet as unknown as { _stream?: { pipes?: unknown[] } })._stream?.pipes;
+  // archiver's own stream (readable-stream's, which has no writableLength): what is written and not yet read.
+  const first = pipes?.[0] as (Writable & { _writableState?: { length?: number }; _readableState?: { length?: number } }) | undefined;
+  if (!first || typeof first.on !== 'function' || typeof first._writableState?.length !== 'number') return null;
+  return { stream: first, pending: () => (first._writableState?.length ?? 0) + (first._readableState?.length ?? 0) };
+}
+
+/** Resolves once the consumer has taken enough of what is written, and the compressor caught up, that more may be produced. */
+function room(out: PassThrough, sheet: ExcelJS.Worksheet): Promise<void> {
   return new Promise((resolve) => {
     // A turn of the event loop first: compression runs on the thread pool and reaches `out` only between turns.
-    setImmediate(() => {
-      if (!out.writableNeedDrain || out.destroyed) return resolve();
-      const done = () => {
-        out.off('drain', done);
-        out.off('close', done);
-        resolve();
-      };
-      out.on('drain', done);
-      out.on('close', done);
+    setImmediate(async () => {
+      const zip = compressorOf(sheet);
+      if (zip && zip.pending() > MAX_UNCOMPRESSED && !zip.stream.destroyed && !out.destroyed) await drained(zip.stream, out);
+      if (out.writableNeedDrain && !out.destroyed) await drained(out, out);
+      resolve();
     });
   });
 }
@@ -564,7 +592,7 @@ function xlsxStream(records: RecordSource, s: XlsxSettings, stats: WriteStats): 
         const cells = table.cells(checkRecord(step.value, stats.records));
         head();
         addRow(cells);
-        if (stats.records % XLSX_PACE_ROWS === 0) await room(out);
+        if (stats.records % XLSX_PACE_ROWS === 0) await room(out, sheet);
         if (out.destroyed) return;
       }
     } finally {
