@@ -1,7 +1,7 @@
 // `npm start` runs this first (prestart): bundles the embedded hub, src/main.ts with the file import's reading worker
-// and import process beside it, into dist/hub/. Packages stay in node_modules (better-sqlite3 is native). The hub then runs on plain
-// Node: no TypeScript loader in the process or in an import's reading worker (an idle hub ~105 MB instead of ~150;
-// bench/import's million-row import peaks 55-100 MB lower). `npm run dev` still runs the sources under tsx.
+// and import process beside it, into dist/hub/. Packages stay in node_modules (better-sqlite3 is native). The hub
+// then runs on plain Node: no TypeScript loader in the process, its import processes or their reading workers (an
+// idle hub ~105 MB instead of ~150). `npm run dev` still runs the sources under tsx.
 import { build } from 'esbuild';
 import { readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
