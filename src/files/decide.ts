@@ -6,8 +6,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { HubError, isHubError, type ErrorCode, type FieldError } from '../errors.ts';
-import type { CompiledMapping } from '../mappings/compile.ts';
-import type { MappingDocument } from '../mappings/document.ts';
+import type { CompiledMapping, PortableMapping } from '../mappings/compile.ts';
 import { validatorFor } from '../schemas/registry.ts';
 import { toFieldErrors } from '../schemas/validate.ts';
 import { fileFailure, isFileFailure, reasonOf } from './failure.ts';
@@ -42,7 +41,7 @@ export interface DecideJob {
   path: string;
   file: FileSpec;
   /** The mapping with the mappings it reuses, or null when records are the input as they are. */
-  mapping: { document: MappingDocument; uses: [string, MappingDocument][] } | null;
+  mapping: PortableMapping | null;
   /** The schema each input is checked against here; null when the mapping already checks its target. */
   schema: string | null;
   /** Items (records and unreadable rows) to pass over: the run's cursor. */

@@ -10,7 +10,7 @@ import { fork } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { HubError, type ErrorCode, type FieldError } from '../errors.ts';
-import type { MappingDocument } from '../mappings/document.ts';
+import { portableMapping, type PortableMapping } from '../mappings/compile.ts';
 import type { FileRunsRow } from '../store/types.ts';
 import { announceDeliveries } from '../webhooks/fanout.ts';
 import type { ImportAction, ImportPlan, ImportPolicy } from './import.ts';
@@ -34,7 +34,7 @@ export interface ImportTask {
   cacheMb: number;
   runId: string;
   file: FileSpec;
-  mapping: { document: MappingDocument; uses: [string, MappingDocument][] } | null;
+  mapping: PortableMapping | null;
   action: ImportAction;
   policy: ImportPolicy;
   scope: string;
@@ -60,7 +60,7 @@ export function importTask(
     dbPath: where.dbPath,
     cacheMb: where.cacheMb,
     runId: run.id,
-    mapping: mapping ? { document: mapping.document, uses: [...mapping.uses] } : null,
+    mapping: mapping ? portableMapping(mapping) : null,
     staged: { path: staged.path, checksum: staged.checksum, bytes: staged.bytes },
   };
 }

@@ -2,7 +2,7 @@
 // by a process of its own, with a heap sized for the import. It is told the task over IPC, reports each committed
 // batch, and exits when the run is done, failed, or its parent is gone (the run then resumes from its cursor).
 import { systemClock } from '../lib/clock.ts';
-import { compileMapping } from '../mappings/compile.ts';
+import { compilePortable } from '../mappings/compile.ts';
 import { createSqliteStore } from '../store/sqlite.ts';
 import { onDeliveriesCreated } from '../webhooks/fanout.ts';
 import { isHubError } from '../errors.ts';
@@ -31,8 +31,7 @@ async function run(task: ImportTask): Promise<ChildMessage> {
   try {
     const run = await store.table('file_runs').get(task.runId);
     if (!run) return { t: 'failed', code: 'not_found', message: `Run ${task.runId} does not exist`, retryable: false };
-    const uses = new Map(task.mapping?.uses ?? []);
-    const mapping = task.mapping ? compileMapping(task.mapping.document, { resolve: (id) => uses.get(id) }) : null;
+    const mapping = task.mapping ? compilePortable(task.mapping) : null;
     const done = await importStaged(
       {
         store,

@@ -14,7 +14,7 @@ import type { ImportAction, ImportPolicy } from './runs.ts';
 import { orderFromLines, orderKey, type OrderLineRecord } from '../apply/order-lines.ts';
 import { adjustStock } from '../inventory/movements.ts';
 import type { Clock } from '../lib/clock.ts';
-import type { CompiledMapping } from '../mappings/compile.ts';
+import { portableMapping, type CompiledMapping } from '../mappings/compile.ts';
 import type { Db, FileRunsRow, LocationsRow, Page, RowPatch, StockLevelsRow, Store } from '../store/types.ts';
 import { isFileFailure, reasonOf } from './failure.ts';
 import { decideInWorker, decideItems, failureOfRead, makeDecider, MAX_MESSAGE, type Decided, type RowFailure } from './decide.ts';
@@ -276,7 +276,7 @@ class Importer {
   private decided(skip: number): AsyncIterable<Decided[]> {
     const { mapping, file } = this.plan;
     if (this.staged.bytes >= (this.env.workerMinBytes ?? WORKER_MIN_BYTES)) {
-      return decideInWorker({ path: this.staged.path, file, mapping: mapping ? { document: mapping.document, uses: [...mapping.uses] } : null, schema: this.schema, skip });
+      return decideInWorker({ path: this.staged.path, file, mapping: mapping ? portableMapping(mapping) : null, schema: this.schema, skip });
     }
     return decideItems(readFileChunks(this.staged.open(), file), makeDecider(mapping, this.schema), skip);
   }

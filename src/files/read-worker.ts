@@ -1,7 +1,7 @@
 // The worker thread of a large import (decide.ts): reads the staged file, maps and checks each record, and posts
 // the decided items in chunks to the import, which applies them.
 import { parentPort, workerData } from 'node:worker_threads';
-import { compileMapping } from '../mappings/compile.ts';
+import { compilePortable } from '../mappings/compile.ts';
 import { makeDecider, runReadWorker, type DecideJob } from './decide.ts';
 import { reasonOf } from './failure.ts';
 import { openSpool } from './stage.ts';
@@ -10,8 +10,7 @@ const { job, ahead } = workerData as { job: DecideJob; ahead: number };
 const port = parentPort!;
 let decide: ReturnType<typeof makeDecider> | null = null;
 try {
-  const uses = new Map(job.mapping?.uses ?? []);
-  const mapping = job.mapping ? compileMapping(job.mapping.document, { resolve: (id) => uses.get(id) }) : null;
+  const mapping = job.mapping ? compilePortable(job.mapping) : null;
   decide = makeDecider(mapping, job.schema);
 } catch (err) {
   port.postMessage({ t: 'failed', message: `the mapping could not be compiled: ${reasonOf(err)}` });

@@ -193,6 +193,22 @@ function createUnit(
  * same instance). Throws a HubError `validation_failed`, with one entry per problem, when the document is not
  * valid, reuses an unknown id, has a cycle of reused mappings, or names a target schema that cannot be had.
  */
+/** A compiled mapping as plain data (its document and the ones it reuses), to compile again in another thread or process. */
+export interface PortableMapping {
+  document: MappingDocument;
+  uses: [string, MappingDocument][];
+}
+
+export function portableMapping(mapping: CompiledMapping): PortableMapping {
+  return { document: mapping.document, uses: [...mapping.uses] };
+}
+
+/** Compiles a mapping handed over as plain data (portableMapping) again. */
+export function compilePortable(portable: PortableMapping): CompiledMapping {
+  const uses = new Map(portable.uses);
+  return compileMapping(portable.document, { resolve: (id) => uses.get(id) });
+}
+
 export function compileMapping(doc: unknown, options: CompileOptions = {}): CompiledMapping {
   const problems = checkDocument(doc);
   if (problems.length > 0) throw invalid('The mapping is not valid', problems);
