@@ -60,7 +60,9 @@ describe('inventory on the Appwrite store', () => {
           await f.close();
         }
       }),
-      { numRuns: 10 },
+      // A failure is shrunk, and each shrinking run costs a second or more here: stop shrinking before the test's
+      // timeout, so the failure is reported with its seed and error rather than lost to a bare "timed out".
+      { numRuns: 10, plugins: [fc.interruptAfterTimeLimit(90_000, { failOnInterrupt: true })] },
     );
   }, 120_000);
 });
