@@ -143,7 +143,8 @@ export function createHub(options: HubOptions): Hub {
   const log = options.log ?? createLogger(config.logLevel);
   const cipher = createCipher(options.encryptionKey);
   const metrics = createHubMetrics();
-  const queue = createJobQueue({ store, clock, leaseMs: config.jobLeaseMs, log: log.child({ part: 'jobs' }) });
+  // On SQLite, transactions that queue up commit together: claims and outcomes of many jobs cost one commit.
+  const queue = createJobQueue({ store, clock, leaseMs: config.jobLeaseMs, log: log.child({ part: 'jobs' }), groupWrites: store.kind === 'sqlite' });
   metrics.registry.register(
     new CollectedGauge('hub_jobs', 'Jobs by state.', async () => {
       const counts = await queue.countByState();
@@ -196,6 +197,7 @@ export function createHub(options: HubOptions): Hub {
     queue,
     handlers,
     concurrency: Math.max(1, config.workerConcurrency),
+    lanes: { [INBOX_JOB]: config.inboxConcurrency },
     log: log.child({ part: 'worker' }),
   });
   const deps: AppDeps = {

@@ -199,6 +199,10 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect(await t.count({ workspaceId: null })).toBe(5);
         expect(await t.count({ workspaceId: { isNull: false } })).toBe(20);
         expect(await t.count({ workspaceId: { ne: 'ws_a' } })).toBe(5);
+        expect(await t.count({ type: { notIn: ['order.created'] } })).toBe(13);
+        expect(await t.count({ attempts: { notIn: [1, 2, 300] } })).toBe(23);
+        expect(await t.count({ attempts: { notIn: [] } })).toBe(25);
+        expect(await t.count({ workspaceId: { notIn: ['ws_a', 'ws_b'] } })).toBe(5);
         expect(await t.count({ $or: [{ attempts: 0 }, { attempts: 24 }] })).toBe(2);
         expect(await t.count({ $or: [{ type: 'stock.updated' }, { attempts: { gt: 22 } }] })).toBe(14);
       });

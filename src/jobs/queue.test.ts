@@ -18,7 +18,8 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
   throw new Error('expected a rejection, but it succeeded');
 }
 
-describe('job queue', () => {
+// Both ways of writing: one statement per claim and outcome (Appwrite), or transactions that commit together (SQLite).
+describe.each([false, true])('job queue (groupWrites: %s)', (groupWrites) => {
   let clock: ReturnType<typeof createManualClock>;
   let store: SqliteStore;
   let queue: JobQueue;
@@ -27,7 +28,7 @@ describe('job queue', () => {
     clock = createManualClock();
     store = createSqliteStore({ path: ':memory:', clock });
     // random() = 1 makes each backoff its cap, so the tests can name exact times.
-    queue = createJobQueue({ store, clock, leaseMs: LEASE, retry: { baseMs: 1000, maxMs: 60_000 }, random: () => 1 });
+    queue = createJobQueue({ store, clock, leaseMs: LEASE, retry: { baseMs: 1000, maxMs: 60_000 }, random: () => 1, groupWrites });
   });
   afterEach(async () => {
     await store.close();
@@ -62,6 +63,15 @@ describe('job queue', () => {
     await queue.enqueue({ type: 'a', payload: {} });
     const b = await queue.enqueue({ type: 'b', payload: {} });
     expect((await queue.claim('w1', { limit: 5, types: ['b'] })).map((j) => j.id)).toEqual([b.job.id]);
+  });
+
+  it('claims every type but the excluded ones', async () => {
+    await queue.enqueue({ type: 'a', payload: {} });
+    const b = await queue.enqueue({ type: 'b', payload: {} });
+    await queue.enqueue({ type: 'c', payload: {} });
+    expect((await queue.claim('w1', { limit: 5, excludeTypes: ['a', 'c'] })).map((j) => j.id)).toEqual([b.job.id]);
+    expect(await queue.claim('w1', { limit: 5, excludeTypes: ['a', 'c'] })).toEqual([]);
+    expect(await queue.claim('w1', { limit: 5, types: ['a', 'c'], excludeTypes: ['a'] })).toHaveLength(1);
   });
 
   it('returns the existing job for a dedupe key it has seen', async () => {
@@ -212,7 +222,7 @@ describe('job queue', () => {
   });
 });
 
-describe('job queue across two store instances on one SQLite file', () => {
+describe.each([false, true])('job queue across two store instances on one SQLite file (groupWrites: %s)', (groupWrites) => {
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'hub-jobs-'));
@@ -225,7 +235,7 @@ describe('job queue across two store instances on one SQLite file', () => {
     const clock = createManualClock();
     const path = join(dir, 'hub.db');
     const stores = [createSqliteStore({ path, clock }), createSqliteStore({ path, clock })];
-    const queues = stores.map((store) => createJobQueue({ store, clock }));
+    const queues = stores.map((store) => createJobQueue({ store, clock, groupWrites }));
     const total = 120;
     for (let i = 0; i < total; i++) await queues[i % 2]!.enqueue({ type: 't', payload: { i } });
 

@@ -35,6 +35,8 @@ export interface ClaimOptions {
   limit?: number;
   /** Only these job types. */
   types?: string[];
+  /** None of these job types (a worker's other lanes take them). */
+  excludeTypes?: string[];
 }
 
 export type EnqueueListener = (job: JobsRow) => void;
@@ -70,6 +72,12 @@ export interface JobQueueOptions {
   retry?: BackoffOptions;
   /** For backoff jitter; tests inject a fixed one. */
   random?: () => number;
+  /**
+   * Writes claims and outcomes in transactions: on a store that commits the transactions that queue up together
+   * (SQLite), a claim of many jobs, and the outcomes of jobs that finish together, then cost one commit instead of one
+   * each. Leave it off where a transaction costs extra round trips (Appwrite).
+   */
+  groupWrites?: boolean;
 }
 
 const DEFAULT_MAX_ATTEMPTS = 10;
@@ -132,6 +140,7 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
   const random = options.random ?? Math.random;
   const listeners = new Set<EnqueueListener>();
   const jobs = (db: Db = store) => db.table('jobs');
+  const write = <T>(fn: (db: Db) => Promise<T>): Promise<T> => (options.groupWrites ? store.transaction(fn) : fn(store));
   const nowIso = () => new Date(clock.now()).toISOString();
   const inMs = (ms: number) => new Date(clock.now() + ms).toISOString();
 
@@ -150,7 +159,7 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
   async function updateLeased(job: JobsRow, patch: RowPatch<JobsRow>): Promise<JobsRow> {
     if (job.state !== 'running' || !job.leaseOwner) throw leaseLost(job);
     try {
-      return await jobs().update(job.id, patch, { ifVersion: job.version });
+      return await write((db) => jobs(db).update(job.id, patch, { ifVersion: job.version }));
     } catch (err) {
       if (isHubError(err, 'version_conflict') || isHubError(err, 'not_found')) throw leaseLost(job, err);
       throw err;
@@ -158,7 +167,7 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
   }
 
   /** Claims one candidate; null when another worker got there first or the job was buried instead. */
-  async function claimOne(owner: string, candidate: JobsRow): Promise<JobsRow | null> {
+  async function claimOne(db: Db, owner: string, candidate: JobsRow): Promise<JobsRow | null> {
     const at = nowIso();
     const expired = candidate.state === 'running';
     const lostLease = {
@@ -169,7 +178,7 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
     };
     try {
       if (expired && candidate.attempts >= candidate.maxAttempts) {
-        await jobs().update(
+        await jobs(db).update(
           candidate.id,
           { state: 'dead', finishedAt: at, leaseOwner: null, leaseUntil: null, lastError: lostLease },
           { ifVersion: candidate.version },
@@ -184,7 +193,7 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
         attempts: candidate.attempts + 1,
       };
       if (expired) patch.lastError = lostLease;
-      return await jobs().update(candidate.id, patch, { ifVersion: candidate.version });
+      return await jobs(db).update(candidate.id, patch, { ifVersion: candidate.version });
     } catch (err) {
       if (isHubError(err, 'version_conflict') || isHubError(err, 'not_found')) return null;
       throw err;
@@ -223,7 +232,7 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
       return { job, created: true };
     },
 
-    async claim(owner, { limit = 1, types } = {}) {
+    async claim(owner, { limit = 1, types, excludeTypes } = {}) {
       if (!owner || owner.length > MAX_OWNER_LENGTH) {
         throw new HubError('validation_failed', `A lease owner is 1 to ${MAX_OWNER_LENGTH} characters`);
       }
@@ -231,24 +240,26 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
         throw new HubError('validation_failed', 'The claim limit must be an integer from 1 to 1000');
       }
       const now = nowIso();
-      const typeFilter: Where = types ? { type: { in: types } } : {};
+      const typeFilter: Where = types || excludeTypes?.length ? { type: { ...(types ? { in: types } : {}), ...(excludeTypes?.length ? { notIn: excludeTypes } : {}) } } : {};
       // Fetch more than needed: candidates another worker wins are skipped and the next ones taken instead.
       const fetch = Math.min(1000, limit * 2 + 8);
       const orderBy = { field: 'runAt', direction: 'asc' as const };
-      // Expired leases first: their jobs have waited longest, and a crashed worker's work should resume soonest.
-      const expired = await jobs().query({
-        where: { ...typeFilter, state: 'running', leaseUntil: { lt: now } },
-        orderBy,
-        limit: fetch,
+      return write(async (db) => {
+        // Expired leases first: their jobs have waited longest, and a crashed worker's work should resume soonest.
+        const expired = await jobs(db).query({
+          where: { ...typeFilter, state: 'running', leaseUntil: { lt: now } },
+          orderBy,
+          limit: fetch,
+        });
+        const due = await jobs(db).query({ where: { ...typeFilter, state: 'queued', runAt: { lte: now } }, orderBy, limit: fetch });
+        const claimed: JobsRow[] = [];
+        for (const candidate of [...expired.items, ...due.items]) {
+          if (claimed.length >= limit) break;
+          const job = await claimOne(db, owner, candidate);
+          if (job) claimed.push(job);
+        }
+        return claimed;
       });
-      const due = await jobs().query({ where: { ...typeFilter, state: 'queued', runAt: { lte: now } }, orderBy, limit: fetch });
-      const claimed: JobsRow[] = [];
-      for (const candidate of [...expired.items, ...due.items]) {
-        if (claimed.length >= limit) break;
-        const job = await claimOne(owner, candidate);
-        if (job) claimed.push(job);
-      }
-      return claimed;
     },
 
     complete(job, result) {

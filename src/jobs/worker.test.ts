@@ -28,12 +28,12 @@ function captureLog(): { log: Logger; lines: Record<string, unknown>[] } {
   return { lines, log: createLogger('debug', {}, (line) => lines.push(JSON.parse(line) as Record<string, unknown>)) };
 }
 
-describe('worker', () => {
+describe.each([false, true])('worker (groupWrites: %s)', (groupWrites) => {
   let store: SqliteStore;
   let queue: JobQueue;
   const workers: Worker[] = [];
 
-  const worker = (handlers: Record<string, JobHandler>, options: { concurrency?: number; pollIntervalMs?: number; log?: Logger } = {}) => {
+  const worker = (handlers: Record<string, JobHandler>, options: { concurrency?: number; pollIntervalMs?: number; log?: Logger; lanes?: Record<string, number> } = {}) => {
     const w = createWorker({ queue, handlers, owner: `w${workers.length}`, pollIntervalMs: 20, ...options });
     workers.push(w);
     return w;
@@ -42,7 +42,7 @@ describe('worker', () => {
 
   beforeEach(() => {
     store = createSqliteStore({ path: ':memory:', clock: systemClock });
-    queue = createJobQueue({ store, clock: systemClock, retry: { baseMs: 1000 } });
+    queue = createJobQueue({ store, clock: systemClock, retry: { baseMs: 1000 }, groupWrites });
   });
   afterEach(async () => {
     await Promise.all(workers.splice(0).map((w) => w.stop({ timeoutMs: 100 })));
@@ -89,14 +89,67 @@ describe('worker', () => {
     expect(w.inFlight()).toBe(0);
   });
 
-  it('wakes on an enqueue without waiting for its poll', async () => {
-    const w = worker({ t: async () => undefined }, { pollIntervalMs: 60_000 });
+  it('runs a type with a lane of its own beside the others: neither holds the other up', async () => {
+    const longGate = deferred();
+    const hookGate = deferred();
+    let hooks = 0;
+    let peakHooks = 0;
+    const claims: number[] = [];
+    const counting: JobQueue = { ...queue, claim: async (owner, o) => {
+      const jobs = await queue.claim(owner, o);
+      if (o?.types) claims.push(jobs.length);
+      return jobs;
+    } };
+    const w = createWorker({
+      queue: counting,
+      owner: 'lanes',
+      pollIntervalMs: 20,
+      concurrency: 1,
+      lanes: { hook: 4 },
+      handlers: {
+        long: () => longGate.promise,
+        other: async () => undefined,
+        hook: async (job) => {
+          peakHooks = Math.max(peakHooks, ++hooks);
+          if (job.payload.held) await hookGate.promise;
+          else await sleep(2);
+          hooks--;
+        },
+      },
+    });
+    workers.push(w);
+    // A long job fills the other lane; a burst of hooks still goes through, four at a time, in batches.
+    const { job: long } = await queue.enqueue({ type: 'long', payload: {} });
+    for (let i = 0; i < 12; i++) await queue.enqueue({ type: 'hook', payload: { i } });
     w.start();
-    await sleep(20); // its first claim found nothing; the next poll is a minute away
-    const started = Date.now();
-    const { job } = await queue.enqueue({ type: 't', payload: {} });
-    await waitFor(async () => (await state(job.id)) === 'succeeded', 1000);
-    expect(Date.now() - started).toBeLessThan(1000);
+    await waitFor(async () => (await store.table('jobs').count({ type: 'hook', state: 'succeeded' })) === 12);
+    expect(await state(long.id)).toBe('running');
+    expect(peakHooks).toBe(4);
+    expect(Math.max(...claims)).toBe(4);
+    longGate.resolve();
+    await waitFor(async () => (await state(long.id)) === 'succeeded');
+    // Hooks that hang fill their own lane only: a job of another type still runs.
+    for (let i = 0; i < 6; i++) await queue.enqueue({ type: 'hook', payload: { held: true } });
+    await waitFor(() => w.inFlight() === 4);
+    const { job: other } = await queue.enqueue({ type: 'other', payload: {} });
+    await waitFor(async () => (await state(other.id)) === 'succeeded');
+    expect(await store.table('jobs').count({ type: 'hook', state: 'queued' })).toBe(2);
+    hookGate.resolve();
+    await waitFor(async () => (await store.table('jobs').count({ type: 'hook', state: 'succeeded' })) === 18);
+    await waitFor(() => w.stats().idle);
+    expect(w.stats()).toMatchObject({ claimed: 20, succeeded: 20, idle: true });
+  });
+
+  it('wakes on an enqueue without waiting for its poll', async () => {
+    const w = worker({ t: async () => undefined, h: async () => undefined }, { pollIntervalMs: 60_000, lanes: { h: 2 } });
+    w.start();
+    await sleep(20); // its first claims found nothing; the next poll is a minute away
+    for (const type of ['t', 'h', 't']) {
+      const started = Date.now();
+      const { job } = await queue.enqueue({ type, payload: {} });
+      await waitFor(async () => (await state(job.id)) === 'succeeded', 1000);
+      expect(Date.now() - started).toBeLessThan(1000);
+    }
   });
 
   it('waits for an in-flight job on stop and claims nothing after', async () => {
@@ -171,7 +224,7 @@ describe('worker', () => {
   });
 
   it('records progress and renews the lease of a long job', async () => {
-    queue = createJobQueue({ store, clock: systemClock, leaseMs: 150 });
+    queue = createJobQueue({ store, clock: systemClock, leaseMs: 150, groupWrites });
     const w = worker({
       t: async (_job, ctx) => {
         await ctx.progress({ step: 1 });
@@ -189,7 +242,7 @@ describe('worker', () => {
   });
 
   it('aborts a handler whose lease was taken away', async () => {
-    queue = createJobQueue({ store, clock: systemClock, leaseMs: 60 });
+    queue = createJobQueue({ store, clock: systemClock, leaseMs: 60, groupWrites });
     const aborted = deferred();
     const w = worker({
       t: (_job, ctx) =>

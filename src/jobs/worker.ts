@@ -10,7 +10,7 @@ import { isLeaseLost, type JobQueue } from './queue.ts';
 export interface JobContext {
   /** Aborted when the worker stops past its timeout or the lease is lost: stop work, another worker will retry. */
   signal: AbortSignal;
-  /** Saves progress on the job row (and proves the lease is still held: it throws once it is lost). */
+  /** Saves progress on the job row (and proves the lease is still held: it throws once it is lost). Not from inside a transaction. */
   progress(p: Record<string, unknown>): Promise<void>;
   log: Logger;
 }
@@ -22,7 +22,13 @@ export interface WorkerOptions {
   handlers: Record<string, JobHandler>;
   /** The lease owner name (≤ 64 characters); default host, pid and a random suffix. */
   owner?: string;
+  /** Jobs run at once, of the types without a lane of their own. */
   concurrency?: number;
+  /**
+   * Job types with slots of their own (type → how many run at once), claimed in batches of that size: a burst of
+   * short jobs (inbound webhooks) neither waits behind long ones (imports) nor keeps them from running.
+   */
+  lanes?: Record<string, number>;
   /** How long to sleep when there is no work (an enqueue in this process wakes the worker sooner). */
   pollIntervalMs?: number;
   /** Default a third of the queue's lease, so that two renewals can fail before the lease runs out. */
@@ -55,7 +61,20 @@ export interface WorkerStats {
   idle: boolean;
 }
 
+interface Lane {
+  types?: string[];
+  excludeTypes?: string[];
+  concurrency: number;
+  running: number;
+  /** When a claim last found nothing (ms), until something may have changed: the lane waits for a poke or a poll. */
+  emptyAt: number | null;
+  poked: boolean;
+}
+
+const takes = (lane: Lane, type: string) => (lane.types ? lane.types.includes(type) : !lane.excludeTypes?.includes(type));
+
 interface Running {
+  lane: Lane;
   /** The latest row of the lease: every write returns a new version, and the next write must name it. */
   row: JobsRow;
   controller: AbortController;
@@ -83,6 +102,11 @@ export function createWorker(options: WorkerOptions): Worker {
   const { queue, handlers } = options;
   const owner = options.owner ?? defaultOwner();
   const concurrency = Math.max(1, Math.floor(options.concurrency ?? 4));
+  const laneTypes = Object.keys(options.lanes ?? {});
+  const lanes: Lane[] = [
+    { excludeTypes: laneTypes.length ? laneTypes : undefined, concurrency, running: 0, emptyAt: null, poked: true },
+    ...Object.entries(options.lanes ?? {}).map(([type, n]) => ({ types: [type], concurrency: Math.max(1, Math.floor(n)), running: 0, emptyAt: null, poked: true })),
+  ];
   const pollIntervalMs = options.pollIntervalMs ?? 500;
   const renewEveryMs = options.renewEveryMs ?? Math.max(10, Math.floor(queue.leaseMs / 3));
   const log = (options.log ?? silentLogger).child({ worker: owner });
@@ -100,7 +124,12 @@ export function createWorker(options: WorkerOptions): Worker {
   let lastEmptyClaim = -1;
   let lastOutcome = 0;
 
-  const wake = () => sleeper.wake();
+  /** Something changed for these lanes (all by default): they claim on the next pass, not after a poll interval. */
+  const poke = (matching: (lane: Lane) => boolean = () => true) => {
+    for (const lane of lanes) if (matching(lane)) lane.poked = true;
+    sleeper.wake();
+  };
+  const wake = () => poke();
   const sleep = (ms: number) => sleeper.sleep(ms, () => stopping);
 
   function serial<T>(entry: Running, op: () => Promise<T>): Promise<T> {
@@ -170,9 +199,10 @@ export function createWorker(options: WorkerOptions): Worker {
     }
   }
 
-  function run(job: JobsRow): void {
+  function run(job: JobsRow, lane: Lane): void {
     const jobLog = log.child({ jobId: job.id, type: job.type, attempt: job.attempts });
     const entry: Running = {
+      lane,
       row: job,
       controller: new AbortController(),
       chain: Promise.resolve(),
@@ -188,13 +218,15 @@ export function createWorker(options: WorkerOptions): Worker {
       done: Promise.resolve(),
     };
     running.set(job.id, entry);
+    lane.running++;
     entry.done = execute(entry, jobLog)
       .catch((err) => jobLog.error('job runner failed', { err }))
       .finally(() => {
         clearInterval(entry.renewTimer);
         running.delete(job.id);
+        lane.running--;
         // A slot is free: claim the next job now rather than at the end of the poll interval.
-        wake();
+        poke((l) => l === lane);
       });
   }
 
@@ -202,23 +234,36 @@ export function createWorker(options: WorkerOptions): Worker {
     while (!stopping) {
       sleeper.reset();
       let delay = pollIntervalMs;
-      const free = concurrency - running.size;
-      if (free > 0) {
-        const claimedAt = ++sequence;
+      const claimedAt = ++sequence;
+      let foundNone = true;
+      for (const lane of lanes) {
+        const free = lane.concurrency - lane.running;
+        if (free <= 0) {
+          foundNone = false;
+          continue;
+        }
+        // A lane found empty is not asked again on every other lane's wake-up: only when poked, or a poll later
+        // (less a little, as a timer may fire a fraction of a millisecond early by this clock).
+        if (!lane.poked && lane.emptyAt !== null && performance.now() - lane.emptyAt < pollIntervalMs - 2) continue;
+        lane.poked = false;
         try {
-          const jobs = await queue.claim(owner, { limit: free });
+          const jobs = await queue.claim(owner, { limit: free, types: lane.types, excludeTypes: lane.excludeTypes });
           counts.claimFailures = 0;
           counts.claimed += jobs.length;
-          if (jobs.length === 0) lastEmptyClaim = claimedAt;
+          lane.emptyAt = jobs.length === 0 ? performance.now() : null;
+          if (jobs.length > 0) foundNone = false;
           // Jobs claimed while stop() was called are still run: they are leased to us, and stop() waits for them.
-          for (const job of jobs) run(job);
+          for (const job of jobs) run(job, lane);
           // A full batch suggests more is due: go again at once.
           if (jobs.length === free) delay = 0;
         } catch (err) {
+          foundNone = false;
           counts.claimFailures++;
           log.error('claiming jobs failed; will retry after the poll interval', { err });
         }
       }
+      // Idle means every lane looked and found nothing due.
+      if (foundNone) lastEmptyClaim = claimedAt;
       // With no free slot, the next wake comes from a finishing job; the poll interval is only a backstop.
       if (delay > 0 && !stopping) await sleep(delay);
       else await new Promise<void>((resolve) => setImmediate(resolve));
@@ -254,7 +299,7 @@ export function createWorker(options: WorkerOptions): Worker {
     start() {
       if (started) return;
       started = true;
-      unsubscribe = queue.onEnqueue(() => wake());
+      unsubscribe = queue.onEnqueue((job) => poke((lane) => takes(lane, job.type)));
       loop = runLoop();
       log.info('worker started', { concurrency, pollIntervalMs });
     },

@@ -57,6 +57,7 @@ export function matches(row: Record<string, unknown>, where: Where | undefined):
     if (o.lt !== undefined && !(v !== null && (v as number | string) < o.lt)) return false;
     if (o.lte !== undefined && !(v !== null && (v as number | string) <= o.lte)) return false;
     if (o.in !== undefined && !o.in.includes(v as never)) return false;
+    if (o.notIn !== undefined && o.notIn.includes(v as never)) return false;
     if (o.startsWith !== undefined && !(typeof v === 'string' && v.startsWith(o.startsWith))) return false;
     if (o.isNull !== undefined && (v === null) !== o.isNull) return false;
   }
@@ -94,6 +95,10 @@ export function whereQueries(where: Where | undefined): string[] {
     if (ops.lt !== undefined) out.push(Query.lessThan(f, ops.lt));
     if (ops.lte !== undefined) out.push(Query.lessThanEqual(f, ops.lte));
     if (ops.in !== undefined) out.push(ops.in.length ? Query.equal(f, ops.in as (string | number | boolean)[]) : Query.equal('$id', ['\u0000none']));
+    if (ops.notIn?.length) {
+      const none = ops.notIn.map((v) => Query.notEqual(f, [v as string | number | boolean]));
+      out.push(Query.or([Query.isNull(f), none.length === 1 ? none[0]! : Query.and(none)]));
+    }
     if (ops.startsWith !== undefined) out.push(Query.startsWith(f, ops.startsWith));
     if (ops.isNull !== undefined) out.push(ops.isNull ? Query.isNull(f) : Query.isNotNull(f));
   }

@@ -154,6 +154,10 @@ function whereSql(spec: TableSpec, where: Where | undefined, params: SqlValue[])
         for (const v of ops.in) params.push(scalarParam(col, v));
       }
     }
+    if (ops.notIn !== undefined && ops.notIn.length) {
+      parts.push(`(${c} IS NULL OR ${c} NOT IN (${ops.notIn.map(() => '?').join(', ')}))`);
+      for (const v of ops.notIn) params.push(scalarParam(col, v));
+    }
     if (ops.startsWith !== undefined) {
       // A range keeps the index usable and, unlike LIKE, is case-sensitive and needs no escaping.
       parts.push(`(${c} >= ? AND ${c} < ?)`);

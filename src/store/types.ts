@@ -14,6 +14,8 @@ export interface FieldOps {
   lt?: string | number;
   lte?: string | number;
   in?: Scalar[];
+  /** None of these values; like `ne`, a null field matches. */
+  notIn?: Scalar[];
   startsWith?: string;
   isNull?: boolean;
 }
