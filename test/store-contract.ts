@@ -203,6 +203,9 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect(await t.count({ attempts: { notIn: [1, 2, 300] } })).toBe(23);
         expect(await t.count({ attempts: { notIn: [] } })).toBe(25);
         expect(await t.count({ workspaceId: { notIn: ['ws_a', 'ws_b'] } })).toBe(5);
+        expect(await t.exists({ type: 'order.created', attempts: { gte: 20 } })).toBe(true);
+        expect(await t.exists({ type: 'order.created', attempts: { in: [0, 2, 4] } })).toBe(false);
+        expect(await t.exists({ type: 'ORDER.CREATED' })).toBe(false);
         expect(await t.count({ $or: [{ attempts: 0 }, { attempts: 24 }] })).toBe(2);
         expect(await t.count({ $or: [{ type: 'stock.updated' }, { attempts: { gt: 22 } }] })).toBe(14);
       });

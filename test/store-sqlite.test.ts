@@ -60,6 +60,25 @@ describe('sqlite store on disk', () => {
     await b.close();
     rmSync(dir, { recursive: true, force: true });
   });
+
+  it('drops an index of its own that the schema replaced, and leaves an operator\'s index alone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hub-store-'));
+    const path = join(dir, 'hub.db');
+    await createSqliteStore({ path }).close();
+    const raw = new Database(path);
+    // An earlier release's index (its name follows the store's pattern) and one an operator added by hand.
+    raw.exec('CREATE INDEX "webhook_deliveries__endpointId__orderingKey__state" ON "webhook_deliveries" ("endpointId", "orderingKey", "state")');
+    raw.exec('CREATE INDEX "ops_deliveries_by_event" ON "webhook_deliveries" ("eventId")');
+    raw.close();
+    await createSqliteStore({ path }).close();
+    const check = new Database(path);
+    const names = (check.prepare(`PRAGMA index_list("webhook_deliveries")`).all() as { name: string }[]).map((r) => r.name);
+    check.close();
+    expect(names).not.toContain('webhook_deliveries__endpointId__orderingKey__state');
+    expect(names).toContain('webhook_deliveries__endpointId__orderingKey__state__id');
+    expect(names).toContain('ops_deliveries_by_event');
+    rmSync(dir, { recursive: true, force: true });
+  });
 });
 
 describe('sqlite store beside another process on the same file', () => {

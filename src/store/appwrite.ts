@@ -323,6 +323,11 @@ class AppwriteTable implements Table<AnyRow> {
     return { items: page.items.map((row) => Object.fromEntries(['id', ...fields].map((f) => [f, row[f]])) as AnyRow), nextCursor: page.nextCursor };
   }
 
+  async exists(where: Where): Promise<boolean> {
+    // A page of one exact match (Appwrite's collation may match more loosely; query keeps only exact ones).
+    return (await this.query({ where, limit: 1 })).items.length > 0;
+  }
+
   async count(where?: Where): Promise<number> {
     checkWhere(this.spec, where);
     let n = 0;

@@ -58,11 +58,17 @@ function migrate(db: Database.Database, spec: TableSpec): void {
   for (const c of spec.columns) {
     if (!existing.has(c.name)) db.exec(`ALTER TABLE ${q(spec.name)} ADD COLUMN ${q(c.name)} ${SQL_TYPE[c.kind]}`);
   }
+  const wanted = new Set<string>();
   for (const idx of spec.indexes) {
     const name = `${spec.name}__${idx.fields.join('__')}`;
+    wanted.add(name);
     db.exec(
       `CREATE ${idx.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${q(name)} ON ${q(spec.name)} (${idx.fields.map(q).join(', ')})`,
     );
+  }
+  // An index the schema no longer names (replaced by a better one) would only slow every write: it goes.
+  for (const { name } of db.prepare(`PRAGMA index_list(${q(spec.name)})`).all() as { name: string }[]) {
+    if (name.startsWith(`${spec.name}__`) && !wanted.has(name)) db.exec(`DROP INDEX ${q(name)}`);
   }
 }
 
@@ -334,6 +340,13 @@ class SqliteTable implements Table<AnyRow> {
     const params: SqlValue[] = [];
     const sql = `SELECT COUNT(*) AS n FROM ${q(this.spec.name)} WHERE ${whereSql(this.spec, where, params)}`;
     return this.run(() => (this.owner.stmt(sql).get(...params) as { n: number }).n);
+  }
+
+  async exists(where: Where): Promise<boolean> {
+    checkWhere(this.spec, where);
+    const params: SqlValue[] = [];
+    const sql = `SELECT 1 FROM ${q(this.spec.name)} WHERE ${whereSql(this.spec, where, params)} LIMIT 1`;
+    return this.run(() => this.owner.stmt(sql).get(...params) !== undefined);
   }
 
   async deleteWhere(where: Where): Promise<number> {

@@ -91,6 +91,8 @@ export interface Table<T extends { id: string; version: number }> {
    */
   pick<K extends keyof T & string>(fields: readonly K[], options?: QueryOptions): Promise<Page<Pick<T, K | 'id'>>>;
   count(where?: Where): Promise<number>;
+  /** Whether any row matches: stops at the first, in no particular order (a check that must not sort a backlog). */
+  exists(where: Where): Promise<boolean>;
   /** Deletes every matching row and says how many. */
   deleteWhere(where: Where): Promise<number>;
   /**

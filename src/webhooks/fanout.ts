@@ -49,10 +49,8 @@ export async function createDelivery(db: Db, endpointId: string, event: EventsRo
   const deliveries = db.table('webhook_deliveries');
   const orderingKey = event.subject ?? null;
   let state: WebhookDeliveriesRow['state'] = 'pending';
-  if (orderingKey !== null) {
-    const ahead = await deliveries.pick(['id'], { where: { endpointId, orderingKey, state: { in: OPEN_STATES } }, limit: 1 });
-    if (ahead.items.length) state = 'waiting';
-  }
+  // Whether any is open, not which: a key with a backlog of thousands answers from its first index entry.
+  if (orderingKey !== null && (await deliveries.exists({ endpointId, orderingKey, state: { in: OPEN_STATES } }))) state = 'waiting';
   return deliveries.insert({
     workspaceId: event.workspaceId,
     endpointId,
@@ -80,15 +78,12 @@ export async function createDelivery(db: Db, endpointId: string, event: EventsRo
 export async function promoteNext(db: Db, delivery: Pick<WebhookDeliveriesRow, 'endpointId' | 'orderingKey'>, now: string): Promise<void> {
   if (delivery.orderingKey === null || delivery.orderingKey === undefined) return;
   const deliveries = db.table('webhook_deliveries');
-  // Mostly nothing waits: that is one read, and the open ones need no look.
+  // Mostly nothing waits: that is one read, and the open ones need no look. The first waiting one is the oldest
+  // (ids grow with time), found from the (endpointId, orderingKey, state, id) index however many wait.
   const next = await deliveries.pick(['id'], { where: { endpointId: delivery.endpointId, orderingKey: delivery.orderingKey, state: 'waiting' }, limit: 1 });
   const row = next.items[0];
   if (!row) return;
-  const open = await deliveries.pick(['id'], {
-    where: { endpointId: delivery.endpointId, orderingKey: delivery.orderingKey, state: { in: ['pending', 'sending', 'paused'] } },
-    limit: 1,
-  });
   // Another delivery of the key is already on its way (a replay): it promotes the next one when it is done.
-  if (open.items.length) return;
+  if (await deliveries.exists({ endpointId: delivery.endpointId, orderingKey: delivery.orderingKey, state: { in: ['pending', 'sending', 'paused'] } })) return;
   await deliveries.update(row.id, { state: 'pending', nextAttemptAt: now });
 }
