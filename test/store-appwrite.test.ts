@@ -39,6 +39,13 @@ describe('appwrite store against an unreliable Appwrite', () => {
     const ws = await store.table('workspaces').insert({ name: 'A', slug: 'a', currency: 'EUR', timezone: 'UTC' });
     server.injectFaults({ status: 429, count: 2 });
     expect(await store.table('workspaces').get(ws.id)).toEqual(ws);
+    // A dropped connection is retried too; a create whose answer was lost finds its own row on the retry.
+    server.injectFaults({ status: 'reset', count: 1 });
+    expect(await store.table('workspaces').get(ws.id)).toEqual(ws);
+    server.injectFaults({ status: 'lost', count: 1 });
+    const other = await store.table('workspaces').insert({ name: 'B', slug: 'b', currency: 'EUR', timezone: 'UTC' });
+    expect(await store.table('workspaces').count()).toBe(2);
+    expect(await store.table('workspaces').get(other.id)).toEqual(other);
     expect(server.violations).toEqual([]);
   });
 
@@ -53,6 +60,29 @@ describe('appwrite store against an unreliable Appwrite', () => {
       expect((err as { retryable: boolean }).retryable).toBe(true);
     }
     expect(await store.table('workspaces').count()).toBe(0);
+  });
+
+  it('provisions through dropped connections and lost answers, creating each thing once', async () => {
+    server.reset();
+    const store = createAppwriteStore({ endpoint: server.url, projectId: server.projectId, apiKey: server.apiKey, sleep: async () => undefined });
+    const on = (pattern: RegExp) => (method: string, path: string) => pattern.test(`${method} ${path}`);
+    // A connection dropped before the request is read (an idle keep-alive connection closed under it), on reads
+    // and creates; and creates that went through but whose answer was lost, so the retry finds them made.
+    server.injectFaults({ status: 'reset', count: 2, match: on(/^GET .*\/tables\/jobs\/columns$/) });
+    server.injectFaults({ status: 'reset', count: 1, match: on(/^POST .*\/tables\/jobs\/columns\/varchar$/) });
+    server.injectFaults({ status: 'lost', count: 1, match: on(/^POST .*\/tables\/inbox\/columns\/varchar$/) });
+    server.injectFaults({ status: 'lost', count: 1, match: on(/^POST .*\/tables\/webhook_deliveries\/indexes$/) });
+    server.injectFaults({ status: 'lost', count: 1, match: on(/^POST .*\/tables$/) });
+    await store.provision();
+    expect(server.requests.filter((r) => r.status === 0)).toHaveLength(6);
+    const t = store.table('jobs');
+    const job = await t.insert({ type: 't', payload: {}, state: 'queued', runAt: '2026-01-01T00:00:00.000Z', attempts: 0, maxAttempts: 1 });
+    expect(await t.get(job.id)).toEqual(job);
+    // A second provision finds everything in place and creates nothing.
+    const before = server.requests.length;
+    await store.provision();
+    expect(server.requests.slice(before).filter((r) => r.method === 'POST')).toEqual([]);
+    expect(server.violations).toEqual([]);
   });
 
   it('treats a request that never answers as a timeout and retries it', async () => {

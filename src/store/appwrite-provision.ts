@@ -4,38 +4,58 @@ import { AppwriteException, type TablesDB } from 'node-appwrite';
 import { HubError } from '../errors.ts';
 import { appwriteTables } from './appwrite-schema.ts';
 
-async function exists(fn: () => Promise<unknown>): Promise<boolean> {
-  try {
-    await fn();
-    return true;
-  } catch (err) {
-    if (err instanceof AppwriteException && err.code === 404) return false;
-    throw new HubError('store_unavailable', `Appwrite refused the schema check: ${(err as Error).message}`, { cause: err });
-  }
+/** The store's request runner: retries what a retry can mend (429, 5xx, a reset connection), as for every other call. */
+export type AppwriteCall = <T>(fn: () => Promise<T>, what: string) => Promise<T>;
+
+/** The Appwrite answer behind a failure, whether `call` wrapped it or not. */
+function answer(err: unknown): AppwriteException | null {
+  if (err instanceof AppwriteException) return err;
+  const cause = (err as { cause?: unknown } | null)?.cause;
+  return cause instanceof AppwriteException ? cause : null;
 }
 
-export async function provisionAppwrite(tables: TablesDB, databaseId: string): Promise<void> {
-  if (!(await exists(() => tables.get({ databaseId })))) await tables.create({ databaseId, name: 'Integration hub' });
+export async function provisionAppwrite(tables: TablesDB, databaseId: string, call: AppwriteCall): Promise<void> {
+  async function exists(fn: () => Promise<unknown>, what: string): Promise<boolean> {
+    try {
+      await call(fn, what);
+      return true;
+    } catch (err) {
+      if (answer(err)?.code === 404) return false;
+      throw new HubError('store_unavailable', `Appwrite refused the schema check: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  // A create retried after its answer was lost finds what its first attempt made: that is done, not a failure.
+  async function create(fn: () => Promise<unknown>, what: string): Promise<void> {
+    try {
+      await call(fn, what);
+    } catch (err) {
+      if (answer(err)?.code !== 409) throw err;
+    }
+  }
+
+  if (!(await exists(() => tables.get({ databaseId }), 'The database'))) await create(() => tables.create({ databaseId, name: 'Integration hub' }), 'The database');
   for (const table of appwriteTables(databaseId)) {
     const tableId = table.$id;
-    if (!(await exists(() => tables.getTable({ databaseId, tableId })))) {
-      await tables.createTable({ databaseId, tableId, name: table.name, permissions: [], rowSecurity: false, enabled: true });
+    const what = `The table ${tableId}`;
+    if (!(await exists(() => tables.getTable({ databaseId, tableId }), what))) {
+      await create(() => tables.createTable({ databaseId, tableId, name: table.name, permissions: [], rowSecurity: false, enabled: true }), what);
     }
-    const have = new Set(((await tables.listColumns({ databaseId, tableId })).columns as { key: string }[]).map((c) => c.key));
+    const have = new Set(((await call(() => tables.listColumns({ databaseId, tableId }), what)).columns as { key: string }[]).map((c) => c.key));
     for (const col of table.columns) {
       if (have.has(col.key)) continue;
       const base = { databaseId, tableId, key: col.key, required: col.required, array: false };
-      if (col.type === 'varchar') await tables.createVarcharColumn({ ...base, size: col.size! });
-      else if (col.type === 'longtext') await tables.createLongtextColumn(base);
-      else if (col.type === 'integer') await tables.createIntegerColumn(base);
-      else if (col.type === 'float') await tables.createFloatColumn(base);
-      else if (col.type === 'boolean') await tables.createBooleanColumn(base);
-      else await tables.createEnumColumn({ ...base, elements: col.elements! });
+      const column = `The column ${tableId}.${col.key}`;
+      if (col.type === 'varchar') await create(() => tables.createVarcharColumn({ ...base, size: col.size! }), column);
+      else if (col.type === 'longtext') await create(() => tables.createLongtextColumn(base), column);
+      else if (col.type === 'integer') await create(() => tables.createIntegerColumn(base), column);
+      else if (col.type === 'float') await create(() => tables.createFloatColumn(base), column);
+      else if (col.type === 'boolean') await create(() => tables.createBooleanColumn(base), column);
+      else await create(() => tables.createEnumColumn({ ...base, elements: col.elements! }), column);
     }
-    const haveIndexes = new Set(((await tables.listIndexes({ databaseId, tableId })).indexes as { key: string }[]).map((i) => i.key));
+    const haveIndexes = new Set(((await call(() => tables.listIndexes({ databaseId, tableId }), what)).indexes as { key: string }[]).map((i) => i.key));
     for (const idx of table.indexes) {
       if (haveIndexes.has(idx.key)) continue;
-      await tables.createIndex({ databaseId, tableId, key: idx.key, type: idx.type as never, columns: idx.columns, orders: idx.orders as never });
+      await create(() => tables.createIndex({ databaseId, tableId, key: idx.key, type: idx.type as never, columns: idx.columns, orders: idx.orders as never }), `The index ${tableId}.${idx.key}`);
     }
   }
 }

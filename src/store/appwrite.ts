@@ -190,7 +190,7 @@ class AppwriteTable implements Table<AnyRow> {
       if (!isHubError(err, 'already_exists')) throw err;
       // A retried create whose first attempt got through but lost its answer finds its own row: that is success.
       const existing = await this.get(row.id);
-      if (existing && JSON.stringify(existing) === JSON.stringify(row)) return row;
+      if (existing && this.spec.columns.every((c) => JSON.stringify(existing[c.name] ?? null) === JSON.stringify(row[c.name] ?? null))) return row;
       throw this.clashError(await this.clashingFields(row), err);
     }
     return row;
@@ -511,7 +511,7 @@ export class AppwriteStore implements Store {
 
   /** Creates the database, tables, columns and indexes that are missing (what `appwrite push` would do). */
   async provision(): Promise<void> {
-    await provisionAppwrite(this.tables, this.databaseId);
+    await provisionAppwrite(this.tables, this.databaseId, (fn, what) => this.call(fn, what));
   }
 }
 

@@ -22,8 +22,13 @@ export interface TablesDbServer {
   violations: string[];
   /** Every request: method, path with the `/v1` prefix and without the query string, status (0 while held by a 'timeout' fault). */
   requests: { method: string; path: string; status: number }[];
-  /** Make the next `count` requests matching `match` (default any) fail: status 500/503/429 with Appwrite's error body (and Retry-After for 429), or 'timeout' (never answer; hold the socket until close). */
-  injectFaults(fault: { status: 429 | 500 | 503 | 'timeout'; count: number; match?: (method: string, path: string) => boolean }): void;
+  /**
+   * Make the next `count` requests matching `match` (default any) fail: status 500/503/429 with Appwrite's error body
+   * (and Retry-After for 429); 'timeout' (never answer; hold the socket until close); 'reset' (close the connection
+   * before doing anything, as a proxy dropping an idle keep-alive connection does); 'lost' (do the work, then close
+   * the connection instead of answering).
+   */
+  injectFaults(fault: { status: 429 | 500 | 503 | 'timeout' | 'reset' | 'lost'; count: number; match?: (method: string, path: string) => boolean }): void;
   /**
    * Make the next `count` (default 1) file downloads send their headers and `afterBytes` bytes, then either wait
    * for `release()` ('hold': shows whether a client reads before the end) or drop the connection ('drop').
@@ -116,6 +121,11 @@ export async function startTablesDbServer(options: { projectId?: string; apiKey?
   }
 
   function answerFault(res: ServerResponse, method: string, path: string, fault: Fault): void {
+    if (fault.status === 'reset') {
+      requests.push({ method, path, status: 0 });
+      res.socket?.destroy();
+      return;
+    }
     if (fault.status === 'timeout') {
       requests.push({ method, path, status: 0 });
       return; // the socket stays open until close()
@@ -173,7 +183,7 @@ export async function startTablesDbServer(options: { projectId?: string; apiKey?
     for (const p of [...problems, ...queryProblems]) violations.push(`${method} ${path}: ${p}`);
 
     const fault = takeFault(method, path);
-    if (fault) return answerFault(res, method, path, fault);
+    if (fault && fault.status !== 'lost') return answerFault(res, method, path, fault);
 
     // Appwrite authenticates before it validates parameters (app/controllers/shared/api.php).
     const project = req.headers['x-appwrite-project'];
@@ -208,6 +218,11 @@ export async function startTablesDbServer(options: { projectId?: string; apiKey?
       for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers[name] = value;
       const note = (problem: string) => violations.push(`${method} ${path}: ${problem}`);
       const result = handler(state, { path: match.pathParams, query: parsed.query, body: parsed.body, headers, note });
+      if (fault?.status === 'lost') {
+        requests.push({ method, path, status: 0 });
+        res.socket?.destroy();
+        return;
+      }
       if (result.raw) return sendRaw(res, method, path, result.status ?? match.operation.successStatus, result.raw);
       return send(res, method, path, result.status ?? match.operation.successStatus, result.body);
     } catch (error) {
