@@ -121,7 +121,8 @@ export async function startTablesDbServer(options: { projectId?: string; apiKey?
   }
 
   function answerFault(res: ServerResponse, method: string, path: string, fault: Fault): void {
-    if (fault.status === 'reset') {
+    // 'lost' is answered by handle(), after the work is done.
+    if (fault.status === 'reset' || fault.status === 'lost') {
       requests.push({ method, path, status: 0 });
       res.socket?.destroy();
       return;
