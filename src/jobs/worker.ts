@@ -74,7 +74,6 @@ interface Lane {
 const takes = (lane: Lane, type: string) => (lane.types ? lane.types.includes(type) : !lane.excludeTypes?.includes(type));
 
 interface Running {
-  lane: Lane;
   /** The latest row of the lease: every write returns a new version, and the next write must name it. */
   row: JobsRow;
   controller: AbortController;
@@ -202,7 +201,6 @@ export function createWorker(options: WorkerOptions): Worker {
   function run(job: JobsRow, lane: Lane): void {
     const jobLog = log.child({ jobId: job.id, type: job.type, attempt: job.attempts });
     const entry: Running = {
-      lane,
       row: job,
       controller: new AbortController(),
       chain: Promise.resolve(),
@@ -237,6 +235,7 @@ export function createWorker(options: WorkerOptions): Worker {
       const claimedAt = ++sequence;
       let foundNone = true;
       for (const lane of lanes) {
+        if (stopping) break;
         const free = lane.concurrency - lane.running;
         if (free <= 0) {
           foundNone = false;
