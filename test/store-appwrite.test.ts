@@ -85,6 +85,54 @@ describe('appwrite store against an unreliable Appwrite', () => {
     expect(server.violations).toEqual([]);
   });
 
+  it('runs a transaction again when a row moved on twice under it, rather than blaming the caller for the version', async () => {
+    // Found by the workload property under load: first seen at 1, read again at 2 after another commit, and at 3
+    // by the time of the write. The version came from inside the transaction: a race, not a stale If-Match.
+    const store = await freshStore();
+    const outside = store.table('workspaces');
+    const ws = await outside.insert({ name: 'A', slug: 'a', currency: 'EUR', timezone: 'UTC' });
+    let runs = 0;
+    const written = await store.transaction(async (tx) => {
+      runs++;
+      const t = tx.table('workspaces');
+      await t.get(ws.id);
+      if (runs === 1) await outside.update(ws.id, { name: 'B' });
+      const again = (await t.get(ws.id))!;
+      if (runs === 1) await outside.update(ws.id, { name: 'C' });
+      return t.update(ws.id, { name: 'D' }, { ifVersion: again.version });
+    });
+    expect(runs).toBe(2);
+    expect(written).toMatchObject({ name: 'D', version: 4 });
+    expect(await outside.get(ws.id)).toMatchObject({ name: 'D', version: 4 });
+    // A version the caller brings stale is still the caller's conflict, once the row stands still.
+    const caller = store.transaction((tx) => tx.table('workspaces').update(ws.id, { name: 'E' }, { ifVersion: 2 }));
+    await expect(caller).rejects.toMatchObject({ code: 'version_conflict' });
+    expect(server.violations).toEqual([]);
+  });
+
+  it('runs a transaction again when it expired before its commit, writing it once', async () => {
+    const store = await freshStore();
+    let runs = 0;
+    const ws = await store.transaction(async (tx) => {
+      runs++;
+      const row = await tx.table('workspaces').insert({ name: `A${runs}`, slug: `a${runs}`, currency: 'EUR', timezone: 'UTC' });
+      if (runs === 1) server.expireTransactions(); // stalled past its TTL between its writes and its commit
+      return row;
+    });
+    expect(runs).toBe(2);
+    expect(await store.table('workspaces').query()).toMatchObject({ items: [{ id: ws.id, slug: 'a2' }] });
+    // And when a staged write meets the expiry.
+    runs = 0;
+    await store.transaction(async (tx) => {
+      runs++;
+      if (runs === 1) server.expireTransactions();
+      await tx.table('workspaces').update(ws.id, { name: 'B' });
+    });
+    expect(runs).toBe(2);
+    expect(await store.table('workspaces').get(ws.id)).toMatchObject({ name: 'B', version: 2 });
+    expect(server.violations).toEqual([]);
+  });
+
   it('treats a request that never answers as a timeout and retries it', async () => {
     const store = await freshStore({ requestTimeoutMs: 200 });
     server.injectFaults({ status: 'timeout', count: 1 });

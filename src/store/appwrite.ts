@@ -67,6 +67,15 @@ function isRace(err: unknown): boolean {
   return isHubError(err, 'version_conflict') && (err as unknown as Record<symbol, unknown>)[RACE] === true;
 }
 
+/** The transaction outlived its TTL (a stall: a slow network, a paused process): nothing of it committed. */
+function isExpired(err: unknown): boolean {
+  const cause = (err as { cause?: unknown } | null)?.cause;
+  return isHubError(err, 'store_unavailable') && cause instanceof AppwriteException && cause.type === 'transaction_expired';
+}
+
+/** Whether running the body again in a new transaction can succeed: a lost race, or an expired transaction. */
+const runAgain = (err: unknown) => isRace(err) || isExpired(err);
+
 class RequestTimeout extends Error {
   override name = 'TimeoutError';
 }
@@ -243,9 +252,16 @@ class AppwriteTable implements Table<AnyRow> {
     }
   }
 
-  /** A stale version is a race when this transaction itself first saw the row at that version. */
-  private staleVersion(id: string, current: AnyRow, ifVersion: number): HubError {
-    if (this.ctx.baseVersions?.get(`${this.spec.name}/${id}`) === ifVersion) return raceConflict(this.what(id));
+  /**
+   * Inside a transaction, a stale version is a race (run the body again) when this transaction itself first saw the
+   * row at that version, or when the row has been committed anew since this transaction first saw it: the version
+   * the body holds was then read from a row that moved on under it (first seen at 7, read again at 8 after another
+   * commit, at 9 by now), not handed in stale by the caller.
+   */
+  private async staleVersion(id: string, current: AnyRow, ifVersion: number): Promise<HubError> {
+    const base = this.ctx.baseVersions?.get(`${this.spec.name}/${id}`);
+    if (base === ifVersion) return raceConflict(this.what(id));
+    if (base !== undefined && ((await this.getCommitted(id))?.version ?? null) !== base) return raceConflict(this.what(id));
     return new HubError('version_conflict', `${this.what(id)} is at version ${current.version}, not ${ifVersion}`);
   }
 
@@ -253,7 +269,7 @@ class AppwriteTable implements Table<AnyRow> {
     await this.rememberBase(id);
     const current = await this.get(id);
     if (!current) throw new HubError('not_found', `${this.what(id)} does not exist`);
-    if (options.ifVersion !== undefined && options.ifVersion !== current.version) throw this.staleVersion(id, current, options.ifVersion);
+    if (options.ifVersion !== undefined && options.ifVersion !== current.version) throw await this.staleVersion(id, current, options.ifVersion);
     const row = prepareUpdate(this.spec, this.ctx.clock, current, patch as Record<string, unknown>);
     await this.ctx.call(() => this.ctx.tables.updateRow({ ...this.base, rowId: id, data: toData(this.spec, row) }), this.what(id));
     await this.checkBase(id);
@@ -263,7 +279,7 @@ class AppwriteTable implements Table<AnyRow> {
   async delete(id: string, options: UpdateOptions = {}): Promise<void> {
     const current = await this.get(id);
     if (!current) throw new HubError('not_found', `${this.what(id)} does not exist`);
-    if (options.ifVersion !== undefined && options.ifVersion !== current.version) throw this.staleVersion(id, current, options.ifVersion);
+    if (options.ifVersion !== undefined && options.ifVersion !== current.version) throw await this.staleVersion(id, current, options.ifVersion);
     if (this.ctx.transactionId) {
       await this.rememberBase(id);
       await this.ctx.call(() => this.ctx.tables.deleteRow({ ...this.base, rowId: id }), this.what(id));
@@ -459,7 +475,8 @@ export class AppwriteStore implements Store {
   /**
    * An Appwrite transaction: writes are staged and applied together at commit. When someone else changed a row
    * this one read or wrote, the commit fails and the body runs again from the start (optimistic concurrency), so
-   * the body must have no effects outside the store. With `conflictIsFinal`, a conflict is reported instead.
+   * the body must have no effects outside the store. A transaction that expired before its commit runs again too.
+   * With `conflictIsFinal`, a conflict (or an expiry) is reported instead.
    */
   async transaction<R>(fn: (tx: Db) => Promise<R>, conflictIsFinal = false): Promise<R> {
     for (let attempt = 1; ; attempt++) {
@@ -482,7 +499,7 @@ export class AppwriteStore implements Store {
         result = await fn(tx);
       } catch (err) {
         await this.tables.updateTransaction({ transactionId: created.$id, rollback: true }).catch(() => undefined);
-        if (!isRace(err) || conflictIsFinal || attempt >= this.maxTxAttempts) throw err;
+        if (!runAgain(err) || conflictIsFinal || attempt >= this.maxTxAttempts) throw err;
         await this.sleep(backoffDelay(attempt, TX_BACKOFF));
         continue;
       }
@@ -490,7 +507,7 @@ export class AppwriteStore implements Store {
         await this.call(() => this.tables.updateTransaction({ transactionId: created.$id, commit: true }), 'The transaction');
         return result;
       } catch (err) {
-        if (!isRace(err) || conflictIsFinal || attempt >= this.maxTxAttempts) throw err;
+        if (!runAgain(err) || conflictIsFinal || attempt >= this.maxTxAttempts) throw err;
         await this.sleep(backoffDelay(attempt, TX_BACKOFF));
       }
     }

@@ -36,6 +36,8 @@ export interface TablesDbServer {
   interruptDownloads(options: { afterBytes: number; mode: 'hold' | 'drop'; count?: number }): { release(): void };
   /** Drop all databases, buckets and data, violations, requests, faults and pending download interruptions (held ones are released). */
   reset(): void;
+  /** Ages every open transaction past its TTL, as a stalled client's would be: their next operation meets transaction_expired. */
+  expireTransactions(): void;
   close(): Promise<void>;
 }
 
@@ -261,6 +263,9 @@ export async function startTablesDbServer(options: { projectId?: string; apiKey?
       releases.add(release);
       interruptions.push({ afterBytes, mode, count, released });
       return { release };
+    },
+    expireTransactions() {
+      for (const tx of state.transactions.values()) if (tx.status === 'pending') tx.expiresAt = Date.now() - 1;
     },
     reset() {
       state = createState();
