@@ -133,6 +133,20 @@ describe('appwrite store against an unreliable Appwrite', () => {
     expect(server.violations).toEqual([]);
   });
 
+  it('drops an index of its own naming that the schema replaced, and leaves an operator\'s indexes alone', async () => {
+    const store = await freshStore();
+    const at = { databaseId: store.databaseId, tableId: 'webhook_deliveries' };
+    // An earlier release's index, and two an operator added: one named their own way, one merely starting with ix_.
+    await store.tables.createIndex({ ...at, key: 'ix_endpointId_orderingKey_state', type: 'key' as never, columns: ['endpointId', 'orderingKey', 'state'] });
+    await store.tables.createIndex({ ...at, key: 'ops_by_event', type: 'key' as never, columns: ['eventId'] });
+    await store.tables.createIndex({ ...at, key: 'ix_by_event', type: 'key' as never, columns: ['eventId'] });
+    await store.provision();
+    const keys = ((await store.tables.listIndexes(at)).indexes as { key: string }[]).map((i) => i.key);
+    expect(keys).not.toContain('ix_endpointId_orderingKey_state');
+    expect(keys).toEqual(expect.arrayContaining(['ix_endpointId_orderingKey_state_id', 'ops_by_event', 'ix_by_event']));
+    expect(server.violations).toEqual([]);
+  });
+
   it('treats a request that never answers as a timeout and retries it', async () => {
     const store = await freshStore({ requestTimeoutMs: 200 });
     server.injectFaults({ status: 'timeout', count: 1 });

@@ -57,5 +57,32 @@ export async function provisionAppwrite(tables: TablesDB, databaseId: string, ca
       if (haveIndexes.has(idx.key)) continue;
       await create(() => tables.createIndex({ databaseId, tableId, key: idx.key, type: idx.type as never, columns: idx.columns, orders: idx.orders as never }), `The index ${tableId}.${idx.key}`);
     }
+    // An index of the hub's own naming that the schema no longer lists (replaced by a better one, created above)
+    // only slows every write: it goes. An operator's own index is left alone.
+    const wanted = new Set(table.indexes.map((i) => i.key));
+    const columns = new Set(['id', ...table.columns.map((c) => c.key)]);
+    for (const key of haveIndexes) {
+      if (wanted.has(key) || !isHubIndexKey(key, columns)) continue;
+      try {
+        await call(() => tables.deleteIndex({ databaseId, tableId, key }), `The index ${tableId}.${key}`);
+      } catch (err) {
+        if (answer(err)?.code !== 404) throw err; // deleted meanwhile, or by a retry whose answer was lost
+      }
+    }
   }
+}
+
+/** Whether an index key reads as one the hub derives (appwrite-schema.ts indexKey): ix_/uq_ and column names joined by _. */
+function isHubIndexKey(key: string, columns: ReadonlySet<string>): boolean {
+  const m = /^(ix|uq)_(.+)$/.exec(key);
+  if (!m) return false;
+  // Column names may hold underscores themselves: try every way of cutting the rest into known columns.
+  const splits = (rest: string): boolean => {
+    if (columns.has(rest)) return true;
+    for (let i = rest.indexOf('_'); i > 0; i = rest.indexOf('_', i + 1)) {
+      if (columns.has(rest.slice(0, i)) && splits(rest.slice(i + 1))) return true;
+    }
+    return false;
+  };
+  return splits(m[2]!);
 }
