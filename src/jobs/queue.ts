@@ -4,7 +4,7 @@ import { HubError, isHubError } from '../errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
 import type { JobsRow } from '../store/rows.generated.ts';
-import type { Db, RowPatch, Store, Where } from '../store/types.ts';
+import type { Db, FieldOps, RowPatch, Store, Where } from '../store/types.ts';
 import { backoffDelay, retryAfterOf, type BackoffOptions } from '../lib/backoff.ts';
 
 export type JobState = JobsRow['state'];
@@ -240,7 +240,10 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
         throw new HubError('validation_failed', 'The claim limit must be an integer from 1 to 1000');
       }
       const now = nowIso();
-      const typeFilter: Where = types || excludeTypes?.length ? { type: { ...(types ? { in: types } : {}), ...(excludeTypes?.length ? { notIn: excludeTypes } : {}) } } : {};
+      const type: FieldOps = {};
+      if (types) type.in = types;
+      if (excludeTypes?.length) type.notIn = excludeTypes;
+      const typeFilter: Where = Object.keys(type).length ? { type } : {};
       // Fetch more than needed: candidates another worker wins are skipped and the next ones taken instead.
       const fetch = Math.min(1000, limit * 2 + 8);
       const orderBy = { field: 'runAt', direction: 'asc' as const };
