@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createWorkspace } from '../src/bootstrap.ts';
 import { HubError } from '../src/errors.ts';
 import { testConfig } from '../src/config.ts';
+import { importProcessEnv } from '../src/files/import-child.ts';
 import { EXCHANGE_JOB } from '../src/files/runner.ts';
 import { inTransaction } from '../src/inventory/context.ts';
 import { createProduct } from '../src/inventory/products.ts';
@@ -131,6 +132,11 @@ describe('an import in an import process', () => {
     expect(logged.filter((l) => l.msg === 'import process finished').map((l) => l.fields?.runId)).toEqual([large]);
     expect([...(await onHandBySku())].sort()).toEqual([['P0', 2997], ['P1', 2998], ['P2', 2999]]);
   }, 60_000);
+
+  it('runs with one malloc arena unless the operator chose a number, and otherwise the hub\'s environment', () => {
+    expect(importProcessEnv({ PATH: '/bin', HUB_DATA: '/d' })).toEqual({ PATH: '/bin', HUB_DATA: '/d', MALLOC_ARENA_MAX: '1' });
+    expect(importProcessEnv({ MALLOC_ARENA_MAX: '4' })).toEqual({ MALLOC_ARENA_MAX: '4' });
+  });
 
   it('applies the file as the hub would, writes the events and their deliveries, and reports its progress and peak memory', async () => {
     await products(300);
