@@ -222,12 +222,16 @@ export async function* decideInWorker(job: DecideJob, options: { maxHeapMb?: num
     eval: true,
     workerData: { job, entry: WORKER_ENTRY, loader: tsxLoader(), ahead: AHEAD },
     // The worker's garbage is its own, and a bounded heap keeps the peak bounded: its live data is a few chunks, but
-    // one XML record may be 16M characters. The young generation is a trade: at 8 MB scavenges take ~15% of the
-    // worker's time (the chunk being built survives each one), at 16 MB half that, for 5-15 MB more memory. A CSV
-    // worker waits on the applying thread most of the time and takes the smaller; reading XML or a workbook is the
-    // slower half (the applying thread waits on it 40% of the time) and takes 32 MB: on bench/import's XML file 3-7%
-    // faster than 16 MB (which was ~8% faster than 8 MB), for a peak of 164-168 MB against 146-150.
-    resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb ?? WORKER_HEAP_MB, maxYoungGenerationSizeMb: job.file.format === 'csv' ? 8 : 32 },
+    // one XML record may be 16M characters. The young generation is a trade: at 8 MB scavenges take ~15-20% of the
+    // worker's time (the chunk being built survives each one), at 16 MB half that, for 5-15 MB more memory.
+    // - CSV: 16 MB. Where few rows change, reading is the slow half (the applying thread idles 45% of the time on a
+    //   file that changes nothing). With the import process's 2 × 4 MB young generation (import-child.ts) a
+    //   million-row import ran as fast as with 8 MB here and 2 × 6 MB there, and peaked at 132-137 MB against
+    //   139-153.
+    // - XML and workbooks: 32 MB. Reading is the slow half (the applying thread waits on it 40% of the time): on
+    //   bench/import's XML file 3-7% faster than 16 MB (which was ~8% faster than 8 MB), for a peak of 164-168 MB
+    //   against 146-150.
+    resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb ?? WORKER_HEAP_MB, maxYoungGenerationSizeMb: job.file.format === 'csv' ? 16 : 32 },
   });
   readerStats.workers++;
   const inbox: WorkerMessage[] = [];
