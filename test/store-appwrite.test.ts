@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isHubError } from '../src/errors.ts';
 import { createAppwriteStore, type AppwriteStore } from '../src/store/appwrite.ts';
+import { indexKey } from '../src/store/appwrite-schema.ts';
 import type { Store } from '../src/store/types.ts';
 import { startTablesDbServer, type TablesDbServer } from './appwrite/tablesdb-server.ts';
 import { describeStoreContract } from './store-contract.ts';
@@ -144,6 +145,21 @@ describe('appwrite store against an unreliable Appwrite', () => {
     const keys = ((await store.tables.listIndexes(at)).indexes as { key: string }[]).map((i) => i.key);
     expect(keys).not.toContain('ix_endpointId_orderingKey_state');
     expect(keys).toEqual(expect.arrayContaining(['ix_endpointId_orderingKey_state_id', 'ops_by_event', 'ix_by_event']));
+    expect(server.violations).toEqual([]);
+  });
+
+  it('renames an index whose key an earlier release cut bare at 36 characters, and keeps the table unique meanwhile', async () => {
+    const store = await freshStore();
+    const at = { databaseId: store.databaseId, tableId: 'stock_levels' };
+    const cutBare = 'uq_workspaceId_inventoryItemId_locat';
+    const now = indexKey(['workspaceId', 'inventoryItemId', 'locationId'], true);
+    // As an earlier release provisioned it.
+    await store.tables.deleteIndex({ ...at, key: now });
+    await store.tables.createIndex({ ...at, key: cutBare, type: 'unique' as never, columns: ['workspaceId', 'inventoryItemId', 'locationId'] });
+    await store.provision();
+    const keys = ((await store.tables.listIndexes(at)).indexes as { key: string }[]).map((i) => i.key);
+    expect(keys).toContain(now);
+    expect(keys).not.toContain(cutBare);
     expect(server.violations).toEqual([]);
   });
 

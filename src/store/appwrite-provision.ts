@@ -2,7 +2,7 @@
 // the same derivation as appwrite.json. Existing ones are left alone (changing a column is a migration).
 import { AppwriteException, type TablesDB } from 'node-appwrite';
 import { HubError } from '../errors.ts';
-import { appwriteTables } from './appwrite-schema.ts';
+import { appwriteTables, isHubIndexKey } from './appwrite-schema.ts';
 
 /** The store's request runner: retries what a retry can mend (429, 5xx, a reset connection), as for every other call. */
 export type AppwriteCall = <T>(fn: () => Promise<T>, what: string) => Promise<T>;
@@ -70,19 +70,4 @@ export async function provisionAppwrite(tables: TablesDB, databaseId: string, ca
       }
     }
   }
-}
-
-/** Whether an index key reads as one the hub derives (appwrite-schema.ts indexKey): ix_/uq_ and column names joined by _. */
-function isHubIndexKey(key: string, columns: ReadonlySet<string>): boolean {
-  const m = /^(ix|uq)_(.+)$/.exec(key);
-  if (!m) return false;
-  // Column names may hold underscores themselves: try every way of cutting the rest into known columns.
-  const splits = (rest: string): boolean => {
-    if (columns.has(rest)) return true;
-    for (let i = rest.indexOf('_'); i > 0; i = rest.indexOf('_', i + 1)) {
-      if (columns.has(rest.slice(0, i)) && splits(rest.slice(i + 1))) return true;
-    }
-    return false;
-  };
-  return splits(m[2]!);
 }

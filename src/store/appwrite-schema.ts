@@ -1,5 +1,6 @@
 // The Appwrite TablesDB layout of the hub's tables, derived from the table schemas: what appwrite.json declares
 // (npm run appwrite:schema) and what the Appwrite store provisions. One derivation, so the two cannot disagree.
+import { createHash } from 'node:crypto';
 import { TABLE_SPECS, type ColumnSpec, type TableSpec } from '../schemas/tables.ts';
 
 export const DEFAULT_DATABASE_ID = 'hub';
@@ -61,9 +62,40 @@ function columnOf(col: ColumnSpec): AppwriteColumn {
   }
 }
 
-function indexKey(fields: string[], unique: boolean): string {
-  // Appwrite keys: up to 36 characters of [A-Za-z0-9_-]
-  return `${unique ? 'uq' : 'ix'}_${fields.join('_')}`.replace(/[^A-Za-z0-9_-]/g, '').slice(0, 36);
+/** Appwrite keys: up to 36 characters of [A-Za-z0-9_-]. */
+const MAX_KEY = 36;
+const DIGEST = /_[0-9a-f]{8}$/;
+
+/**
+ * An index's key: ix_ or uq_ and its columns joined by _. One too long for Appwrite is cut, and ends in a digest
+ * of the whole key, so that two long keys sharing a beginning stay two indexes (a bare cut would make the second
+ * one's create answer 409, taken for "already there").
+ */
+export function indexKey(fields: string[], unique: boolean): string {
+  const full = `${unique ? 'uq' : 'ix'}_${fields.join('_')}`.replace(/[^A-Za-z0-9_-]/g, '');
+  if (full.length <= MAX_KEY) return full;
+  return `${full.slice(0, MAX_KEY - 9)}_${createHash('sha256').update(full).digest('hex').slice(0, 8)}`;
+}
+
+/**
+ * Whether an index key reads as one the hub derives (indexKey), given the table's columns: ix_/uq_ and column names
+ * joined by _; at Appwrite's length limit also cut short, with or without the digest (releases before it cut bare).
+ */
+export function isHubIndexKey(key: string, columns: ReadonlySet<string>): boolean {
+  const m = /^(ix|uq)_(.+)$/.exec(key);
+  if (!m) return false;
+  const cut = key.length === MAX_KEY;
+  // Column names may hold underscores themselves: try every way of cutting the rest into known columns. In a cut
+  // key the last one may be the beginning of a column's name.
+  const splits = (rest: string): boolean => {
+    if (columns.has(rest) || (cut && rest !== '' && [...columns].some((c) => c.startsWith(rest)))) return true;
+    for (let i = rest.indexOf('_'); i > 0; i = rest.indexOf('_', i + 1)) {
+      if (columns.has(rest.slice(0, i)) && splits(rest.slice(i + 1))) return true;
+    }
+    return false;
+  };
+  const rest = m[2]!;
+  return splits(rest) || (cut && DIGEST.test(rest) && splits(rest.replace(DIGEST, '').replace(/_+$/, '')));
 }
 
 export function appwriteTable(spec: TableSpec, databaseId = DEFAULT_DATABASE_ID): AppwriteTable {
