@@ -9,7 +9,7 @@ import type { HubConfig } from './config.ts';
 import type { ConnectorDefinition } from './connectors/define.ts';
 import { CONNECTORS } from '../connectors/index.ts';
 import type { MappingDocument } from './mappings/document.ts';
-import { loadFileMappings } from './mappings/files.ts';
+import { lazyFileMappings } from './mappings/files.ts';
 import { createJobQueue, JOB_STATES, type JobQueue } from './jobs/queue.ts';
 import { createWorker, type JobHandler, type Worker } from './jobs/worker.ts';
 import { systemClock, type Clock } from './lib/clock.ts';
@@ -157,7 +157,7 @@ export function createHub(options: HubOptions): Hub {
   const transport = options.transport ?? createTransport({ policy, maxSockets: Math.max(1, config.webhooks.concurrency) });
   const fetchFn = options.fetch ?? globalThis.fetch;
   const connectors = options.connectors ?? CONNECTORS;
-  const mappings = options.mappings ?? loadFileMappings();
+  const mappings = options.mappings ?? lazyFileMappings();
   const inboundDeps = { store, clock, cipher, log: log.child({ part: 'inbound' }), fetch: fetchFn, connectors, mappings, queue };
   const receiver = createInboundReceiver(inboundDeps);
   const dispatcher = createDispatcher({ store, clock, cipher, transport, config: { ...config.webhooks, concurrency: Math.max(1, config.webhooks.concurrency) }, log: log.child({ part: 'dispatcher' }), random: options.random, attemptsCounter: metrics.deliveries });

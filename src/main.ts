@@ -85,6 +85,9 @@ async function main(): Promise<void> {
   }
   process.stdout.write(lines.join('\n') + '\n\n');
   log.info('hub started', { port, store: store.kind });
+  // The shipped mappings are read and checked when first used (so that a function's cold start or a CLI command
+  // skips them); a long-running hub checks them now that it answers, not in its first webhook's or import's time.
+  setImmediate(() => void hub.deps.mappings.size);
 
   const scheduleMaintenance = () =>
     enqueueMaintenance(hub.queue, hub.deps.clock).catch((err: unknown) => log.warn('maintenance not scheduled', { err }));

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { XMLBuilder, XMLParser } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadFileMappings, readMappingFiles, validateMappingFiles, type FileReport } from '../src/mappings/files.ts';
+import { lazyFileMappings, loadFileMappings, readMappingFiles, validateMappingFiles, type FileReport } from '../src/mappings/files.ts';
 import { compileMapping, type MappingDocument } from '../src/mappings/index.ts';
 
 /** The ids the file exchange uses, and the line mapping order-xml-out reuses. */
@@ -298,5 +298,22 @@ describe('a directory of broken mapping files', () => {
   it('finds no mappings, and reports none, in a directory that does not exist', () => {
     expect(validateMappingFiles(join(dir, 'missing'))).toEqual([]);
     expect(loadFileMappings(join(dir, 'missing')).size).toBe(0);
+  });
+
+  it('lazyFileMappings reads the directory when first used, not when made, and then answers as loadFileMappings', () => {
+    const later = mkdtempSync(join(tmpdir(), 'hub-lazy-mappings-'));
+    try {
+      const lazy = lazyFileMappings(later);
+      // Written after the map was made: a map that read the directory when made would not have it.
+      writeFileSync(join(later, 'a-valid.json'), JSON.stringify(ok('demo-valid')));
+      writeFileSync(join(later, 'b-not-json.json'), '{ "id": ');
+      expect(lazy.has('demo-valid')).toBe(true);
+      expect(lazy.size).toBe(1);
+      expect([...lazy.keys()]).toEqual(['demo-valid']);
+      expect([...lazy]).toEqual([...loadFileMappings(later)]);
+      expect(lazy.get('demo-valid')?.fields).toEqual(ok('demo-valid').fields);
+    } finally {
+      rmSync(later, { recursive: true, force: true });
+    }
   });
 });

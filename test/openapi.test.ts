@@ -4,6 +4,7 @@ import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../src/errors.ts';
+import { compileRouteValidators } from '../src/app/define-route.ts';
 import { TABLE_SPECS } from '../src/schemas/tables.ts';
 import { createTestHub, type CallResult, type TestHub } from './helpers.ts';
 
@@ -137,6 +138,18 @@ describe('the OpenAPI document', () => {
         expect(op.parameters).toEqual(expect.arrayContaining([expect.objectContaining({ name: q.name, in: 'query' })]));
       }
     }
+  });
+
+  it('compiles every route\'s body and query validators (each route compiles its own on its first request)', () => {
+    const failures: string[] = [];
+    for (const spec of t.hub.app.routeSpecs) {
+      try {
+        compileRouteValidators(spec);
+      } catch (err) {
+        failures.push(`${spec.method} ${spec.path}: ${(err as Error).message}`);
+      }
+    }
+    expect(failures).toEqual([]);
   });
 
   it('documents no operation the app does not declare', () => {

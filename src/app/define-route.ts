@@ -71,17 +71,36 @@ const NO_QUERY: QueryParam[] = [];
  */
 const queryValidators = new Map<string, ValidateFunction>();
 
-function queryValidator(spec: RouteSpec) {
+function querySchemaOf(spec: RouteSpec): JsonSchema {
   const params = spec.query ?? NO_QUERY;
-  const schema: JsonSchema = {
+  return {
     type: 'object',
     additionalProperties: false,
     properties: Object.fromEntries(params.map((p) => [p.name, p.schema])),
     required: params.filter((p) => p.required).map((p) => p.name),
   };
+}
+
+function compiledQuery(schema: JsonSchema): ValidateFunction {
   const text = JSON.stringify(schema);
   let validate = queryValidators.get(text);
   if (!validate) queryValidators.set(text, (validate = compileSchema(schema)));
+  return validate;
+}
+
+/**
+ * Compiles a route's body and query validators now. Routes compile them on their first request, so that a process
+ * compiles only what it serves (an Appwrite function's cold start, a CLI command); tests call this for every route.
+ */
+export function compileRouteValidators(spec: RouteSpec): void {
+  compiledQuery(querySchemaOf(spec));
+  if (spec.body) validatorFor(spec.body.schema);
+}
+
+function queryValidator(spec: RouteSpec) {
+  const params = spec.query ?? NO_QUERY;
+  const schema = querySchemaOf(spec);
+  let validate: ValidateFunction | undefined;
   const anyRequired = params.some((p) => p.required);
   return (c: Context<HubEnv>) => {
     if (!anyRequired && !c.req.url.includes('?')) return {};
@@ -100,6 +119,7 @@ function queryValidator(spec: RouteSpec) {
       else if (p?.schema.type === 'boolean' && (v === 'true' || v === 'false')) out[name] = v === 'true';
       else out[name] = v;
     }
+    validate ??= compiledQuery(schema);
     if (!validate(out)) {
       throw new HubError('invalid_query', 'The query parameters are not valid', {
         errors: toFieldErrors(validate.errors, '/query'),
@@ -156,11 +176,12 @@ export function createRouteTable(app: Hono<HubEnv>): RouteTable {
         if (spec.method === 'post' && !spec.upload) chain.push(idempotency());
       }
       const parseQuery = queryValidator(spec);
-      const bodyValidator = spec.body ? validatorFor(spec.body.schema) : null;
+      let bodyValidator: ValidateFunction | undefined; // on the first request (compileRouteValidators)
       const final = async (c: Context<HubEnv>) => {
         const query = parseQuery(c);
         let body: unknown = undefined;
-        if (spec.body && bodyValidator) {
+        if (spec.body) {
+          bodyValidator ??= validatorFor(spec.body.schema);
           body = assertValid(bodyValidator, await readBody(c, spec.body), 'The body');
         }
         return handler(c, { body: body as B, query });
