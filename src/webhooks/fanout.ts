@@ -6,6 +6,8 @@ import type { Db, EventsRow, WebhookDeliveriesRow } from '../store/types.ts';
 
 /** States in which a delivery still has to go out: a later one with the same ordering key waits behind it. */
 export const OPEN_STATES: WebhookDeliveriesRow['state'][] = ['pending', 'waiting', 'sending', 'paused'];
+/** Open and not waiting: on its way, or held by a paused endpoint. */
+const UNDER_WAY = OPEN_STATES.filter((s) => s !== 'waiting');
 
 type Listener = () => void;
 const listeners = new Set<Listener>();
@@ -84,6 +86,6 @@ export async function promoteNext(db: Db, delivery: Pick<WebhookDeliveriesRow, '
   const row = next.items[0];
   if (!row) return;
   // Another delivery of the key is already on its way (a replay): it promotes the next one when it is done.
-  if (await deliveries.exists({ endpointId: delivery.endpointId, orderingKey: delivery.orderingKey, state: { in: ['pending', 'sending', 'paused'] } })) return;
+  if (await deliveries.exists({ endpointId: delivery.endpointId, orderingKey: delivery.orderingKey, state: { in: UNDER_WAY } })) return;
   await deliveries.update(row.id, { state: 'pending', nextAttemptAt: now });
 }
