@@ -114,6 +114,22 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect((await store.table('workspaces').get(row.id))?.name).toBe('A');
       });
 
+      it('updates from a row as read: the row it answers is the row a get then reads, and a stale one is refused', async () => {
+        const table = store.table('webhook_endpoints');
+        const ws = await store.table('workspaces').insert(workspace('acme'));
+        const row = await table.insert({ workspaceId: ws.id, url: 'https://example.com/h', eventTypes: ['*'], headers: { 'x-a': '1' }, status: 'enabled', secret: 'sealed' });
+        // A JSON field, a null and a string: what the answer holds must be what is stored.
+        const updated = await table.updateFrom(row, { eventTypes: ['order.*', 'stock.*'], rateLimitPerSecond: 5, failingSince: null, description: 'x' });
+        expect(updated).toMatchObject({ version: 2, eventTypes: ['order.*', 'stock.*'], rateLimitPerSecond: 5, description: 'x' });
+        expect(await table.get(row.id)).toEqual(updated);
+        await expectCode(table.updateFrom(row, { description: 'stale' }), 'version_conflict');
+        await expectCode(table.updateFrom(updated, { rateLimitPerSecond: -1 }), 'validation_failed');
+        await expectCode(table.updateFrom(updated, { workspaceId: 'ws_other' } as Record<string, unknown>), 'validation_failed');
+        expect((await table.get(row.id))?.description).toBe('x');
+        await table.delete(row.id);
+        await expectCode(table.updateFrom(updated, { description: 'gone' }), 'not_found');
+      });
+
       it('refuses to update a missing row, an invalid patch or an identity field', async () => {
         await expectCode(store.table('workspaces').update('ws_none', { name: 'x' }), 'not_found');
         const row = await store.table('workspaces').insert(workspace('acme'));

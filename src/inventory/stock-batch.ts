@@ -199,7 +199,7 @@ export class StockBatch {
       if (!l.dirty) continue;
       const saved = l.isNew
         ? await db.table('stock_levels').insert(l.row as NewRow<StockLevelsRow>)
-        : await db.table('stock_levels').update((l.row as StockLevelsRow).id, { onHand: l.row.onHand, reserved: l.row.reserved }, { ifVersion: (l.row as StockLevelsRow).version });
+        : await db.table('stock_levels').updateFrom(l.row as StockLevelsRow, { onHand: l.row.onHand, reserved: l.row.reserved });
       levels.push(saved);
       await emit(this.ctx, 'stock.updated', l.item.row.productId, {
         inventoryItemId: l.item.row.id,
@@ -215,7 +215,7 @@ export class StockBatch {
     for (const w of this.items.values()) {
       if (!w.dirty) continue;
       const { onHand, reserved, averageCost, movementSeq, lastMovementAt } = w.row;
-      await db.table('inventory_items').update(w.row.id, { onHand, reserved, averageCost, movementSeq, lastMovementAt }, { ifVersion: w.row.version });
+      await db.table('inventory_items').updateFrom(w.row, { onHand, reserved, averageCost, movementSeq, lastMovementAt });
       await this.emitThresholds(w);
     }
     const movements: MovementsRow[] = [];

@@ -159,7 +159,7 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
   async function updateLeased(job: JobsRow, patch: RowPatch<JobsRow>): Promise<JobsRow> {
     if (job.state !== 'running' || !job.leaseOwner) throw leaseLost(job);
     try {
-      return await write((db) => jobs(db).update(job.id, patch, { ifVersion: job.version }));
+      return await write((db) => jobs(db).updateFrom(job, patch));
     } catch (err) {
       if (isHubError(err, 'version_conflict') || isHubError(err, 'not_found')) throw leaseLost(job, err);
       throw err;
@@ -178,11 +178,7 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
     };
     try {
       if (expired && candidate.attempts >= candidate.maxAttempts) {
-        await jobs(db).update(
-          candidate.id,
-          { state: 'dead', finishedAt: at, leaseOwner: null, leaseUntil: null, lastError: lostLease },
-          { ifVersion: candidate.version },
-        );
+        await jobs(db).updateFrom(candidate, { state: 'dead', finishedAt: at, leaseOwner: null, leaseUntil: null, lastError: lostLease });
         log.warn('job dead: lease expired on its last attempt', { jobId: candidate.id, type: candidate.type });
         return null;
       }
@@ -193,7 +189,7 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
         attempts: candidate.attempts + 1,
       };
       if (expired) patch.lastError = lostLease;
-      return await jobs(db).update(candidate.id, patch, { ifVersion: candidate.version });
+      return await jobs(db).updateFrom(candidate, patch);
     } catch (err) {
       if (isHubError(err, 'version_conflict') || isHubError(err, 'not_found')) return null;
       throw err;

@@ -252,6 +252,11 @@ class AppwriteTable implements Table<AnyRow> {
     }
   }
 
+  /** Appwrite writes whole rows, so this reads the row as update does: a counter moved since `row` is kept. */
+  updateFrom(row: AnyRow, patch: RowPatch<AnyRow>): Promise<AnyRow> {
+    return this.update(row.id, patch, { ifVersion: row.version });
+  }
+
   /**
    * Inside a transaction, a stale version is a race (run the body again) when this transaction itself first saw the
    * row at that version, or when the row has been committed anew since this transaction first saw it: the version

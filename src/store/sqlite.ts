@@ -247,26 +247,33 @@ class SqliteTable implements Table<AnyRow> {
     return this.run(() => this.updateSync(id, patch, options));
   }
 
-  private updateSync(id: string, patch: RowPatch<AnyRow>, options: UpdateOptions): AnyRow {
+  async updateFrom(row: AnyRow, patch: RowPatch<AnyRow>): Promise<AnyRow> {
+    return this.run(() => this.updateSync(row.id, patch, { ifVersion: row.version }, row));
+  }
+
+  /** With `base` (the row at options.ifVersion), the new row is built from it rather than read back. */
+  private updateSync(id: string, patch: RowPatch<AnyRow>, options: UpdateOptions, base?: AnyRow): AnyRow {
     const p = patch as Record<string, unknown>;
     if (touchesReadonly(p)) {
-      const current = this.getSync(id);
+      const current = base ?? this.getSync(id);
       if (!current) throw this.notFound(id);
       checkReadonly(current, p);
     }
     const fields = checkPatch(this.spec, p);
     // One statement: compare-and-set on the version, only the changed columns (unchanged indexed columns then
-    // cost no index maintenance), and the new row back.
+    // cost no index maintenance), and the new row back unless the caller holds it.
     const cols = this.spec.columns.filter((c) => c.name in fields);
     const cas = options.ifVersion !== undefined;
     const sql =
       `UPDATE ${q(this.spec.name)} SET ${cols.map((c) => `${q(c.name)} = ?, `).join('')}"version" = "version" + 1, "updatedAt" = ? ` +
-      `WHERE id = ?${cas ? ' AND version = ?' : ''} RETURNING *`;
-    const args = [...cols.map((c) => encodeValue(c, fields[c.name])), new Date(this.owner.clock.now()).toISOString(), id];
+      `WHERE id = ?${cas ? ' AND version = ?' : ''}${base ? '' : ' RETURNING *'}`;
+    const updatedAt = new Date(this.owner.clock.now()).toISOString();
+    const args = [...cols.map((c) => encodeValue(c, fields[c.name])), updatedAt, id];
     if (cas) args.push(options.ifVersion!);
     let raw: Record<string, unknown> | undefined;
     try {
-      raw = this.owner.stmt(sql).get(...args) as Record<string, unknown> | undefined;
+      if (base) raw = this.owner.stmt(sql).run(...args).changes === 1 ? base : undefined;
+      else raw = this.owner.stmt(sql).get(...args) as Record<string, unknown> | undefined;
     } catch (err) {
       mapSqliteError(err, this.spec);
     }
@@ -275,6 +282,7 @@ class SqliteTable implements Table<AnyRow> {
       if (!current) throw this.notFound(id);
       throw new HubError('version_conflict', `${this.spec.title} ${id} is at version ${current.version}, not ${options.ifVersion}`);
     }
+    if (base) return { ...base, ...fields, version: base.version + 1, updatedAt } as AnyRow;
     return decodeRow(this.spec, raw);
   }
 

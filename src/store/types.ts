@@ -77,6 +77,12 @@ export interface Table<T extends { id: string; version: number }> {
   insert(row: NewRow<T>): Promise<T>;
   /** Merges the patch, bumps `version`, sets `updatedAt`. Fails with `not_found` or `version_conflict`. */
   update(id: string, patch: RowPatch<T>, options?: UpdateOptions): Promise<T>;
+  /**
+   * As update with `ifVersion: row.version`, from the row as the caller read it: the row returned is `row` with the
+   * patch applied, not read back (on SQLite, reading a row back cost as much as the update itself). Under the
+   * compare-and-set the stored row is `row` (every write bumps the version; no table here uses `increment`).
+   */
+  updateFrom(row: T, patch: RowPatch<T>): Promise<T>;
   /** Fails with `not_found`, or `version_conflict` when ifVersion is given and stale. */
   delete(id: string, options?: UpdateOptions): Promise<void>;
   /**

@@ -157,17 +157,17 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             continue;
           }
           if (endpoint.row.status !== 'enabled') {
-            await table.update(delivery.id, { state: 'paused', leaseOwner: null, leaseUntil: null }, { ifVersion: delivery.version });
+            await table.updateFrom(delivery, { state: 'paused', leaseOwner: null, leaseUntil: null });
             continue;
           }
           const slot = slotFor(endpoint, delivery, nowMs);
           if (slot > nowMs) {
             noteDue(slot);
             const at = iso(slot);
-            await table.update(delivery.id, { state: 'pending', nextAttemptAt: at, leaseOwner: null, leaseUntil: at }, { ifVersion: delivery.version });
+            await table.updateFrom(delivery, { state: 'pending', nextAttemptAt: at, leaseOwner: null, leaseUntil: at });
             continue;
           }
-          const row = await table.update(delivery.id, { state: 'sending', leaseOwner: owner, leaseUntil }, { ifVersion: delivery.version });
+          const row = await table.updateFrom(delivery, { state: 'sending', leaseOwner: owner, leaseUntil });
           claimed.push({ delivery: row, endpoint });
         } catch (err) {
           // Another dispatcher took it first, or a key no longer decrypts (logged; the row is left for an operator).
@@ -309,7 +309,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           }
         }
         try {
-          await deliveries.update(delivery.id, patch, { ifVersion: delivery.version });
+          await deliveries.updateFrom(delivery, patch);
         } catch (err) {
           // Its lease expired and another dispatcher has it now: that one's outcome is the one to keep.
           if (isHubError(err, 'version_conflict') || isHubError(err, 'not_found')) continue;

@@ -161,7 +161,7 @@ export function inboxHandler(deps: InboundDeps, receiver: InboundReceiver): JobH
     if (!inbox || inbox.status !== 'received') return { inboxId, skipped: inbox?.status ?? 'missing' };
     const now = () => new Date(deps.clock.now()).toISOString();
     const finish = async (status: 'ignored' | 'failed', result: Record<string, unknown>) => {
-      await deps.store.table('inbox').update(inbox.id, { status, processedAt: now(), result }, { ifVersion: inbox.version });
+      await deps.store.table('inbox').updateFrom(inbox, { status, processedAt: now(), result });
       return { inboxId, status, ...result };
     };
     const entry = await receiver.webhooksOf(inbox.connectionId);
@@ -187,7 +187,7 @@ export function inboxHandler(deps: InboundDeps, receiver: InboundReceiver): JobH
         if (!fresh || fresh.status !== 'received') return { inboxId, skipped: fresh?.status ?? 'missing' };
         const ctx: ActionContext = { db: tx, workspaceId: inbox.workspaceId, now: now(), correlationId: inbox.deliveryId.slice(0, 128), currency: workspace?.currency ?? 'USD' };
         const result = await applyAction(route.action, ctx, mapped.value);
-        await tx.table('inbox').update(inbox.id, { status: 'processed', processedAt: ctx.now, result: { action: route.action, ...result } }, { ifVersion: fresh.version });
+        await tx.table('inbox').updateFrom(fresh, { status: 'processed', processedAt: ctx.now, result: { action: route.action, ...result } });
         return { inboxId, action: route.action, ...result };
       });
     } catch (err) {
