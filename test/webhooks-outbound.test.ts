@@ -4,6 +4,7 @@
 import { Webhook } from 'standardwebhooks';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { appendEvent } from '../src/events/log.ts';
+import { createDispatcher } from '../src/webhooks/dispatcher.ts';
 import { STANDARD_SCHEDULE_MS } from '../src/webhooks/schedule.ts';
 import { createTestHub, expectProblem, type TestHub } from './helpers.ts';
 import { startReceiver, type Receiver } from './webhook-receiver.ts';
@@ -117,6 +118,34 @@ describe('outbound webhooks', () => {
     expect(await dispatch()).toBe(0);
     const ledger = await t.call('GET', `/v1/webhooks/endpoints/${endpoint.id}/stats`);
     expect(ledger.body).toMatchObject({ published: 1, delivered: 0, pending: 0, dead: 1 });
+  });
+
+  it('sends a delivery again, with the same webhook-id, once the lease of a dispatcher that died sending it runs out', async () => {
+    const { endpoint } = await subscribe();
+    // A dispatcher that leases the delivery and never hears back: a process killed mid-send.
+    const sent: string[] = [];
+    const stuck = createDispatcher({
+      store: t.hub.deps.store,
+      clock: t.clock,
+      cipher: t.hub.deps.cipher,
+      transport: { send: (req) => (sent.push(req.headers['webhook-id']!), new Promise(() => {})), close: () => {} },
+      config: t.hub.deps.config.webhooks,
+      owner: 'dispatch:killed',
+    });
+    await emit('stock.updated', 'inv_1');
+    void stuck.runOnce();
+    await vi.waitFor(() => expect(sent).toHaveLength(1));
+    const [leased] = await deliveriesOf(endpoint.id);
+    const leaseMs = t.hub.deps.config.webhooks.timeoutMs * 2 + 5000;
+    expect(leased).toMatchObject({ state: 'sending', leaseOwner: 'dispatch:killed', nextAttemptAt: new Date(t.clock.now() + leaseMs).toISOString() });
+    // Another dispatcher leaves it alone while the lease holds, and takes it over when it runs out.
+    t.clock.advance(leaseMs - 1);
+    expect(await dispatch()).toBe(0);
+    t.clock.advance(2);
+    expect(await dispatch()).toBe(1);
+    expect(receiver.received.map((r) => r.headers['webhook-id'])).toEqual(sent);
+    const [delivered] = await deliveriesOf(endpoint.id);
+    expect(delivered).toMatchObject({ state: 'delivered', leaseOwner: null, leaseUntil: null, totalAttempts: 1, nextAttemptAt: delivered.lastAttemptAt });
   });
 
   it('honours Retry-After on 429 and 503', async () => {

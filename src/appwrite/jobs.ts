@@ -99,7 +99,7 @@ export async function countWaitingJobs(store: Store, clock: Clock, limit = 100):
     jobs.query({ where: { state: 'queued', runAt: { lte: now } }, limit }),
     jobs.query({ where: { state: 'running', leaseUntil: { lt: now } }, limit }),
     deliveries.query({ where: { state: 'pending', nextAttemptAt: { lte: now } }, limit }),
-    deliveries.query({ where: { state: 'sending', leaseUntil: { lt: now } }, limit }),
+    deliveries.query({ where: { state: 'sending', nextAttemptAt: { lt: now } }, limit }),
   ]);
   return { due: due.items.length, expired: expired.items.length, deliveries: pending.items.length + stranded.items.length };
 }

@@ -144,7 +144,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const leaseUntil = iso(nowMs + leaseMs);
     return store.transaction(async (tx) => {
       const table = tx.table('webhook_deliveries');
-      const expired = await table.query({ where: { state: 'sending', leaseUntil: { lt: now } }, orderBy: { field: 'nextAttemptAt' }, limit });
+      // A delivery being sent is due again when its lease runs out (nextAttemptAt = leaseUntil while it is sending):
+      // one (state, nextAttemptAt) index serves both reads, and a claim or an outcome has one index fewer to keep.
+      const expired = await table.query({ where: { state: 'sending', nextAttemptAt: { lt: now } }, orderBy: { field: 'nextAttemptAt' }, limit });
       const due = await table.query({ where: { state: 'pending', nextAttemptAt: { lte: now } }, orderBy: { field: 'nextAttemptAt' }, limit });
       const claimed: Claimed[] = [];
       for (const delivery of [...expired.items, ...due.items]) {
@@ -167,7 +169,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             await table.updateFrom(delivery, { state: 'pending', nextAttemptAt: at, leaseOwner: null, leaseUntil: at });
             continue;
           }
-          const row = await table.updateFrom(delivery, { state: 'sending', leaseOwner: owner, leaseUntil });
+          const row = await table.updateFrom(delivery, { state: 'sending', leaseOwner: owner, leaseUntil, nextAttemptAt: leaseUntil });
           claimed.push({ delivery: row, endpoint });
         } catch (err) {
           // Another dispatcher took it first, or a key no longer decrypts (logged; the row is left for an operator).
@@ -286,6 +288,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           lastError: d.error,
           leaseOwner: null,
           leaseUntil: null,
+          // While it was sending, this was its lease's end; a retry sets the next one.
+          nextAttemptAt: atIso,
         };
         const status = result.ok ? result.response.status : null;
         let patch: DeliveryPatch;
