@@ -3,8 +3,14 @@
 import { randomBytes } from 'node:crypto';
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+/** Random bytes are drawn 4 KiB at a time: one call per 256 ids, not one per millisecond (ids are not secrets). */
+const POOL_BYTES = 4096;
+let pool: Buffer = Buffer.alloc(0);
+let poolAt = 0;
 let lastTime = -1;
-let lastRandom: Uint8Array = new Uint8Array(16);
+let timePart = '';
+/** The 16 random characters of the last id, as alphabet indexes; incremented within one millisecond. */
+const random = new Uint8Array(16);
 
 function encodeTime(time: number): string {
   let out = '';
@@ -15,30 +21,36 @@ function encodeTime(time: number): string {
   return out;
 }
 
-function incrementRandom(random: Uint8Array): Uint8Array {
-  const next = random.slice();
-  for (let i = next.length - 1; i >= 0; i--) {
-    if (next[i]! < 31) {
-      next[i]!++;
-      return next;
-    }
-    next[i] = 0;
+function drawRandom(): void {
+  if (poolAt + 16 > pool.length) {
+    pool = randomBytes(POOL_BYTES);
+    poolAt = 0;
   }
-  return next; // 32^16 ids in one millisecond: wrap-around is not a practical concern
+  for (let i = 0; i < 16; i++) random[i] = pool[poolAt + i]! & 31;
+  poolAt += 16;
+}
+
+function incrementRandom(): void {
+  for (let i = 15; i >= 0; i--) {
+    if (random[i]! < 31) {
+      random[i]!++;
+      return;
+    }
+    random[i] = 0;
+  }
+  // 32^16 ids in one millisecond: wrap-around is not a practical concern
 }
 
 export function ulid(now: number = Date.now()): string {
-  if (now <= lastTime) {
-    lastRandom = incrementRandom(lastRandom);
-    now = lastTime;
-  } else {
+  if (now <= lastTime) incrementRandom();
+  else {
     lastTime = now;
-    const bytes = randomBytes(16);
-    lastRandom = bytes.map((b) => b & 31);
+    timePart = encodeTime(now);
+    drawRandom();
   }
-  let random = '';
-  for (const v of lastRandom) random += ALPHABET[v];
-  return encodeTime(now) + random;
+  let out = timePart;
+  for (let i = 0; i < 16; i++) out += ALPHABET[random[i]!];
+  return out;
 }
 
 /** An id with a short type prefix (`con_01J…`): readable in logs, still time-ordered within a type. */
