@@ -1,5 +1,6 @@
 // What every store adapter does the same way: fill system fields, validate a row against its table schema before
 // it is written, and check filters and orderings against the table's columns.
+import type { ValidateFunction } from 'ajv';
 import { HubError, type FieldError } from '../errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import { newId } from '../lib/ids.ts';
@@ -66,6 +67,16 @@ export function touchesReadonly(patch: Record<string, unknown>): boolean {
  * Validates the fields a patch changes, each against its own property schema (the rest of the row was valid
  * when it was written); a value of undefined means "not given". Returns the fields to write.
  */
+/** Each table's field validators by name: a patch names a few fields, on every update of a busy table. */
+const fieldValidators = new WeakMap<TableSpec, Map<string, ValidateFunction>>();
+function fieldValidator(spec: TableSpec, field: string): ValidateFunction {
+  let byField = fieldValidators.get(spec);
+  if (!byField) fieldValidators.set(spec, (byField = new Map()));
+  let validate = byField.get(field);
+  if (!validate) byField.set(field, (validate = validatorFor(`${spec.schemaId}#/properties/${field}`)));
+  return validate;
+}
+
 export function checkPatch(spec: TableSpec, patch: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const errors: FieldError[] = [];
@@ -76,7 +87,7 @@ export function checkPatch(spec: TableSpec, patch: Record<string, unknown>): Rec
       errors.push({ field: `/${key}`, code: 'additionalProperties', message: 'is not a known field' });
       continue;
     }
-    const validate = validatorFor(`${spec.schemaId}#/properties/${key}`);
+    const validate = fieldValidator(spec, key);
     if (!validate(value)) errors.push(...toFieldErrors(validate.errors, `/${key}`));
     out[key] = value;
   }
