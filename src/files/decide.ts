@@ -223,11 +223,10 @@ export async function* decideInWorker(job: DecideJob, options: { maxHeapMb?: num
     workerData: { job, entry: WORKER_ENTRY, loader: tsxLoader(), ahead: AHEAD },
     // The worker's garbage is its own, and a bounded heap keeps the peak bounded: its live data is a few chunks, but
     // one XML record may be 16M characters. The young generation is a trade: at 8 MB scavenges take ~15-20% of the
-    // worker's time (the chunk being built survives each one), at 16 MB half that, for 5-15 MB more memory.
+    // worker's time (the chunk being built survives each one), at 16 MB half that, for 5-15 MB more memory. (What
+    //   survives is mostly one read's records: see SPOOL_READ_BYTES in stage.ts.)
     // - CSV: 16 MB. Where few rows change, reading is the slow half (the applying thread idles 45% of the time on a
-    //   file that changes nothing). With the import process's 2 × 4 MB young generation (import-child.ts) a
-    //   million-row import ran as fast as with 8 MB here and 2 × 6 MB there, and peaked at 132-137 MB against
-    //   139-153.
+    //   file that changes nothing). With 64 KiB reads, 32 MB here ran no faster, and 8 MB slower.
     // - XML and workbooks: 32 MB. Reading is the slow half (the applying thread waits on it 40% of the time): on
     //   bench/import's XML file 3-7% faster than 16 MB (which was ~8% faster than 8 MB), for a peak of 164-168 MB
     //   against 146-150.

@@ -1,5 +1,5 @@
 // Large imports of an embedded hub run in a process of their own (import-process.ts), on the same SQLite file:
-//  - its heap is sized for the import, not for the API: a CSV import runs with a young generation of 2 × 4 MB, where
+//  - its heap is sized for the import, not for the API: a CSV import runs with a young generation of 2 × 8 MB, where
 //    the API process keeps V8's 2 × 16 MB, which its request throughput needs (importProcessProfile); and glibc
 //    keeps one malloc arena for its threads (importProcessEnv);
 //  - its batches no longer run on the API's event loop, and a crash or an out-of-memory stops the import, not the hub;
@@ -75,17 +75,18 @@ export type ChildMessage =
 
 /**
  * How an import process runs, by format. A CSV import's applying thread allocates fast and keeps little: a young
- * generation of 2 × 4 MB (V8's default is 2 × 16) and a heap limit under 1 GiB (below which V8 grows the heap 2×
+ * generation of 2 × 8 MB (V8's default is 2 × 16) and a heap limit under 1 GiB (below which V8 grows the heap 2×
  * rather than 4× after a collection) keep a million-row import under 150 MB. Measured on bench/import's nightly
- * file with one malloc arena (importProcessEnv), alternating: 2 × 4 MB with a 16 MB young generation for the reading
- * worker (decide.ts) peaked at 132-137 MB; 2 × 6 MB ran no faster, and peaked at 137-153 MB, over the line in some
- * runs; 2 × 2 MB with the worker at 8 MB ran 5-15% slower. Its batches stop at 2,000 records, so that a batch's
+ * file with one malloc arena (importProcessEnv) and 64 KiB reads (stage.ts), alternating: 2 × 8 MB with a 16 MB
+ * young generation for the reading worker (decide.ts) took 5.0-5.9 s and peaked at 122-125 MB; 2 × 6 MB was no
+ * faster; 2 × 16 MB no faster either, at 153-157 MB. (With 256 KiB reads, 2 × 4 MB took 5.9-7.1 s at 133-142 MB,
+ * and 2 × 6 MB went over the line in some runs.) Its batches stop at 2,000 records, so that a batch's
  * garbage still dies young in the smaller generation: at 4,000 it was promoted, and the import ran 5-10% slower.
  * XML and workbooks are read by a worker thread whose young generation the flags would override (reading is the
  * slow half there), so they keep V8's defaults and the hub's batches.
  */
 export function importProcessProfile(format: FileSpec['format']): { execArgv: string[]; maxBatchSize?: number } {
-  return format === 'csv' ? { execArgv: ['--max-semi-space-size=4', '--max-old-space-size=1000'], maxBatchSize: 2000 } : { execArgv: [] };
+  return format === 'csv' ? { execArgv: ['--max-semi-space-size=8', '--max-old-space-size=1000'], maxBatchSize: 2000 } : { execArgv: [] };
 }
 
 /**
