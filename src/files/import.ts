@@ -12,7 +12,7 @@ import { HubError, isHubError, type FieldError } from '../errors.ts';
 import { ACTIONS, type ActionContext } from '../apply/actions.ts';
 import type { ImportAction, ImportPolicy } from './runs.ts';
 import { orderFromLines, orderKey, type OrderLineRecord } from '../apply/order-lines.ts';
-import { adjustStock } from '../inventory/movements.ts';
+import { adjustStock, adjustStockAt } from '../inventory/movements.ts';
 import type { Clock } from '../lib/clock.ts';
 import { portableMapping, type CompiledMapping } from '../mappings/compile.ts';
 import type { Db, FileRunsRow, LocationsRow, Page, RowPatch, StockLevelsRow, Store } from '../store/types.ts';
@@ -406,9 +406,9 @@ class Importer {
   }
 
   /**
-   * Stock rows of a batch become one adjustment per location (and per repeat of a SKU there), so a batch reads
-   * its items and levels in a few queries rather than a few per row. A refused row refuses the batch; the caller
-   * then applies row by row to say which.
+   * Stock rows of a batch become one adjustment per location (counts: one for all locations), and one more per
+   * repeat of a SKU at a location, so a batch reads its items and levels in a few queries rather than a few per
+   * row. A refused row refuses the batch; the caller then applies row by row to say which.
    */
   private async applyStock(ctx: ActionContext, units: Unit[], action: 'stock.count' | 'stock.adjust'): Promise<void> {
     type StockInput = { sku: string; locationCode: string; onHand?: number; quantity?: number; unitCost?: string; reason?: string };
@@ -417,10 +417,18 @@ class Importer {
     // adjustment, found with a few bulk reads rather than one read per row.
     const todo = action === 'stock.count' ? await this.changedCounts(ctx, inputs) : inputs;
     let wave = new Map<string, { lines: { sku: string; onHand?: number; quantity?: number; unitCost?: string }[]; skus: Set<string>; reason: string | null }>();
+    const reference = { type: 'file_run', id: this.run.id };
     const run = async () => {
-      for (const [code, w] of wave) {
-        const loc = await this.location(ctx, code);
-        await adjustStock(ctx, { locationId: loc.id, reason: action === 'stock.count' ? 'count' : (w.reason ?? 'adjustment'), reference: { type: 'file_run', id: this.run.id }, lines: w.lines });
+      if (action === 'stock.count') {
+        // Counts give one reason: every location's lines are one adjustment (one read, one write).
+        const groups = [];
+        for (const [code, w] of wave) groups.push({ locationId: (await this.location(ctx, code)).id, lines: w.lines });
+        if (groups.length) await adjustStockAt(ctx, { reason: 'count', reference, groups });
+      } else {
+        for (const [code, w] of wave) {
+          const loc = await this.location(ctx, code);
+          await adjustStock(ctx, { locationId: loc.id, reason: w.reason ?? 'adjustment', reference, lines: w.lines });
+        }
       }
       wave = new Map();
     };

@@ -87,9 +87,24 @@ export async function loadLocations(ctx: InventoryContext): Promise<LocationsRow
   return page.items.sort((a, b) => a.priority - b.priority || (a.code < b.code ? -1 : a.code > b.code ? 1 : 0));
 }
 
+/** Several locations as resolveLocation checks them, read in one query; the first bad one is the error. */
+export async function resolveLocations(ctx: InventoryContext, refs: { id: string; pointer: string }[], mustBeActive = true): Promise<LocationsRow[]> {
+  const ids = [...new Set(refs.map((r) => r.id))];
+  if (ids.length === 1) return [await resolveLocation(ctx, refs[0]!.id, refs[0]!.pointer, mustBeActive)];
+  const found = new Map<string, LocationsRow>();
+  for (let i = 0; i < ids.length; i += CHUNK) {
+    const slice = ids.slice(i, i + CHUNK);
+    for (const loc of (await ctx.db.table('locations').query({ where: { workspaceId: ctx.workspaceId, id: { in: slice } }, limit: slice.length })).items) found.set(loc.id, loc);
+  }
+  return refs.map((r) => checkedLocation(ctx, found.get(r.id) ?? null, r.id, r.pointer, mustBeActive));
+}
+
 /** A location of the workspace, or `unknown_reference` at the pointer. Inactive ones are refused when `mustBeActive`. */
 export async function resolveLocation(ctx: InventoryContext, id: string, pointer: string, mustBeActive = true): Promise<LocationsRow> {
-  const loc = await ctx.db.table('locations').get(id);
+  return checkedLocation(ctx, await ctx.db.table('locations').get(id), id, pointer, mustBeActive);
+}
+
+function checkedLocation(ctx: InventoryContext, loc: LocationsRow | null, id: string, pointer: string, mustBeActive: boolean): LocationsRow {
   if (!loc || loc.workspaceId !== ctx.workspaceId) {
     throw new HubError('unknown_reference', `There is no location ${id}`, { errors: [{ field: pointer, code: 'unknown', message: `there is no location ${id}` }] });
   }

@@ -4,7 +4,7 @@ import type { HubError } from '../errors.ts';
 import { rejectedHubError } from '../../test/hub-error.ts';
 import { allocationsOf, applySteps, confirmAllocation } from './allocations.ts';
 import { cancelOrder, fulfilOrder, importOrder, reserveOrder, reserveOrders } from './orders.ts';
-import { adjustStock, receiveStock, returnStock, transferStock } from './movements.ts';
+import { adjustStock, adjustStockAt, receiveStock, returnStock, transferStock } from './movements.ts';
 import { closePurchaseOrder, createPurchaseOrder, receivePurchaseOrder } from './purchase-orders.ts';
 import { inventoryValue, verifyLedger } from './valuation.ts';
 import { lowStock, reorderSuggestion } from './reorder.ts';
@@ -120,6 +120,48 @@ describe('adjustments, write-offs, transfers and returns', () => {
     expect(reads).toBe(2);
     expect(await at(wh1.id)).toEqual({ A: 5, B: 0, C: 7, D: 0 });
     expect(await at(wh2.id)).toEqual({ A: 1, B: 6, D: 1 });
+    expect((await verifyLedger(f.ctx())).discrepancies).toEqual([]);
+  });
+
+  it('adjusts several locations as one operation: the same movements as one adjustment each, all or nothing', async () => {
+    for (const sku of ['A', 'B']) await f.product(sku);
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 5, unitCost: '2' }, { sku: 'B', quantity: 1, unitCost: '1' }] }));
+    const result = await f.run((ctx) =>
+      adjustStockAt(ctx, {
+        reason: 'count',
+        reference: { type: 'file_run', id: 'run_1' },
+        groups: [
+          { locationId: wh1.id, lines: [{ sku: 'A', onHand: 4 }, { sku: 'B', onHand: 1 }] },
+          { locationId: wh2.id, lines: [{ sku: 'A', onHand: 3 }, { sku: 'B', onHand: 2 }] },
+        ],
+      }),
+    );
+    // B at WH1 is unchanged: no movement. A moves at both locations, in order, on one item's sequence.
+    expect(result.movements.map((m) => [m.sku, m.locationId, m.quantity, m.onHandAfter, m.seq])).toEqual([
+      ['A', wh1.id, -1, 4, 2],
+      ['A', wh2.id, 3, 3, 3],
+      ['B', wh2.id, 2, 2, 2],
+    ]);
+    expect(result.movements.every((m) => m.reason === 'count' && m.reference?.id === 'run_1')).toBe(true);
+    expect((await events('stock.updated')).length).toBe(2 + 3);
+    // A bad line in the second group refuses all, at a pointer that names its group.
+    const before = await f.store.table('movements').count();
+    const unknown = await expectHubError(
+      f.run((ctx) => adjustStockAt(ctx, { reason: 'count', groups: [{ locationId: wh1.id, lines: [{ sku: 'A', onHand: 9 }] }, { locationId: wh2.id, lines: [{ sku: 'NOPE', onHand: 1 }] }] })),
+      'unknown_reference',
+    );
+    expect(unknown.errors).toEqual([expect.objectContaining({ field: '/groups/1/lines/0/sku' })]);
+    const noLocation = await expectHubError(
+      f.run((ctx) => adjustStockAt(ctx, { reason: 'count', groups: [{ locationId: wh1.id, lines: [{ sku: 'A', onHand: 9 }] }, { locationId: 'loc_nope', lines: [{ sku: 'A', onHand: 1 }] }] })),
+      'unknown_reference',
+    );
+    expect(noLocation.errors).toEqual([expect.objectContaining({ field: '/groups/1/locationId' })]);
+    const short = await expectHubError(
+      f.run((ctx) => adjustStockAt(ctx, { reason: 'x', groups: [{ locationId: wh1.id, lines: [{ sku: 'A', quantity: 1 }] }, { locationId: wh2.id, lines: [{ sku: 'B', quantity: -5 }] }] })),
+      'insufficient_stock',
+    );
+    expect(short.message).toContain('B: 5 requested, 2 available');
+    expect(await f.store.table('movements').count()).toBe(before);
     expect((await verifyLedger(f.ctx())).discrepancies).toEqual([]);
   });
 

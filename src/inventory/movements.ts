@@ -4,7 +4,7 @@ import { HubError } from '../errors.ts';
 import { newId } from '../lib/ids.ts';
 import { toMicros } from '../lib/decimal.ts';
 import type { MovementsRow, StockLevelsRow } from '../store/types.ts';
-import { resolveLocation, resolveProducts } from './catalog.ts';
+import { resolveLocation, resolveLocations, resolveProducts } from './catalog.ts';
 import type { InventoryContext } from './context.ts';
 import { StockBatch, type MovementType } from './stock-batch.ts';
 
@@ -71,24 +71,53 @@ export interface AdjustmentInput {
 }
 
 export async function adjustStock(ctx: InventoryContext, input: AdjustmentInput): Promise<StockResult> {
+  const { locationId, lines, ...rest } = input;
+  return adjustStockAt(ctx, { ...rest, groups: [{ locationId, lines }] });
+}
+
+export interface MultiAdjustmentInput extends Omit<AdjustmentInput, 'locationId' | 'lines'> {
+  /** Lines by location; a level (SKU at a location) at most once. Pointers in errors are `/groups/{g}/lines/{i}` when there are several. */
+  groups: { locationId: string; lines: AdjustmentInput['lines'] }[];
+}
+
+/**
+ * Adjustments at several locations as one operation, all or nothing: their products, items and levels read in a
+ * few queries, one write of the changes. An import's batch of counts spans locations: one such operation instead of
+ * one per location read and wrote the same rows in a tenth of the statements.
+ */
+export async function adjustStockAt(ctx: InventoryContext, input: MultiAdjustmentInput): Promise<StockResult> {
   const type = input.type ?? 'adjustment';
-  for (const [i, l] of input.lines.entries()) {
-    if ((l.quantity === undefined) === (l.onHand === undefined)) {
-      throw new HubError('validation_failed', 'Each line gives either quantity or onHand', { errors: [{ field: `/lines/${i}`, code: 'oneOf', message: 'give either quantity or onHand' }] });
-    }
-    if (l.quantity !== undefined) checkQuantity(l.quantity, `/lines/${i}/quantity`, type === 'adjustment');
-    if (l.onHand !== undefined && !(Number.isSafeInteger(l.onHand) && l.onHand >= 0)) {
-      throw new HubError('validation_failed', 'onHand must be a whole number of at least 0', { errors: [{ field: `/lines/${i}/onHand`, code: 'minimum', message: 'must be a whole number of at least 0' }] });
-    }
-    if (type === 'write_off' && l.onHand !== undefined) {
-      throw new HubError('validation_failed', 'A write-off gives the units removed', { errors: [{ field: `/lines/${i}/onHand`, code: 'not_allowed', message: 'give quantity (units written off) for a write-off' }] });
+  const prefix = (g: number) => (input.groups.length === 1 ? '' : `/groups/${g}`);
+  const all: { line: AdjustmentInput['lines'][number]; locationId: string; pointer: string }[] = [];
+  for (const [g, group] of input.groups.entries()) {
+    for (const [i, l] of group.lines.entries()) {
+      const pointer = `${prefix(g)}/lines/${i}`;
+      if ((l.quantity === undefined) === (l.onHand === undefined)) {
+        throw new HubError('validation_failed', 'Each line gives either quantity or onHand', { errors: [{ field: pointer, code: 'oneOf', message: 'give either quantity or onHand' }] });
+      }
+      if (l.quantity !== undefined) checkQuantity(l.quantity, `${pointer}/quantity`, type === 'adjustment');
+      if (l.onHand !== undefined && !(Number.isSafeInteger(l.onHand) && l.onHand >= 0)) {
+        throw new HubError('validation_failed', 'onHand must be a whole number of at least 0', { errors: [{ field: `${pointer}/onHand`, code: 'minimum', message: 'must be a whole number of at least 0' }] });
+      }
+      if (type === 'write_off' && l.onHand !== undefined) {
+        throw new HubError('validation_failed', 'A write-off gives the units removed', { errors: [{ field: `${pointer}/onHand`, code: 'not_allowed', message: 'give quantity (units written off) for a write-off' }] });
+      }
+      all.push({ line: l, locationId: group.locationId, pointer });
     }
   }
-  await resolveLocation(ctx, input.locationId, '/locationId', false);
-  const { batch, working } = await prepare(ctx, input.lines);
-  await batch.loadLevels(working, input.locationId);
-  for (const [i, line] of input.lines.entries()) {
-    const level = await batch.level(working[i]!, input.locationId);
+  await resolveLocations(ctx, input.groups.map((g, i) => ({ id: g.locationId, pointer: `${prefix(i)}/locationId` })), false);
+  if (all.length === 0) throw new HubError('validation_failed', 'There are no lines', { errors: [{ field: `${prefix(0)}/lines`, code: 'minItems', message: 'needs at least one line' }] });
+  const entries = await resolveProducts(ctx, all.map((a) => ({ sku: a.line.sku, productId: a.line.productId, pointer: a.pointer })));
+  const batch = new StockBatch(ctx);
+  const working = entries.map((e) => batch.track(e.product, e.item));
+  for (const group of input.groups) {
+    await batch.loadLevels(
+      working.filter((_, k) => all[k]!.locationId === group.locationId),
+      group.locationId,
+    );
+  }
+  for (const [k, { line, locationId }] of all.entries()) {
+    const level = await batch.level(working[k]!, locationId);
     const delta = type === 'write_off' ? -line.quantity! : line.onHand !== undefined ? line.onHand - level.row.onHand : line.quantity!;
     if (delta === 0) continue;
     batch.move(level, {
