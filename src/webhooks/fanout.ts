@@ -32,7 +32,8 @@ export function announceDeliveries(): void {
 
 /** Creates the event's deliveries; returns how many. Call it with the event's own transaction. */
 export async function fanOut(db: Db, event: EventsRow): Promise<number> {
-  const endpoints = await db.table('webhook_endpoints').query({ where: { workspaceId: event.workspaceId, status: 'enabled' }, limit: 1000 });
+  // Only the filters: an endpoint's whole row (secrets, headers) cost more to read and decode than the match.
+  const endpoints = await db.table('webhook_endpoints').pick(['eventTypes'], { where: { workspaceId: event.workspaceId, status: 'enabled' }, limit: 1000 });
   let created = 0;
   for (const endpoint of endpoints.items) {
     if (!matchesType(endpoint.eventTypes, event.type)) continue;
