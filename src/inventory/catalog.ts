@@ -90,7 +90,10 @@ export async function loadLocations(ctx: InventoryContext): Promise<LocationsRow
 /** Several locations as resolveLocation checks them, read in one query; the first bad one is the error. */
 export async function resolveLocations(ctx: InventoryContext, refs: { id: string; pointer: string }[], mustBeActive = true): Promise<LocationsRow[]> {
   const ids = [...new Set(refs.map((r) => r.id))];
-  if (ids.length === 1) return [await resolveLocation(ctx, refs[0]!.id, refs[0]!.pointer, mustBeActive)];
+  if (ids.length === 1) {
+    const loc = await resolveLocation(ctx, refs[0]!.id, refs[0]!.pointer, mustBeActive);
+    return refs.map(() => loc);
+  }
   const found = new Map<string, LocationsRow>();
   for (let i = 0; i < ids.length; i += CHUNK) {
     const slice = ids.slice(i, i + CHUNK);

@@ -161,6 +161,8 @@ describe('adjustments, write-offs, transfers and returns', () => {
       'insufficient_stock',
     );
     expect(short.message).toContain('B: 5 requested, 2 available');
+    const none = await expectHubError(f.run((ctx) => adjustStockAt(ctx, { reason: 'x', groups: [] })), 'validation_failed');
+    expect(none.errors).toEqual([expect.objectContaining({ field: '/groups', code: 'minItems' })]);
     expect(await f.store.table('movements').count()).toBe(before);
     expect((await verifyLedger(f.ctx())).discrepancies).toEqual([]);
   });

@@ -106,7 +106,10 @@ export async function adjustStockAt(ctx: InventoryContext, input: MultiAdjustmen
     }
   }
   await resolveLocations(ctx, input.groups.map((g, i) => ({ id: g.locationId, pointer: `${prefix(i)}/locationId` })), false);
-  if (all.length === 0) throw new HubError('validation_failed', 'There are no lines', { errors: [{ field: `${prefix(0)}/lines`, code: 'minItems', message: 'needs at least one line' }] });
+  if (all.length === 0) {
+    const field = input.groups.length === 0 ? '/groups' : `${prefix(0)}/lines`;
+    throw new HubError('validation_failed', 'There are no lines', { errors: [{ field, code: 'minItems', message: 'needs at least one line' }] });
+  }
   const entries = await resolveProducts(ctx, all.map((a) => ({ sku: a.line.sku, productId: a.line.productId, pointer: a.pointer })));
   const batch = new StockBatch(ctx);
   const working = entries.map((e) => batch.track(e.product, e.item));

@@ -252,7 +252,7 @@ class AppwriteTable implements Table<AnyRow> {
     }
   }
 
-  /** Appwrite writes whole rows, so this reads the row as update does: a counter moved since `row` is kept. */
+  /** Appwrite writes whole rows: this reads the stored row and compares its version, as update does. */
   updateFrom(row: AnyRow, patch: RowPatch<AnyRow>): Promise<AnyRow> {
     return this.update(row.id, patch, { ifVersion: row.version });
   }

@@ -63,10 +63,6 @@ export function touchesReadonly(patch: Record<string, unknown>): boolean {
   return READONLY.some((key) => patch[key] !== undefined);
 }
 
-/**
- * Validates the fields a patch changes, each against its own property schema (the rest of the row was valid
- * when it was written); a value of undefined means "not given". Returns the fields to write.
- */
 /** Each table's field validators by name: a patch names a few fields, on every update of a busy table. */
 const fieldValidators = new WeakMap<TableSpec, Map<string, ValidateFunction>>();
 function fieldValidator(spec: TableSpec, field: string): ValidateFunction {
@@ -77,6 +73,10 @@ function fieldValidator(spec: TableSpec, field: string): ValidateFunction {
   return validate;
 }
 
+/**
+ * Validates the fields a patch changes, each against its own property schema (the rest of the row was valid
+ * when it was written); a value of undefined means "not given". Returns the fields to write.
+ */
 export function checkPatch(spec: TableSpec, patch: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const errors: FieldError[] = [];
