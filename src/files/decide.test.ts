@@ -5,7 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { isHubError } from '../errors.ts';
 import { loadFileMappings } from '../mappings/files.ts';
 import { compileMapping } from '../mappings/compile.ts';
-import { decideInWorker, decideItems, makeDecider, packChunk, unpackChunk, type Decided } from './decide.ts';
+import { decideInWorker, decideItems, makeDecider, packChunk, readerStats, unpackChunk, type Decided } from './decide.ts';
+import { dropPrestarted, prestartReader, takePrestarted, WORKER_HEAP_MB } from './reader-boot.ts';
 import { readFileChunks } from './index.ts';
 import { createReadStream } from 'node:fs';
 
@@ -56,6 +57,30 @@ describe('reading in a worker thread', () => {
     expect(there).toEqual(here);
     expect(there).toHaveLength(2493);
     expect(there.filter((d) => d.failures)).toEqual([expect.objectContaining({ row: 1236 })]);
+  });
+
+  it('takes a worker started ahead when it suits, once, and otherwise starts its own', async () => {
+    const path = join(dir, 'ahead.csv');
+    writeFileSync(path, 'SKU,Location,On Hand,Counted At\nA,WH1,3,21/11/2026 23:30\nB,WH2,4,21/11/2026 23:30\n');
+    const started = readerStats.workers;
+    prestartReader('csv');
+    const ahead = takePrestarted('csv', WORKER_HEAP_MB);
+    expect(ahead).not.toBeNull();
+    // Taken once; one of another format or heap is stopped, not used.
+    expect(takePrestarted('csv', WORKER_HEAP_MB)).toBeNull();
+    prestartReader('xml');
+    expect(takePrestarted('csv', WORKER_HEAP_MB)).toBeNull();
+    await ahead!.worker.terminate();
+    // decideInWorker takes the prestarted one: the same items, and the slot is empty after.
+    prestartReader('csv');
+    const items = await all(decideInWorker(job(path)));
+    expect(items.map((d) => d.value?.sku)).toEqual(['A', 'B']);
+    expect(takePrestarted('csv', WORKER_HEAP_MB)).toBeNull();
+    expect(readerStats.workers - started).toBe(1);
+    // One nobody takes is stopped by dropPrestarted (an import process then exits).
+    prestartReader('csv');
+    await dropPrestarted();
+    expect(takePrestarted('csv', WORKER_HEAP_MB)).toBeNull();
   });
 
   it('ends with the file failure the reader throws, after the items before it', async () => {

@@ -2,15 +2,13 @@
 // against the action's schema, or failed with the reasons a report shows. It runs on the import's own thread for
 // small files, and in a worker thread for large ones (read-worker.ts), so parsing, mapping and validating one batch
 // overlap with applying the batch before on the main thread; both give the same items in the same order.
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { HubError, isHubError, type ErrorCode, type FieldError } from '../errors.ts';
 import type { CompiledMapping, PortableMapping } from '../mappings/compile.ts';
 import { validatorFor } from '../schemas/registry.ts';
 import { toFieldErrors } from '../schemas/validate.ts';
 import { fileFailure, isFileFailure, reasonOf } from './failure.ts';
 import { readFileChunks, type FileSpec, type ReadItem, type RecordError } from './index.ts';
+import { startReader, takePrestarted, WORKER_HEAP_MB } from './reader-boot.ts';
 
 /** One failed row as the report lists it. */
 export interface RowFailure {
@@ -25,8 +23,6 @@ export interface RowFailure {
 export type Decided = { row: number; value: Record<string, unknown>; failures?: undefined } | { row: number; value?: undefined; failures: RowFailure[] };
 
 export const MAX_MESSAGE = 1000;
-/** The heap a reading worker may use (its old generation). */
-const WORKER_HEAP_MB = 128;
 /** Items handed over at a time (one message when a worker reads). */
 const CHUNK = 1000;
 /** Chunks a worker may be ahead of the import (more than a batch grows to, so it reads on while one commits). */
@@ -190,48 +186,15 @@ export type WorkerMessage =
 /** Workers started so far (for tests that need to know which path ran). */
 export const readerStats = { workers: 0 };
 
-const WORKER_ENTRY = new URL(`./read-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
-
-/** Where tsx's loader is when the hub runs from its TypeScript sources; a worker then registers it first. */
-function tsxLoader(): string | null {
-  if (!WORKER_ENTRY.endsWith('.ts')) return null;
-  try {
-    // The ESM build: tsx's CommonJS API cannot register its hooks from a worker.
-    if (typeof import.meta.resolve === 'function') return import.meta.resolve('tsx/esm/api');
-    return pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
-  } catch {
-    return null;
-  }
-}
-
-// An eval'd bootstrap (CommonJS), so that a worker from TypeScript sources has tsx before its entry is loaded:
-// loader flags alone do not reach a worker's entry module on Node 20.
-const BOOT = `const { workerData } = require('node:worker_threads');
-(async () => {
-  if (workerData.loader) (await import(workerData.loader)).register();
-  await import(workerData.entry);
-})().catch((err) => process.nextTick(() => { throw err; }));`;
-
 /**
  * The same items as decideItems over the file at job.path, read, mapped and checked in a worker thread. The worker
  * runs at most a few chunks ahead; it is stopped when the consumer stops. A worker that dies is an error a retry may
  * cure (the run resumes at its cursor).
  */
 export async function* decideInWorker(job: DecideJob, options: { maxHeapMb?: number } = {}): AsyncGenerator<Decided[]> {
-  const worker = new Worker(BOOT, {
-    eval: true,
-    workerData: { job, entry: WORKER_ENTRY, loader: tsxLoader(), ahead: AHEAD },
-    // The worker's garbage is its own, and a bounded heap keeps the peak bounded: its live data is a few chunks, but
-    // one XML record may be 16M characters. The young generation is a trade: at 8 MB scavenges take ~15-20% of the
-    // worker's time (the chunk being built survives each one), at 16 MB half that, for 5-15 MB more memory. (What
-    //   survives is mostly one read's records: see SPOOL_READ_BYTES in stage.ts.)
-    // - CSV: 16 MB. Where few rows change, reading is the slow half (the applying thread idles 45% of the time on a
-    //   file that changes nothing). With 64 KiB reads, 32 MB here ran no faster, and 8 MB slower.
-    // - XML and workbooks: 32 MB. Reading is the slow half (the applying thread waits on it 40% of the time): on
-    //   bench/import's XML file 3-7% faster than 16 MB (which was ~8% faster than 8 MB), for a peak of 164-168 MB
-    //   against 146-150.
-    resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb ?? WORKER_HEAP_MB, maxYoungGenerationSizeMb: job.file.format === 'csv' ? 16 : 32 },
-  });
+  const maxHeapMb = options.maxHeapMb ?? WORKER_HEAP_MB;
+  const { worker } = takePrestarted(job.file.format, maxHeapMb) ?? startReader(job.file.format, maxHeapMb);
+  worker.postMessage({ job, ahead: AHEAD });
   readerStats.workers++;
   const inbox: WorkerMessage[] = [];
   let broken: unknown = null;
@@ -261,7 +224,7 @@ export async function* decideInWorker(job: DecideJob, options: { maxHeapMb?: num
       while (inbox.length === 0) {
         if ((broken as { code?: string } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
           // Not something another try cures: a record too large for the reader's heap.
-          throw fileFailure({ row: null, column: null, code: 'record_too_large', message: `Reading the file ran out of memory (${options.maxHeapMb ?? WORKER_HEAP_MB} MB) after row ${lastRow}: a record is too large` });
+          throw fileFailure({ row: null, column: null, code: 'record_too_large', message: `Reading the file ran out of memory (${maxHeapMb} MB) after row ${lastRow}: a record is too large` });
         }
         if (broken || exited) {
           throw new HubError('internal_error', `The file reader stopped: ${broken ? reasonOf(broken) : 'it exited'}`, { cause: broken ?? undefined, retryable: true });

@@ -14,7 +14,7 @@ import { HubError, type ErrorCode, type FieldError } from '../errors.ts';
 import { portableMapping, type PortableMapping } from '../mappings/compile.ts';
 import type { FileRunsRow } from '../store/types.ts';
 import { announceDeliveries } from '../webhooks/fanout.ts';
-import type { ImportAction, ImportPlan, ImportPolicy } from './import.ts';
+import { readsInWorker, type ImportAction, type ImportPlan, type ImportPolicy } from './import.ts';
 import type { StagedFile } from './stage.ts';
 import type { FileSpec } from './index.ts';
 
@@ -130,7 +130,8 @@ export function importInProcess(task: ImportTask, hooks: ImportHooks = {}): Prom
     if (hooks.signal?.aborted) return reject(new HubError('internal_error', 'The import was stopped before it started', { retryable: true }));
     const profile = importProcessProfile(task.file.format);
     if (profile.maxBatchSize) task = { ...task, maxBatchSize: Math.min(task.maxBatchSize ?? profile.maxBatchSize, profile.maxBatchSize) };
-    const child = fork(ENTRY, [], {
+    // Its reading worker, when it has one, is started before it loads the hub (import-process.ts).
+    const child = fork(ENTRY, [task.file.format, readsInWorker(task.staged.bytes, task.workerMinBytes) ? 'worker' : 'thread'], {
       execArgv: [...profile.execArgv, ...loaderFlags()],
       env: importProcessEnv(process.env),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -85,6 +85,11 @@ const NO_FAILURES: readonly RowFailure[] = Object.freeze([]) as readonly RowFail
 const MAX_ORDER_SPAN = 10_000;
 /** Files from this size on are read in a worker thread (see ImportEnv.workerMinBytes). */
 const WORKER_MIN_BYTES = 4 * 1024 * 1024;
+
+/** Whether a staged file of `bytes` is read in a worker thread. */
+export function readsInWorker(bytes: number, workerMinBytes?: number): boolean {
+  return bytes >= (workerMinBytes ?? WORKER_MIN_BYTES);
+}
 /** A file without records is refused rather than taken as "nothing to do": it is usually a failed export upstream. */
 const EMPTY = { code: 'empty_file', message: 'The file has no records' };
 
@@ -280,7 +285,7 @@ class Importer {
   /** The file's items after the first `skip`, decided; in a worker thread when the file is large. */
   private decided(skip: number): AsyncIterable<Decided[]> {
     const { mapping, file } = this.plan;
-    if (this.staged.bytes >= (this.env.workerMinBytes ?? WORKER_MIN_BYTES)) {
+    if (readsInWorker(this.staged.bytes, this.env.workerMinBytes)) {
       return decideInWorker({ path: this.staged.path, file, mapping: mapping ? portableMapping(mapping) : null, schema: this.schema, skip });
     }
     return decideItems(readFileChunks(this.staged.open(), file), makeDecider(mapping, this.schema), skip);
