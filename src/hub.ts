@@ -19,7 +19,7 @@ import { createCipher } from './lib/secrets.ts';
 import type { Store } from './store/types.ts';
 import { createDispatcher, type Dispatcher } from './webhooks/dispatcher.ts';
 import { onDeliveriesCreated } from './webhooks/fanout.ts';
-import { createInboundReceiver, inboxHandler, INBOX_JOB } from './webhooks/inbound.ts';
+import { createInboundReceiver, INBOX_BATCH, inboxHandler, INBOX_JOB } from './webhooks/inbound.ts';
 import { createAddressPolicy } from './webhooks/ssrf.ts';
 import type { ImportProcessOptions } from './files/import-child.ts';
 import type { FilesDeps } from './files/runner.ts';
@@ -166,7 +166,7 @@ export function createHub(options: HubOptions): Hub {
   const uploads = store.kind === 'appwrite' && aw?.endpoint && aw.projectId && aw.apiKey ? lazyStorageShelf({ endpoint: aw.endpoint, projectId: aw.projectId, apiKey: aw.apiKey, fetch: options.fetch }) : undefined;
   const handlers: Record<string, JobHandler> = {
     [MAINTENANCE_JOB]: maintenanceHandler(store, clock, config),
-    [INBOX_JOB]: inboxHandler(inboundDeps, receiver),
+    [INBOX_JOB]: inboxHandler(inboundDeps, receiver, store.kind === 'appwrite' ? INBOX_BATCH.appwrite : INBOX_BATCH.sqlite),
     [EXCHANGE_JOB]: lazyExchangeHandler({
       store,
       clock,

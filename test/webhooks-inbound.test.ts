@@ -5,8 +5,8 @@ import { createHmac } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CONNECTORS } from '../connectors/index.ts';
-import { defineConnector } from '../src/connectors/define.ts';
-import { createTestHub, expectProblem, runDueJobs, type TestHub } from './helpers.ts';
+import { defineConnector, type ConnectorWebhooks } from '../src/connectors/define.ts';
+import { createTestHub, expectProblem, runDueJobs, runDueJobsTogether, type TestHub } from './helpers.ts';
 
 const SECRET = 'whsec_' + Buffer.alloc(32, 9).toString('base64');
 let t: TestHub;
@@ -213,29 +213,31 @@ describe('inbound webhooks', () => {
   });
 });
 
-describe('handshakes through the connector seam', () => {
-  // A vendor that proves the receiver is willing before it sends events (as Asana's X-Hook-Secret or Meta's
-  // hub.challenge do): the connector's verifier answers it, and nothing is stored.
-  const intentConnector = defineConnector({
-    id: 'intent-test',
-    name: 'Intent-to-receive vendor',
+/** A vendor of the tests' own that receives webhooks as `webhooks` says. */
+function testConnector(id: string, description: string, webhooks: ConnectorWebhooks) {
+  return defineConnector({
+    id,
+    name: id,
     category: 'generic',
-    description: 'A test vendor with a handshake.',
+    description,
     configSchema: { type: 'object' },
     credentialsSchema: { type: 'object' },
     capabilities: ['webhooks'],
-    create: () => ({
-      testConnection: async () => ({ ok: true, latencyMs: 0, message: 'ok' }),
-      webhooks: {
-        verify: (req) => {
-          const intent = req.headers.get('x-hook-secret');
-          if (intent) return { ok: true, deliveryId: 'handshake', handshake: { status: 200, headers: { 'X-Hook-Secret': intent } } };
-          return req.headers.get('x-test-signature') === 'good' ? { ok: true, deliveryId: req.headers.get('x-id') ?? 'none' } : { ok: false, reason: 'signature_mismatch' };
-        },
-        parse: () => ({ eventType: null, payload: {} }),
-        routes: [],
-      },
-    }),
+    create: () => ({ testConnection: async () => ({ ok: true, latencyMs: 0, message: 'ok' }), webhooks }),
+  });
+}
+
+describe('handshakes through the connector seam', () => {
+  // A vendor that proves the receiver is willing before it sends events (as Asana's X-Hook-Secret or Meta's
+  // hub.challenge do): the connector's verifier answers it, and nothing is stored.
+  const intentConnector = testConnector('intent-test', 'A test vendor with a handshake.', {
+    verify: (req) => {
+      const intent = req.headers.get('x-hook-secret');
+      if (intent) return { ok: true, deliveryId: 'handshake', handshake: { status: 200, headers: { 'X-Hook-Secret': intent } } };
+      return req.headers.get('x-test-signature') === 'good' ? { ok: true, deliveryId: req.headers.get('x-id') ?? 'none' } : { ok: false, reason: 'signature_mismatch' };
+    },
+    parse: () => ({ eventType: null, payload: {} }),
+    routes: [],
   });
 
   it('answers the vendor’s handshake as its connector says, storing nothing', async () => {
@@ -250,6 +252,164 @@ describe('handshakes through the connector seam', () => {
       await runDueJobs(hub.hub);
       const inbox = await hub.call('GET', '/v1/inbox');
       expect(inbox.body.data).toEqual([expect.objectContaining({ deliveryId: 'e1', status: 'ignored' })]);
+    } finally {
+      await hub.close();
+    }
+  });
+});
+
+describe('a burst applied together', () => {
+  // The worker hands the webhooks it claims at once to the inbox handler together: stock changes share a
+  // transaction and one write of each level, other actions get a transaction each, in turn. Each webhook must still
+  // come out as it would alone: its own outcome, ledger entries, events (with its correlation id) and deliveries.
+  const mapping = (id: string, target: string, fields: Record<string, unknown>) => ({ id, source: { name: `hook/${id}`, schema: { type: 'object' } }, target: { name: id, schema: target }, fields });
+
+  async function setUp(hub: TestHub) {
+    await hub.call('POST', '/v1/webhooks/endpoints', { body: { url: 'https://example.com/hooks', eventTypes: ['stock.*'] } });
+    for (const doc of [
+      mapping('hook-count', 'hub:canonical/stock-count', { sku: 'data.sku', locationCode: 'data.location', onHand: { from: 'data.count', type: 'integer' } }),
+      mapping('hook-product', 'hub:api/product-create', { sku: 'data.sku', name: 'data.name' }),
+    ]) {
+      const res = await hub.call('POST', '/v1/mappings', { body: { document: doc } });
+      expect(res.status, res.text).toBe(201);
+    }
+    const routes = [
+      { event: 'stock.changed', mapping: 'webhook-stock-change-in', action: 'stock.adjust' },
+      { event: 'stock.counted', mapping: 'hook-count', action: 'stock.count' },
+      { event: 'product.updated', mapping: 'hook-product', action: 'product.upsert' },
+    ];
+    const conn = await hub.call('POST', '/v1/connections', { body: { connectorId: 'webhook', name: 'pos', config: { verification: { scheme: 'standard-webhooks' }, routes }, credentials: { secret: SECRET } } });
+    expect(conn.status, conn.text).toBe(201);
+    const event = (type: string, data: Record<string, unknown>) => JSON.stringify({ type, timestamp: '2026-03-01T12:00:00Z', data });
+    const burst = [
+      event('stock.changed', { sku: 'TEE-1', location: 'LON-1', change: 5 }),
+      event('stock.changed', { sku: 'TEE-1', location: 'LON-1', change: -100 }), // more than there is
+      event('stock.counted', { sku: 'TEE-1', location: 'LON-1', count: 12 }),
+      event('stock.changed', { sku: 'NEW-1', location: 'LON-1', change: 2 }), // no such product yet
+      event('product.updated', { sku: 'NEW-1', name: 'New' }),
+      event('stock.changed', { sku: 'NEW-1', location: 'LON-1', change: 4 }), // a level that does not exist yet
+      event('stock.changed', { sku: 'TEE-1', location: 'NOWHERE', change: 1 }), // no such location
+      event('stock.changed', { sku: 'TEE-1', location: 'LON-1', change: -1 }),
+      '{"type": "stock.changed", ', // does not parse
+      event('order.shipped', { id: 'o-1' }), // no route
+      event('stock.changed', { sku: 'NEW-1', location: 'LON-1', change: -4 }),
+    ];
+    for (const [i, body] of burst.entries()) {
+      const id = `msg_${i}`;
+      const res = await hub.call('POST', `/hooks/${conn.body.id}`, { key: null, rawBody: body, headers: { 'webhook-id': id, 'webhook-timestamp': String(Math.floor(hub.clock.now() / 1000)), 'webhook-signature': new Webhook(SECRET).sign(id, new Date(hub.clock.now()), body), 'content-type': 'application/json' } });
+      expect(res.status).toBe(202);
+    }
+    return burst.length;
+  }
+
+  /** Everything applying wrote, without ids and times: what one-by-one and together must agree on. */
+  async function outcome(hub: TestHub) {
+    const store = hub.hub.deps.store;
+    const all = async <N extends 'inbox' | 'movements' | 'events' | 'webhook_deliveries' | 'stock_levels'>(name: N) => (await store.table(name).query({ limit: 1000, orderBy: { field: 'id', direction: 'asc' } })).items;
+    const skus = new Map((await store.table('products').query({ limit: 100 })).items.map((p) => [p.id, p.sku]));
+    // The events the webhooks caused (the set-up's carry request ids).
+    const events = (await all('events')).filter((e) => e.correlationId?.startsWith('msg_'));
+    const eventIds = new Map(events.map((e, i) => [e.id, i]));
+    return {
+      inbox: (await all('inbox')).map((r) => ({ deliveryId: r.deliveryId, status: r.status, code: (r.result as { code?: string } | null)?.code ?? null })),
+      levels: (await all('stock_levels')).map((l) => ({ sku: l.sku, onHand: l.onHand, reserved: l.reserved })),
+      movements: (await all('movements')).map((m) => ({ sku: m.sku, type: m.type, quantity: m.quantity, seq: m.seq, onHandAfter: m.onHandAfter, averageCostAfter: m.averageCostAfter })),
+      events: events.map((e) => ({ type: e.type, sku: skus.get(e.subject ?? ''), correlationId: e.correlationId, data: { ...(e.data as object), inventoryItemId: undefined, productId: undefined, locationId: undefined, product: undefined } as { onHand?: number; previous?: { onHand: number } } })),
+      deliveries: (await all('webhook_deliveries')).map((d) => ({ event: eventIds.get(d.eventId), state: d.state })),
+    };
+  }
+
+  it('comes out exactly as applying them one by one, each with its own outcome', async () => {
+    const alone = await createTestHub();
+    const together = await createTestHub();
+    try {
+      for (const hub of [alone, together]) {
+        const loc = await hub.call('POST', '/v1/locations', { body: { code: 'LON-1', name: 'London' } });
+        await hub.call('POST', '/v1/products', { body: { sku: 'TEE-1', name: 'Tee' } });
+        await hub.call('POST', '/v1/stock/receipts', { body: { locationId: loc.body.id, lines: [{ sku: 'TEE-1', quantity: 10, unitCost: '2.00' }] } });
+      }
+      const n = await setUp(alone);
+      await setUp(together);
+      expect(await runDueJobs(alone.hub)).toBe(n);
+      expect(await runDueJobsTogether(together.hub)).toBe(n);
+      const a = await outcome(alone);
+      const b = await outcome(together);
+      expect(b).toEqual(a);
+
+      // And what that is, spelled out.
+      expect(b.inbox.map((r) => `${r.status}${r.code ? `:${r.code}` : ''}`)).toEqual([
+        'processed',
+        'failed:insufficient_stock',
+        'processed',
+        'failed:unknown_reference',
+        'processed',
+        'processed',
+        'failed:unknown_reference',
+        'processed',
+        'failed:invalid_json',
+        'ignored:no_route',
+        'processed',
+      ]);
+      expect(b.levels).toEqual([
+        { sku: 'TEE-1', onHand: 11, reserved: 0 },
+        { sku: 'NEW-1', onHand: 0, reserved: 0 },
+      ]);
+      expect(b.movements.filter((m) => m.sku === 'TEE-1').map((m) => [m.quantity, m.seq, m.onHandAfter])).toEqual([
+        [10, 1, 10],
+        [5, 2, 15],
+        [-3, 3, 12],
+        [-1, 4, 11],
+      ]);
+      const updates = b.events.filter((e) => e.type === 'stock.updated' && e.sku === 'TEE-1');
+      expect(updates.map((e) => [e.correlationId, e.data.previous?.onHand, e.data.onHand])).toEqual([
+        ['msg_0', 10, 15],
+        ['msg_2', 15, 12],
+        ['msg_7', 12, 11],
+      ]);
+      // One subject's deliveries go out in order: the first is due, the ones after it wait.
+      const tee = b.deliveries.filter((d) => b.events[d.event!]!.sku === 'TEE-1');
+      expect(tee.map((d) => d.state)).toEqual(['pending', 'waiting', 'waiting']);
+      expect(b.deliveries).toHaveLength(b.events.filter((e) => e.type.startsWith('stock.')).length);
+    } finally {
+      await alone.close();
+      await together.close();
+    }
+  });
+});
+
+describe('a burst whose transaction fails', () => {
+  // A connector that throws something other than a refusal for one body (a bug, a store outage): the batch cannot
+  // be applied together, so each webhook is applied alone, and only that one is left to be retried.
+  const flaky = testConnector('flaky-test', 'A test vendor whose parser throws for one body.', {
+    verify: (req) => ({ ok: true, deliveryId: req.headers.get('x-id') ?? 'none' }),
+    parse: (req) => {
+      const text = Buffer.from(req.body).toString();
+      if (text === 'boom') throw new TypeError('the parser tripped');
+      return { eventType: 'stock.changed', payload: JSON.parse(text) };
+    },
+    routes: [{ event: 'stock.changed', mapping: 'webhook-stock-change-in', action: 'stock.adjust' }],
+  });
+
+  it('applies each alone, and only the one that threw is retried', async () => {
+    const hub = await createTestHub({ connectors: [...CONNECTORS, flaky] });
+    try {
+      const loc = await hub.call('POST', '/v1/locations', { body: { code: 'LON-1', name: 'London' } });
+      await hub.call('POST', '/v1/products', { body: { sku: 'TEE-1', name: 'Tee' } });
+      await hub.call('POST', '/v1/stock/receipts', { body: { locationId: loc.body.id, lines: [{ sku: 'TEE-1', quantity: 10, unitCost: '2.00' }] } });
+      const conn = await hub.call('POST', '/v1/connections', { body: { connectorId: 'flaky-test', name: 'flaky', config: {} } });
+      const bodies = [1, 'boom', 2, 3].map((n) => (n === 'boom' ? n : JSON.stringify({ type: 'stock.changed', data: { sku: 'TEE-1', location: 'LON-1', change: n } })));
+      for (const [i, body] of bodies.entries()) {
+        const res = await hub.hub.app.request(`/hooks/${conn.body.id}`, { method: 'POST', headers: { 'x-id': `f${i}` }, body });
+        expect(res.status).toBe(202);
+      }
+      expect(await runDueJobsTogether(hub.hub)).toBe(4);
+      const inbox = (await hub.call('GET', '/v1/inbox?limit=10')).body.data as { deliveryId: string; status: string }[];
+      expect(Object.fromEntries(inbox.map((r) => [r.deliveryId, r.status]))).toEqual({ f0: 'processed', f1: 'received', f2: 'processed', f3: 'processed' });
+      const level = (await hub.call('GET', '/v1/stock-levels')).body.data[0];
+      expect(level.onHand).toBe(16);
+      const jobs = (await hub.hub.deps.store.table('jobs').query({ where: { type: 'inbox.process' }, limit: 10 })).items;
+      expect(jobs.map((j) => j.state).sort()).toEqual(['queued', 'succeeded', 'succeeded', 'succeeded']);
+      expect(jobs.find((j) => j.state === 'queued')!.lastError).toMatchObject({ message: 'the parser tripped' });
     } finally {
       await hub.close();
     }

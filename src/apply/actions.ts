@@ -1,14 +1,13 @@
 // The commands inbound data can drive: a webhook or a file row, once mapped to a canonical shape, is applied by
 // one of these. Each names the schema its input must satisfy (the mapping's target), and runs in the caller's
 // transaction, so that what it does commits together with the record of having done it (exactly once).
-import { HubError } from '../errors.ts';
 import type { InventoryContext } from '../inventory/context.ts';
+import { locationByCode } from '../inventory/catalog.ts';
 import { adjustStock, receiveStock, type ReceiptInput } from '../inventory/movements.ts';
 import { importOrder, type OrderImport } from '../inventory/orders.ts';
 import { createProduct, updateProduct, type ProductInput } from '../inventory/products.ts';
 import { validatorFor } from '../schemas/registry.ts';
 import { assertValid } from '../schemas/validate.ts';
-import type { LocationsRow } from '../store/types.ts';
 
 export const ACTION_NAMES = ['order.import', 'product.upsert', 'stock.count', 'stock.adjust', 'stock.receive'] as const;
 export type ActionName = (typeof ACTION_NAMES)[number];
@@ -22,6 +21,11 @@ export interface Action {
   /** The schema the input must satisfy: the target of the mapping that feeds it. */
   schema: string;
   description: string;
+  /**
+   * Runs on a stock session's working rows (ctx.session), writing nothing before its checks pass, so that a burst of
+   * them can share one transaction and one write of each level (see StockSession).
+   */
+  inSession?: boolean;
   apply(ctx: ActionContext, input: Record<string, unknown>): Promise<Record<string, unknown>>;
 }
 
@@ -39,17 +43,6 @@ interface StockChange {
   reason?: string;
   unitCost?: string;
   reference?: { type: string; id: string };
-}
-
-async function locationByCode(ctx: InventoryContext, code: string): Promise<LocationsRow> {
-  const page = await ctx.db.table('locations').query({ where: { workspaceId: ctx.workspaceId, code }, limit: 1 });
-  const loc = page.items[0];
-  if (!loc) {
-    throw new HubError('unknown_reference', `There is no location with code "${code}"`, {
-      errors: [{ field: '/locationCode', code: 'unknown', message: `there is no location with code "${code}"` }],
-    });
-  }
-  return loc;
 }
 
 const summary = (r: { movements: { id: string }[]; levels: { id: string; onHand: number }[] }) => ({
@@ -80,6 +73,7 @@ export const ACTIONS: Record<ActionName, Action> = {
     },
   },
   'stock.count': {
+    inSession: true,
     schema: 'hub:canonical/stock-count',
     description: 'Sets on hand of a SKU at a location to the counted units.',
     async apply(ctx, input) {
@@ -90,6 +84,7 @@ export const ACTIONS: Record<ActionName, Action> = {
     },
   },
   'stock.adjust': {
+    inSession: true,
     schema: 'hub:canonical/stock-change',
     description: 'Changes on hand of a SKU at a location by a signed quantity.',
     async apply(ctx, input) {
@@ -100,6 +95,7 @@ export const ACTIONS: Record<ActionName, Action> = {
     },
   },
   'stock.receive': {
+    inSession: true,
     schema: 'hub:api/stock-receipt',
     description: 'Receives stock at a location at the given unit costs.',
     async apply(ctx, input) {
@@ -108,9 +104,13 @@ export const ACTIONS: Record<ActionName, Action> = {
   },
 };
 
-/** Checks the input against the action's schema, then applies it; a failure names the failing fields. */
+/** Checks the input against the action's schema: a failure names the failing fields. */
+export function checkActionInput(name: ActionName, input: unknown): Record<string, unknown> {
+  assertValid(validatorFor(ACTIONS[name].schema), input, `The ${name} input`, '');
+  return input as Record<string, unknown>;
+}
+
+/** Checks the input against the action's schema, then applies it. */
 export async function applyAction(name: ActionName, ctx: ActionContext, input: unknown): Promise<Record<string, unknown>> {
-  const action = ACTIONS[name];
-  assertValid(validatorFor(action.schema), input, `The ${name} input`, '');
-  return action.apply(ctx, input as Record<string, unknown>);
+  return ACTIONS[name].apply(ctx, checkActionInput(name, input));
 }

@@ -2,7 +2,7 @@
 // describe (an outbox), read back as a cursor feed with type filters such as `order.*`.
 import { HubError } from '../errors.ts';
 import type { Db, EventsRow, Where } from '../store/types.ts';
-import { fanOut } from '../webhooks/fanout.ts';
+import { fanOut, type FanOutMemo } from '../webhooks/fanout.ts';
 
 export const EVENT_SOURCE = 'urn:hub';
 
@@ -19,10 +19,10 @@ export interface NewEvent {
  * Appends an event and its webhook deliveries; call it with the transaction that makes the change, never after it.
  * (Outside a transaction it opens one, so the event and its deliveries still land together.)
  */
-export async function appendEvent(db: Db, event: NewEvent, now: string): Promise<EventsRow> {
+export async function appendEvent(db: Db, event: NewEvent, now: string, memo?: FanOutMemo): Promise<EventsRow> {
   return db.transaction(async (tx) => {
     const row = await insertEvent(tx, event, now);
-    await fanOut(tx, row);
+    await fanOut(tx, row, memo);
     return row;
   });
 }

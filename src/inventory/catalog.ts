@@ -2,6 +2,7 @@
 import { HubError, type FieldError } from '../errors.ts';
 import type { InventoryItemsRow, LocationsRow, ProductsRow } from '../store/types.ts';
 import type { InventoryContext } from './context.ts';
+import type { StockSession, WorkingItem } from './stock-batch.ts';
 
 export interface CatalogEntry {
   product: ProductsRow;
@@ -51,20 +52,27 @@ export interface ProductRef {
 
 /**
  * Resolves each reference (by SKU or product id) to its product and inventory item. Unknown ones fail together
- * with `unknown_reference`, one field error each, before anything is written.
+ * with `unknown_reference`, one field error each, before anything is written. In a stock session, what the session
+ * has read is not read again, and the item is the session's working row.
  */
 export async function resolveProducts(ctx: InventoryContext, refs: ProductRef[]): Promise<CatalogEntry[]> {
-  const skus = [...new Set(refs.filter((r) => r.sku !== undefined).map((r) => r.sku!))];
-  const ids = [...new Set(refs.filter((r) => r.sku === undefined && r.productId !== undefined).map((r) => r.productId!))];
+  const s = ctx.session;
+  const skus = [...new Set(refs.filter((r) => r.sku !== undefined && !s?.productsBySku.has(r.sku)).map((r) => r.sku!))];
+  const ids = [...new Set(refs.filter((r) => r.sku === undefined && r.productId !== undefined && !s?.productsById.has(r.productId)).map((r) => r.productId!))];
   const products = [...(skus.length ? await productsWhere(ctx, 'sku', skus) : []), ...(ids.length ? await productsWhere(ctx, 'id', ids) : [])];
-  const bySku = new Map(products.map((p) => [p.sku, p]));
-  const byId = new Map(products.map((p) => [p.id, p]));
-  const items = await itemsOf(ctx, products);
+  const bySku = s?.productsBySku ?? new Map<string, ProductsRow>();
+  const byId = s?.productsById ?? new Map<string, ProductsRow>();
+  for (const p of products) {
+    bySku.set(p.sku, p);
+    byId.set(p.id, p);
+  }
+  const items = await itemsOf(ctx, s ? products.filter((p) => !s.items.has(p.inventoryItemId)) : products);
+  if (s) for (const p of products) if (items.has(p.inventoryItemId)) s.track(p, items.get(p.inventoryItemId)!);
   const errors: FieldError[] = [];
   const out: CatalogEntry[] = [];
   for (const ref of refs) {
     const product = ref.sku !== undefined ? bySku.get(ref.sku) : ref.productId !== undefined ? byId.get(ref.productId) : undefined;
-    const item = product ? items.get(product.inventoryItemId) : undefined;
+    const item = product ? (s?.items.get(product.inventoryItemId)?.row ?? items.get(product.inventoryItemId)) : undefined;
     if (!product || !item) {
       errors.push(
         ref.sku !== undefined
@@ -81,6 +89,64 @@ export async function resolveProducts(ctx: InventoryContext, refs: ProductRef[])
   return out;
 }
 
+/**
+ * Reads into the session, in a few queries, the products, items, locations and levels that the stock operations
+ * about to run name (SKU at a location code), so that they do not read them one by one. Unknown ones are left for
+ * the operations to report.
+ */
+export async function preloadStock(ctx: InventoryContext & { session: StockSession }, pairs: { sku: string; locationCode: string }[]): Promise<void> {
+  const s = ctx.session;
+  const skus = [...new Set(pairs.map((p) => p.sku))].filter((sku) => !s.productsBySku.has(sku));
+  if (skus.length) {
+    const products = await productsWhere(ctx, 'sku', skus);
+    const items = await itemsOf(ctx, products);
+    for (const p of products) {
+      s.productsBySku.set(p.sku, p);
+      s.productsById.set(p.id, p);
+      const item = items.get(p.inventoryItemId);
+      if (item) s.track(p, item);
+    }
+  }
+  const codes = [...new Set(pairs.map((p) => p.locationCode))].filter((code) => !s.locationsByCode.has(code));
+  for (let i = 0; i < codes.length; i += CHUNK) {
+    const slice = codes.slice(i, i + CHUNK);
+    for (const loc of (await ctx.db.table('locations').query({ where: { workspaceId: ctx.workspaceId, code: { in: slice } }, limit: slice.length })).items) {
+      s.locationsByCode.set(loc.code, loc);
+      s.locationsById.set(loc.id, loc);
+    }
+  }
+  const byLocation = new Map<string, WorkingItem[]>();
+  for (const p of pairs) {
+    const loc = s.locationsByCode.get(p.locationCode);
+    const product = s.productsBySku.get(p.sku);
+    const item = product && s.items.get(product.inventoryItemId);
+    if (!loc || !item) continue;
+    const list = byLocation.get(loc.id) ?? [];
+    list.push(item);
+    byLocation.set(loc.id, list);
+  }
+  for (const [locationId, items] of byLocation) await s.loadLevels(ctx.db, items, locationId);
+}
+
+/** The workspace's location with this code, or `unknown_reference` at `pointer`. */
+export async function locationByCode(ctx: InventoryContext, code: string, pointer = '/locationCode'): Promise<LocationsRow> {
+  const s = ctx.session;
+  let loc = s?.locationsByCode.get(code);
+  if (!loc) {
+    loc = (await ctx.db.table('locations').query({ where: { workspaceId: ctx.workspaceId, code }, limit: 1 })).items[0];
+    if (loc && s) {
+      s.locationsByCode.set(code, loc);
+      s.locationsById.set(loc.id, loc);
+    }
+  }
+  if (!loc) {
+    throw new HubError('unknown_reference', `There is no location with code "${code}"`, {
+      errors: [{ field: pointer, code: 'unknown', message: `there is no location with code "${code}"` }],
+    });
+  }
+  return loc;
+}
+
 /** Every location of the workspace, in allocation order (priority, then code). */
 export async function loadLocations(ctx: InventoryContext): Promise<LocationsRow[]> {
   const page = await ctx.db.table('locations').query({ where: { workspaceId: ctx.workspaceId }, limit: 1000 });
@@ -90,21 +156,32 @@ export async function loadLocations(ctx: InventoryContext): Promise<LocationsRow
 /** Several locations as resolveLocation checks them, read in one query; the first bad one is the error. */
 export async function resolveLocations(ctx: InventoryContext, refs: { id: string; pointer: string }[], mustBeActive = true): Promise<LocationsRow[]> {
   const ids = [...new Set(refs.map((r) => r.id))];
+  const s = ctx.session;
   if (ids.length === 1) {
     const loc = await resolveLocation(ctx, refs[0]!.id, refs[0]!.pointer, mustBeActive);
     return refs.map(() => loc);
   }
+  if (s && ids.every((id) => s.locationsById.has(id))) return refs.map((r) => checkedLocation(ctx, s.locationsById.get(r.id)!, r.id, r.pointer, mustBeActive));
   const found = new Map<string, LocationsRow>();
   for (let i = 0; i < ids.length; i += CHUNK) {
     const slice = ids.slice(i, i + CHUNK);
-    for (const loc of (await ctx.db.table('locations').query({ where: { workspaceId: ctx.workspaceId, id: { in: slice } }, limit: slice.length })).items) found.set(loc.id, loc);
+    for (const loc of (await ctx.db.table('locations').query({ where: { workspaceId: ctx.workspaceId, id: { in: slice } }, limit: slice.length })).items) {
+      found.set(loc.id, loc);
+      s?.locationsById.set(loc.id, loc);
+    }
   }
   return refs.map((r) => checkedLocation(ctx, found.get(r.id) ?? null, r.id, r.pointer, mustBeActive));
 }
 
 /** A location of the workspace, or `unknown_reference` at the pointer. Inactive ones are refused when `mustBeActive`. */
 export async function resolveLocation(ctx: InventoryContext, id: string, pointer: string, mustBeActive = true): Promise<LocationsRow> {
-  return checkedLocation(ctx, await ctx.db.table('locations').get(id), id, pointer, mustBeActive);
+  const s = ctx.session;
+  let loc = s?.locationsById.get(id) ?? null;
+  if (!loc) {
+    loc = await ctx.db.table('locations').get(id);
+    if (loc && s && loc.workspaceId === ctx.workspaceId) s.locationsById.set(id, loc);
+  }
+  return checkedLocation(ctx, loc, id, pointer, mustBeActive);
 }
 
 function checkedLocation(ctx: InventoryContext, loc: LocationsRow | null, id: string, pointer: string, mustBeActive: boolean): LocationsRow {

@@ -9,6 +9,8 @@ import { closePurchaseOrder, createPurchaseOrder, receivePurchaseOrder } from '.
 import { inventoryValue, verifyLedger } from './valuation.ts';
 import { lowStock, reorderSuggestion } from './reorder.ts';
 import type { LocationsRow } from '../store/types.ts';
+import { resolveProducts } from './catalog.ts';
+import { StockBatch, StockSession } from './stock-batch.ts';
 
 let f: InventoryFixture;
 let wh1: LocationsRow;
@@ -328,5 +330,71 @@ describe('reports', () => {
     expect(s).toMatchObject({ unitsSold: 90, averageDailyDemand: 3, leadTimeDemand: 15, reorderPoint: 19, available: 10, shouldReorder: true, suggestedQuantity: 99, estimatedCost: '99.00' });
     const low = await f.run((ctx) => lowStock(ctx, { currency: 'USD' }));
     expect(low.map((l) => l.sku)).toEqual(['A']);
+  });
+});
+
+describe('a stock session', () => {
+  // Operations run one after another on shared working rows (a burst of inbound webhooks): each is checked against
+  // the rows as the ones before it left them, writes its own ledger entries and events, and a refused one leaves no
+  // trace; the levels and items are written once, at flush.
+  it('chains operations on the working rows, undoes a refused one with its costs, and writes each row once at flush', async () => {
+    await f.product('A');
+    await f.product('B');
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 10, unitCost: '2.00' }, { sku: 'B', quantity: 1, unitCost: '1.00' }] }));
+    const levelOf = async (sku: string) => (await f.store.table('stock_levels').query({ where: { sku, locationId: wh1.id } })).items[0]!;
+    const itemOf = async (sku: string) => (await f.store.table('inventory_items').query({ where: { sku } })).items[0]!;
+    const [levelBefore, itemBefore] = [await levelOf('A'), await itemOf('A')];
+
+    await f.run(async (ctx) => {
+      const session = new StockSession(ctx.workspaceId);
+      const s = { ...ctx, session };
+      await receiveStock(s, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 5, unitCost: '3.00' }] });
+      // A's line moves its average, B's line breaks a rule: the whole operation is refused and A is as it was.
+      await expectHubError(adjustStock(s, { locationId: wh1.id, reason: 'recount', lines: [{ sku: 'A', quantity: 5, unitCost: '9.00' }, { sku: 'B', quantity: -100 }] }), 'insufficient_stock');
+      const result = await adjustStock(s, { locationId: wh1.id, reason: 'damage', lines: [{ sku: 'A', quantity: -3 }] });
+      expect(result.levels[0]).toMatchObject({ id: levelBefore.id, onHand: 12 });
+      // A level it has never had: named now, written at flush.
+      const at2 = await adjustStock(s, { locationId: wh2.id, reason: 'found', lines: [{ sku: 'A', quantity: 1 }] });
+      expect(at2.levels[0]!.id).toMatch(/^stl_/);
+      expect(await ctx.db.table('stock_levels').count({ locationId: wh2.id })).toBe(0);
+      expect((await ctx.db.table('stock_levels').get(levelBefore.id))!.onHand).toBe(10);
+      await session.flush(ctx.db);
+      expect(await ctx.db.table('stock_levels').get(at2.levels[0]!.id)).toMatchObject({ onHand: 1 });
+    });
+
+    const [level, item] = [await levelOf('A'), await itemOf('A')];
+    expect(level).toMatchObject({ onHand: 12, version: levelBefore.version + 1 });
+    expect(item).toMatchObject({ onHand: 13, movementSeq: 4, averageCost: '2.333333', version: itemBefore.version + 1 });
+    expect((await itemOf('B')).onHand).toBe(1);
+    const moves = (await f.store.table('movements').query({ where: { sku: 'A' }, limit: 10, orderBy: { field: 'seq', direction: 'asc' } })).items;
+    expect(moves.map((m) => [m.seq, m.quantity, m.onHandAfter, m.averageCostAfter])).toEqual([
+      [1, 10, 10, '2.00'],
+      [2, 5, 15, '2.333333'],
+      [3, -3, 12, '2.333333'],
+      [4, 1, 1, '2.333333'],
+    ]);
+    const updates = (await events('stock.updated')).filter((e) => (e.data as { sku: string }).sku === 'A' && (e.data as { locationId: string }).locationId === wh1.id);
+    expect(updates.map((e) => [(e.data as { previous: { onHand: number } }).previous.onHand, (e.data as { onHand: number }).onHand])).toEqual([
+      [0, 10],
+      [10, 15],
+      [15, 12],
+    ]);
+    expect((await verifyLedger(f.ctx())).discrepancies).toEqual([]);
+  });
+
+  it('is for one workspace, and is not flushed with an operation under way', async () => {
+    await f.product('A');
+    await f.run(async (ctx) => {
+      const session = new StockSession('ws_other');
+      await expect(adjustStock({ ...ctx, session }, { locationId: wh1.id, reason: 'x', lines: [{ sku: 'A', quantity: 1 }] })).rejects.toThrow(/one workspace/);
+      const own = new StockSession(ctx.workspaceId);
+      const batch = new StockBatch({ ...ctx, session: own });
+      const [entry] = await resolveProducts({ ...ctx, session: own }, [{ sku: 'A', pointer: '/lines/0' }]);
+      batch.move(await batch.level(batch.track(entry!.product, entry!.item), wh1.id), { type: 'adjustment', quantity: 1 });
+      await expect(own.flush(ctx.db)).rejects.toThrow(/operation under way/);
+      own.undoOp();
+      await own.flush(ctx.db);
+    });
+    expect(await f.store.table('movements').count()).toBe(0);
   });
 });

@@ -4,7 +4,7 @@ import { createLogger, type Logger } from '../lib/log.ts';
 import { systemClock } from '../lib/clock.ts';
 import { createSqliteStore, type SqliteStore } from '../store/sqlite.ts';
 import { createJobQueue, type JobQueue } from './queue.ts';
-import { createWorker, type JobHandler, type Worker } from './worker.ts';
+import { batchedHandler, createWorker, type JobHandler, type Worker } from './worker.ts';
 
 // Real time here: the worker's poll, renewal and stop timeouts are timers, not the injected clock.
 async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
@@ -279,5 +279,38 @@ describe.each([false, true])('worker (groupWrites: %s)', (groupWrites) => {
     w.start();
     await waitFor(async () => (await state(job.id)) === 'succeeded');
     expect(lines.some((l) => l.level === 'error' && String(l.msg).includes('claiming jobs failed'))).toBe(true);
+  });
+
+  it('hands the jobs a lane claims at once to a batched handler together, up to its batch size, each with its own outcome', async () => {
+    const batches: number[][] = [];
+    const handler = batchedHandler(async (jobs) => {
+      batches.push(jobs.map((j) => Number(j.payload.n)));
+      return jobs.map((j) => (j.payload.n === 4 ? { ok: false, error: new HubError('validation_failed', 'four is refused') } : { ok: true, result: { twice: Number(j.payload.n) * 2 } }));
+    }, 3);
+    const ids: string[] = [];
+    for (let n = 0; n < 7; n++) ids.push((await queue.enqueue({ type: 'hook', payload: { n }, maxAttempts: 1 })).job.id);
+    worker({ hook: handler }, { lanes: { hook: 8 } }).start();
+    await waitFor(async () => (await Promise.all(ids.map(state))).every((s) => s === 'succeeded' || s === 'dead'));
+    expect(batches).toEqual([[0, 1, 2], [3, 4, 5], [6]]);
+    expect((await queue.get(ids[5]!))?.result).toEqual({ twice: 10 });
+    expect(await state(ids[4]!)).toBe('dead');
+  });
+
+  it('fails each job of a batch that throws, or that answers the wrong number of outcomes', async () => {
+    let calls = 0;
+    const handler = batchedHandler(async (jobs) => {
+      calls++;
+      if (calls === 1) throw new Error('the batch fell over');
+      return jobs.slice(1).map(() => ({ ok: true, result: {} }));
+    }, 10);
+    const first = await Promise.all([1, 2].map((n) => queue.enqueue({ type: 'hook', payload: { n }, maxAttempts: 1 })));
+    const w = worker({ hook: handler }, { lanes: { hook: 10 } });
+    w.start();
+    await waitFor(async () => (await Promise.all(first.map((r) => state(r.job.id)))).every((s) => s === 'dead'));
+    expect((await queue.get(first[0]!.job.id))?.lastError).toMatchObject({ message: 'the batch fell over' });
+    // Both in one write, so that one claim takes both.
+    const second = await store.transaction((tx) => Promise.all([3, 4].map((n) => queue.enqueue({ type: 'hook', payload: { n }, maxAttempts: 1 }, tx))));
+    await waitFor(async () => (await Promise.all(second.map((r) => state(r.job.id)))).every((s) => s === 'dead'));
+    expect((await queue.get(second[1]!.job.id))?.lastError).toMatchObject({ message: expect.stringContaining('answered 1 outcomes for 2 jobs') });
   });
 });

@@ -17,6 +17,49 @@ export interface JobContext {
 
 export type JobHandler = (job: JobsRow, ctx: JobContext) => Promise<Record<string, unknown> | void>;
 
+/** What one job of a batch came to: its result, or the error its handler would have thrown. */
+export type BatchOutcome = { ok: true; result: Record<string, unknown> | void } | { ok: false; error: unknown };
+
+/**
+ * A handler for jobs that cost less together (a burst of inbound webhooks: one transaction, each row read once).
+ * The jobs a lane claims at once call it in one turn of the event loop; they are handed to `run` together, up to
+ * `maxBatch` at a time, one batch after another. Each job still succeeds or fails on its own: `run` answers an
+ * outcome per job, in order, and a batch that throws fails each of its jobs with that error.
+ */
+export function batchedHandler(run: (jobs: JobsRow[]) => Promise<BatchOutcome[]>, maxBatch: number): JobHandler {
+  type Waiting = { job: JobsRow; resolve: (r: Record<string, unknown> | void) => void; reject: (e: unknown) => void };
+  let gathering: Waiting[] = [];
+  let queue = Promise.resolve();
+  const size = Math.max(1, Math.floor(maxBatch));
+  async function runBatch(batch: Waiting[]): Promise<void> {
+    let outcomes: BatchOutcome[];
+    try {
+      outcomes = await run(batch.map((w) => w.job));
+      if (outcomes.length !== batch.length) throw new Error(`A batch handler answered ${outcomes.length} outcomes for ${batch.length} jobs`);
+    } catch (error) {
+      outcomes = batch.map(() => ({ ok: false, error }));
+    }
+    batch.forEach((w, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) w.resolve(o.result);
+      else w.reject(o.error);
+    });
+  }
+  return (job) =>
+    new Promise((resolve, reject) => {
+      gathering.push({ job, resolve, reject });
+      if (gathering.length > 1) return;
+      queueMicrotask(() => {
+        const taken = gathering;
+        gathering = [];
+        for (let i = 0; i < taken.length; i += size) {
+          const batch = taken.slice(i, i + size);
+          queue = queue.then(() => runBatch(batch));
+        }
+      });
+    });
+}
+
 export interface WorkerOptions {
   queue: JobQueue;
   handlers: Record<string, JobHandler>;

@@ -30,14 +30,32 @@ export function announceDeliveries(): void {
   notify();
 }
 
+/**
+ * What the fan-out of one transaction has learnt, for the events after it in the same transaction: each workspace's
+ * enabled endpoints, and the ordering keys it has itself given an open delivery (a later delivery on one of them
+ * waits, with no need to look). Made with the transaction and dropped with it.
+ */
+export interface FanOutMemo {
+  endpoints: Map<string, { id: string; eventTypes: string[] }[]>;
+  open: Set<string>;
+}
+
+export function fanOutMemo(): FanOutMemo {
+  return { endpoints: new Map(), open: new Set() };
+}
+
 /** Creates the event's deliveries; returns how many. Call it with the event's own transaction. */
-export async function fanOut(db: Db, event: EventsRow): Promise<number> {
-  // Only the filters: an endpoint's whole row (secrets, headers) cost more to read and decode than the match.
-  const endpoints = await db.table('webhook_endpoints').pick(['eventTypes'], { where: { workspaceId: event.workspaceId, status: 'enabled' }, limit: 1000 });
+export async function fanOut(db: Db, event: EventsRow, memo?: FanOutMemo): Promise<number> {
+  let endpoints = memo?.endpoints.get(event.workspaceId);
+  if (!endpoints) {
+    // Only the filters: an endpoint's whole row (secrets, headers) cost more to read and decode than the match.
+    endpoints = (await db.table('webhook_endpoints').pick(['eventTypes'], { where: { workspaceId: event.workspaceId, status: 'enabled' }, limit: 1000 })).items;
+    memo?.endpoints.set(event.workspaceId, endpoints);
+  }
   let created = 0;
-  for (const endpoint of endpoints.items) {
+  for (const endpoint of endpoints) {
     if (!matchesType(endpoint.eventTypes, event.type)) continue;
-    await createDelivery(db, endpoint.id, event, event.time);
+    await createDelivery(db, endpoint.id, event, event.time, memo);
     created++;
   }
   if (created) notify();
@@ -48,12 +66,16 @@ export async function fanOut(db: Db, event: EventsRow): Promise<number> {
  * One delivery of the event to the endpoint, due at `at`; it waits when an earlier delivery about the same subject
  * to the same endpoint is still open, so that a receiver sees one order's events in the order they happened.
  */
-export async function createDelivery(db: Db, endpointId: string, event: EventsRow, at: string): Promise<WebhookDeliveriesRow> {
+export async function createDelivery(db: Db, endpointId: string, event: EventsRow, at: string, memo?: FanOutMemo): Promise<WebhookDeliveriesRow> {
   const deliveries = db.table('webhook_deliveries');
   const orderingKey = event.subject ?? null;
   let state: WebhookDeliveriesRow['state'] = 'pending';
-  // Whether any is open, not which: a key with a backlog of thousands answers from its first index entry.
-  if (orderingKey !== null && (await deliveries.exists({ endpointId, orderingKey, state: { in: OPEN_STATES } }))) state = 'waiting';
+  if (orderingKey !== null) {
+    const key = `${endpointId} ${orderingKey}`;
+    // Whether any is open, not which: a key with a backlog of thousands answers from its first index entry.
+    if (memo?.open.has(key) || (await deliveries.exists({ endpointId, orderingKey, state: { in: OPEN_STATES } }))) state = 'waiting';
+    memo?.open.add(key);
+  }
   return deliveries.insert({
     workspaceId: event.workspaceId,
     endpointId,

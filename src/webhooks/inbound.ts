@@ -3,18 +3,21 @@
 // and applies it in a transaction that also marks the inbox row processed, so a webhook acknowledged with 2xx is
 // applied exactly once, however often its job runs or its sender resends it.
 import type { ConnectorDefinition, ConnectorWebhooks, RawRequest } from '../connectors/define.ts';
-import { applyAction, type ActionContext } from '../apply/actions.ts';
+import { ACTIONS, checkActionInput, type ActionContext, type ActionName } from '../apply/actions.ts';
 import { HubError, isHubError } from '../errors.ts';
 import { matchesType } from '../events/log.ts';
 import type { JobQueue } from '../jobs/queue.ts';
-import type { JobHandler } from '../jobs/worker.ts';
+import { batchedHandler, type BatchOutcome, type JobHandler } from '../jobs/worker.ts';
+import { preloadStock } from '../inventory/catalog.ts';
+import { StockSession } from '../inventory/stock-batch.ts';
 import type { Clock } from '../lib/clock.ts';
 import { newId } from '../lib/ids.ts';
 import type { Logger } from '../lib/log.ts';
 import type { Cipher } from '../lib/secrets.ts';
 import type { MappingDocument } from '../mappings/document.ts';
+import type { CompiledMapping } from '../mappings/compile.ts';
 import { compiledMappingFor } from '../mappings/repository.ts';
-import type { ConnectionsRow, InboxRow, Store } from '../store/types.ts';
+import type { ConnectionsRow, Db, InboxRow, JobsRow, Store } from '../store/types.ts';
 
 export const INBOX_JOB = 'inbox.process';
 /** Headers kept with the raw request (the rest is hop-by-hop or the client's business). */
@@ -149,53 +152,218 @@ function rawOf(inbox: InboxRow): RawRequest {
 
 type Failure = { code: string; message: string; errors?: unknown[] };
 
+/** What the worker does with one claimed webhook, decided before the transaction (parsing and mapping read nothing). */
+type Step =
+  | { kind: 'skip'; inboxId: string; status: string }
+  | { kind: 'finish'; inbox: InboxRow; status: 'ignored' | 'failed'; result: Record<string, unknown> & Failure }
+  | { kind: 'apply'; inbox: InboxRow; action: ActionName; input: Record<string, unknown>; currency: string };
+
+/** Inbox rows by id, a hundred a query (Appwrite's limit on one filter's values). */
+async function readInbox(db: Db, ids: string[]): Promise<Map<string, InboxRow>> {
+  const rows = new Map<string, InboxRow>();
+  for (let i = 0; i < ids.length; i += 100) {
+    const slice = ids.slice(i, i + 100);
+    for (const row of (await db.table('inbox').query({ where: { id: { in: slice } }, limit: slice.length })).items) rows.set(row.id, row);
+  }
+  return rows;
+}
+
+/** How many claimed webhooks one transaction applies (on Appwrite a transaction takes few operations). */
+export const INBOX_BATCH = { sqlite: 64, appwrite: 1 } as const;
+
 /**
- * The worker's half: parse, route, map and apply one stored webhook. Failures no retry can mend (a body that does not
+ * The worker's half: parse, route, map and apply stored webhooks. Failures no retry can mend (a body that does not
  * parse, a mapping that rejects it, a SKU that does not exist) mark it failed with the reason and end the job;
  * anything else (the store, a conflict) is thrown so the job is retried.
+ *
+ * The webhooks the worker claims together are applied together: stock changes in one transaction over one stock
+ * session (each product, item and level read once and written once, each webhook still its own operation with its
+ * own ledger entries, events and outcome); any other action in a transaction of its own, in turn. Should a batch's
+ * transaction fail, each of its webhooks is applied again alone, so that one cannot hold the others back.
  */
-export function inboxHandler(deps: InboundDeps, receiver: InboundReceiver): JobHandler {
-  return async (job) => {
-    const inboxId = String(job.payload.inboxId);
-    const inbox = await deps.store.table('inbox').get(inboxId);
-    if (!inbox || inbox.status !== 'received') return { inboxId, skipped: inbox?.status ?? 'missing' };
-    const now = () => new Date(deps.clock.now()).toISOString();
-    const finish = async (status: 'ignored' | 'failed', result: Record<string, unknown>) => {
-      await deps.store.table('inbox').updateFrom(inbox, { status, processedAt: now(), result });
-      return { inboxId, status, ...result };
-    };
-    const entry = await receiver.webhooksOf(inbox.connectionId);
-    if (!entry) return finish('failed', { code: 'connection_unavailable', message: 'The connection was deleted or disabled before this webhook was applied' });
-    let message;
-    try {
-      message = entry.webhooks.parse(rawOf(inbox));
-    } catch (err) {
-      if (!isHubError(err)) throw err;
-      return finish('failed', failureOf(err));
+export function inboxHandler(deps: InboundDeps, receiver: InboundReceiver, maxBatch: number = INBOX_BATCH.sqlite): JobHandler {
+  const iso = () => new Date(deps.clock.now()).toISOString();
+
+  async function prepare(jobs: JobsRow[]): Promise<Step[]> {
+    const inboxIds = jobs.map((job) => String(job.payload.inboxId));
+    const rows = await readInbox(deps.store, inboxIds);
+    const mappings = new Map<string, Promise<CompiledMapping | null>>();
+    const currencies = new Map<string, Promise<string>>();
+    const steps: Step[] = [];
+    for (const inboxId of inboxIds) {
+      const inbox = rows.get(inboxId);
+      if (!inbox || inbox.status !== 'received') {
+        steps.push({ kind: 'skip', inboxId, status: inbox?.status ?? 'missing' });
+        continue;
+      }
+      const finish = (status: 'ignored' | 'failed', result: Record<string, unknown> & Failure): Step => ({ kind: 'finish', inbox, status, result });
+      const entry = await receiver.webhooksOf(inbox.connectionId);
+      if (!entry) {
+        steps.push(finish('failed', { code: 'connection_unavailable', message: 'The connection was deleted or disabled before this webhook was applied' }));
+        continue;
+      }
+      let message;
+      try {
+        message = entry.webhooks.parse(rawOf(inbox));
+      } catch (err) {
+        if (!isHubError(err)) throw err;
+        steps.push(finish('failed', failureOf(err)));
+        continue;
+      }
+      const route = entry.webhooks.routes.find((r) => matchesType([r.event], message.eventType ?? ''));
+      if (!route) {
+        steps.push(finish('ignored', { code: 'no_route', message: `No route takes events of type ${message.eventType ?? '(none)'}`, eventType: message.eventType }));
+        continue;
+      }
+      const key = `${inbox.workspaceId} ${route.mapping}`;
+      let compiled = mappings.get(key);
+      if (!compiled) mappings.set(key, (compiled = compiledMappingFor(deps.store, inbox.workspaceId, route.mapping, deps.mappings)));
+      const mapping = await compiled;
+      if (!mapping) {
+        steps.push(finish('failed', { code: 'mapping_unknown', message: `There is no mapping "${route.mapping}"` }));
+        continue;
+      }
+      const mapped = mapping.apply(message.payload);
+      if (!mapped.ok) {
+        steps.push(finish('failed', { code: 'mapping_failed', message: `The mapping "${route.mapping}" rejected the webhook`, errors: mapped.errors }));
+        continue;
+      }
+      let input;
+      try {
+        input = checkActionInput(route.action, mapped.value);
+      } catch (err) {
+        if (!isHubError(err)) throw err;
+        steps.push(finish('failed', failureOf(err)));
+        continue;
+      }
+      let currency = currencies.get(inbox.workspaceId);
+      if (!currency) currencies.set(inbox.workspaceId, (currency = deps.store.table('workspaces').get(inbox.workspaceId).then((w) => w?.currency ?? 'USD')));
+      steps.push({ kind: 'apply', inbox, action: route.action, input, currency: await currency });
     }
-    const route = entry.webhooks.routes.find((r) => matchesType([r.event], message.eventType ?? ''));
-    if (!route) return finish('ignored', { code: 'no_route', message: `No route takes events of type ${message.eventType ?? '(none)'}`, eventType: message.eventType });
-    const mapping = await compiledMappingFor(deps.store, inbox.workspaceId, route.mapping, deps.mappings);
-    if (!mapping) return finish('failed', { code: 'mapping_unknown', message: `There is no mapping "${route.mapping}"` });
-    const mapped = mapping.apply(message.payload);
-    if (!mapped.ok) return finish('failed', { code: 'mapping_failed', message: `The mapping "${route.mapping}" rejected the webhook`, errors: mapped.errors });
-    const workspace = await deps.store.table('workspaces').get(inbox.workspaceId);
+    return steps;
+  }
+
+  /** Whether a refusal is the data's (the webhook fails for good) rather than the store's or a race's (retried). */
+  const isFinal = (err: unknown): err is HubError => isHubError(err) && !err.retryable && err.code !== 'version_conflict';
+
+  const processed = (inbox: InboxRow, action: ActionName, result: Record<string, unknown>) => ({ inboxId: inbox.id, action, ...result });
+
+  /** Webhooks that skip, finish, or apply in a stock session: one transaction. */
+  async function inSession(steps: Step[], now: string): Promise<BatchOutcome[]> {
+    return deps.store.transaction(async (tx) => {
+      const fresh = await readInbox(tx, steps.filter((s) => s.kind !== 'skip').map((s) => (s as { inbox: InboxRow }).inbox.id));
+      const sessions = new Map<string, StockSession>();
+      const sessionOf = (workspaceId: string) => {
+        let session = sessions.get(workspaceId);
+        if (!session) sessions.set(workspaceId, (session = new StockSession(workspaceId)));
+        return session;
+      };
+      const pairs = new Map<string, { sku: string; locationCode: string }[]>();
+      for (const step of steps) {
+        if (step.kind !== 'apply' || typeof step.input.sku !== 'string' || typeof step.input.locationCode !== 'string') continue;
+        const list = pairs.get(step.inbox.workspaceId) ?? [];
+        list.push({ sku: step.input.sku, locationCode: step.input.locationCode });
+        pairs.set(step.inbox.workspaceId, list);
+      }
+      for (const [workspaceId, list] of pairs) await preloadStock({ db: tx, workspaceId, now, session: sessionOf(workspaceId) }, list);
+      const outcomes: BatchOutcome[] = [];
+      for (const step of steps) {
+        if (step.kind === 'skip') {
+          outcomes.push({ ok: true, result: { inboxId: step.inboxId, skipped: step.status } });
+          continue;
+        }
+        // Read again inside the transaction: a worker that got here first has marked it, and this one stops.
+        const row = fresh.get(step.inbox.id);
+        if (!row || row.status !== 'received') {
+          outcomes.push({ ok: true, result: { inboxId: step.inbox.id, skipped: row?.status ?? 'missing' } });
+          continue;
+        }
+        if (step.kind === 'finish') {
+          await tx.table('inbox').updateFrom(row, { status: step.status, processedAt: now, result: step.result });
+          outcomes.push({ ok: true, result: { inboxId: row.id, status: step.status, ...step.result } });
+          continue;
+        }
+        const session = sessionOf(row.workspaceId);
+        const ctx: ActionContext = { db: tx, workspaceId: row.workspaceId, now, correlationId: row.deliveryId.slice(0, 128), currency: step.currency, session };
+        let result;
+        try {
+          result = await ACTIONS[step.action].apply(ctx, step.input);
+        } catch (err) {
+          // A session operation writes nothing before its checks pass: a refused one leaves only working rows to undo.
+          session.undoOp();
+          if (!isFinal(err)) throw err;
+          const failure = failureOf(err);
+          await tx.table('inbox').updateFrom(row, { status: 'failed', processedAt: now, result: failure });
+          outcomes.push({ ok: true, result: { inboxId: row.id, status: 'failed', ...failure } });
+          continue;
+        }
+        await tx.table('inbox').updateFrom(row, { status: 'processed', processedAt: now, result: { action: step.action, ...result } });
+        outcomes.push({ ok: true, result: processed(row, step.action, result) });
+      }
+      for (const session of sessions.values()) await session.flush(tx);
+      return outcomes;
+    });
+  }
+
+  /** Any other action: a transaction of its own, undone whole when the action is refused. */
+  async function alone(step: Step & { kind: 'apply' }, now: string): Promise<BatchOutcome> {
     try {
       return await deps.store.transaction(async (tx) => {
-        // Read again inside the transaction: a worker that got here first has marked it, and this one stops.
-        const fresh = await tx.table('inbox').get(inbox.id);
-        if (!fresh || fresh.status !== 'received') return { inboxId, skipped: fresh?.status ?? 'missing' };
-        const ctx: ActionContext = { db: tx, workspaceId: inbox.workspaceId, now: now(), correlationId: inbox.deliveryId.slice(0, 128), currency: workspace?.currency ?? 'USD' };
-        const result = await applyAction(route.action, ctx, mapped.value);
-        await tx.table('inbox').updateFrom(fresh, { status: 'processed', processedAt: ctx.now, result: { action: route.action, ...result } });
-        return { inboxId, action: route.action, ...result };
+        const row = await tx.table('inbox').get(step.inbox.id);
+        if (!row || row.status !== 'received') return { ok: true, result: { inboxId: step.inbox.id, skipped: row?.status ?? 'missing' } };
+        const ctx: ActionContext = { db: tx, workspaceId: row.workspaceId, now, correlationId: row.deliveryId.slice(0, 128), currency: step.currency };
+        const result = await ACTIONS[step.action].apply(ctx, step.input);
+        await tx.table('inbox').updateFrom(row, { status: 'processed', processedAt: now, result: { action: step.action, ...result } });
+        return { ok: true, result: processed(row, step.action, result) };
       });
     } catch (err) {
-      // A conflict with a concurrent change is worth another go; other refusals are the data's fault.
-      if (!isHubError(err) || err.retryable || err.code === 'version_conflict') throw err;
-      return finish('failed', failureOf(err));
+      if (!isFinal(err)) throw err;
+      const failure = failureOf(err);
+      // Outside the refused transaction; the row is read again, as another worker may have got to it meanwhile.
+      const row = await deps.store.table('inbox').get(step.inbox.id);
+      if (!row || row.status !== 'received') return { ok: true, result: { inboxId: step.inbox.id, skipped: row?.status ?? 'missing' } };
+      await deps.store.table('inbox').updateFrom(row, { status: 'failed', processedAt: now, result: failure });
+      return { ok: true, result: { inboxId: row.id, status: 'failed', ...failure } };
     }
-  };
+  }
+
+  async function applyTogether(jobs: JobsRow[]): Promise<BatchOutcome[]> {
+    const steps = await prepare(jobs);
+    const now = iso();
+    const outcomes: BatchOutcome[] = [];
+    // In claim order: runs of session steps share a transaction, other actions take one each, in turn.
+    for (let i = 0; i < steps.length; ) {
+      const step = steps[i]!;
+      if (step.kind === 'apply' && !ACTIONS[step.action].inSession) {
+        outcomes.push(await alone(step, now));
+        i++;
+        continue;
+      }
+      let j = i + 1;
+      while (j < steps.length && !(steps[j]!.kind === 'apply' && !ACTIONS[(steps[j] as { action: ActionName }).action].inSession)) j++;
+      outcomes.push(...(await inSession(steps.slice(i, j), now)));
+      i = j;
+    }
+    return outcomes;
+  }
+
+  return batchedHandler(async (jobs) => {
+    if (jobs.length === 1) return applyTogether(jobs);
+    try {
+      return await applyTogether(jobs);
+    } catch (err) {
+      deps.log.warn('a batch of inbound webhooks failed together; applying each alone', { webhooks: jobs.length, err });
+      const outcomes: BatchOutcome[] = [];
+      for (const job of jobs) {
+        try {
+          outcomes.push(...(await applyTogether([job])));
+        } catch (error) {
+          outcomes.push({ ok: false, error });
+        }
+      }
+      return outcomes;
+    }
+  }, maxBatch);
 }
 
 function failureOf(err: HubError): Failure {
