@@ -9,10 +9,16 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /**
- * The entries, by output name: the worker must sit beside main.js as read-worker.js (see src/files/decide.ts), the
- * import process as import-process.js (src/files/import-child.ts).
+ * The entries, by output name, beside main.js: the job worker's thread as worker-thread.js (src/jobs/worker-host.ts),
+ * the reading worker as read-worker.js (src/files/reader-boot.ts), the import process as import-process.js
+ * (src/files/import-child.ts).
  */
-export const HUB_ENTRIES = { main: 'src/main.ts', 'read-worker': 'src/files/read-worker.ts', 'import-process': 'src/files/import-process.ts' } as const;
+export const HUB_ENTRIES = {
+  main: 'src/main.ts',
+  'worker-thread': 'src/jobs/worker-thread.ts',
+  'read-worker': 'src/files/read-worker.ts',
+  'import-process': 'src/files/import-process.ts',
+} as const;
 
 /**
  * Bundles the hub into `outDir` (default dist/hub). The bundle must sit two levels below the repository, as

@@ -16,6 +16,8 @@ export interface HubConfig {
   maxBodyBytes: number;
   rateLimitPerMinute: number;
   workerConcurrency: number;
+  /** `npm start` runs the job worker on a thread of its own (its own SQLite connection, a second core). */
+  workerThread: boolean;
   /** Inbound webhooks applied at once, in a lane of their own (claimed, applied and recorded in batches). */
   inboxConcurrency: number;
   keyGraceSeconds: number;
@@ -157,6 +159,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): HubConf
     maxBodyBytes: int('HUB_MAX_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     rateLimitPerMinute: int('HUB_RATE_LIMIT_PER_MINUTE', 600, 1, 10_000_000),
     workerConcurrency: int('HUB_WORKER_CONCURRENCY', 4, 0, 256),
+    workerThread: bool('HUB_WORKER_THREAD', true),
     inboxConcurrency: int('HUB_INBOX_CONCURRENCY', 64, 1, 1000),
     keyGraceSeconds: int('HUB_KEY_GRACE_SECONDS', 86_400, 0, 30 * 86_400),
     trustProxy: bool('HUB_TRUST_PROXY', false),

@@ -1,13 +1,16 @@
-// `npm start`: the embedded hub in one process: the API on one port, the worker loop, and a SQLite file under data/.
+// `npm start`: the embedded hub in one process: the API on one port, the job worker (on a thread of its own), and a
+// SQLite file under data/.
 import { serve, type ServerType } from '@hono/node-server';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { bootstrapIfEmpty } from './bootstrap.ts';
 import { ConfigError, loadConfig, type HubConfig } from './config.ts';
 import { createHub, enqueueMaintenance, MAINTENANCE_EVERY_MS, type Hub } from './hub.ts';
+import { startWorkerThread, type WorkerThread } from './jobs/worker-host.ts';
 import { resolveEncryptionKey } from './lib/key-file.ts';
 import { createLogger } from './lib/log.ts';
 import { createSqliteStore } from './store/sqlite.ts';
+import { createWriteGate } from './store/write-gate.ts';
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`${message}\n`);
@@ -39,9 +42,12 @@ async function main(): Promise<void> {
     throw err;
   }
   const dbPath = join(config.dataDir, 'hub.db');
+  // 0 leaves the jobs to other processes on the same data (an API-only node).
+  const threaded = config.workerConcurrency > 0 && config.workerThread;
+  const gate = threaded ? createWriteGate() : undefined;
   let store;
   try {
-    store = createSqliteStore({ path: dbPath, cacheMb: config.sqliteCacheMb });
+    store = createSqliteStore({ path: dbPath, cacheMb: config.sqliteCacheMb, gate });
   } catch (err) {
     fail(`Cannot open the database ${dbPath}: ${(err as Error).message}`);
   }
@@ -62,8 +68,10 @@ async function main(): Promise<void> {
     if (code === 'EACCES') fail(`Not allowed to listen on port ${config.port}: choose a port above 1024 with HUB_PORT.`);
     fail(`Cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
   }
-  // 0 leaves that work to other processes on the same data (an API-only node).
-  if (config.workerConcurrency > 0) hub.worker.start();
+  let workerThread: WorkerThread | undefined;
+  if (gate) {
+    workerThread = startWorkerThread({ config, dbPath, encryptionKey: key.key, appwrite, gate: gate.buffer }, { store, queue: hub.queue, gate, log: log.child({ part: 'worker-host' }) });
+  } else if (config.workerConcurrency > 0) hub.worker.start();
   if (config.webhooks.concurrency > 0) hub.dispatcher.start();
   hub.startScheduler();
 
@@ -107,7 +115,7 @@ async function main(): Promise<void> {
     // Stop taking requests, let running jobs finish, then close the database.
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     if ('closeIdleConnections' in server) (server as { closeIdleConnections(): void }).closeIdleConnections();
-    await hub.close();
+    await Promise.all([hub.close(), workerThread?.stop(config.shutdownTimeoutMs)]);
     await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
     log.info('stopped');
     process.exit(0);

@@ -1,8 +1,10 @@
 // The embedded hub as users run it: a real process, a data directory, signals. Slow-ish (seconds), so kept few.
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Webhook } from 'standardwebhooks';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { buildHub, startFlags } from '../scripts/build-hub.ts';
 import { createJobQueue } from '../src/jobs/queue.ts';
@@ -105,6 +107,8 @@ describe('npm start (the bundle of src/main.ts)', () => {
       expect(runState).toMatchObject({ state: 'succeeded', rowsRead: 170_000, rowsApplied: 170_000, rowsFailed: 0 });
       const levels = (await call('GET', '/v1/stock-levels?sku=A')).body.data;
       expect(levels.map((l: any) => l.onHand)).toEqual([7]);
+      // The import ran on the job worker's thread (worker-thread.js beside main.js), which forked its process.
+      expect(hub.out() + hub.err()).toMatch(/worker thread started/);
       expect(hub.out() + hub.err()).toMatch(/import process finished.*"state":"succeeded"/);
       expect(hub.err()).not.toMatch(/error/i);
     } finally {
@@ -185,5 +189,53 @@ describe('jobs across processes', () => {
     expect(p.out().indexOf(`finished ${job.id}`)).toBeLessThan(p.out().indexOf('stopped'));
     expect((await queue.get(job.id))?.state).toBe('succeeded');
     await store.close();
+  }, 60_000);
+});
+
+describe('the job worker\'s thread', () => {
+  it('applies inbound webhooks on its thread, tells the main thread of the deliveries, and stops with the hub', async () => {
+    const data = tempDir();
+    const hub = run('src/main.ts', { HUB_DATA_DIR: data, HUB_PORT: '0', HUB_LOG_LEVEL: 'info', HUB_WEBHOOK_ALLOW: '127.0.0.1/32' });
+    const received: string[] = [];
+    const receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        received.push(body);
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const [, url] = await hub.waitFor(/Hub running at (http:\/\/\S+)/);
+      const [key] = await hub.waitFor(/hub_sk_[A-Za-z0-9_-]{43}/);
+      await hub.waitFor(/worker thread started/);
+      const call = async (method: string, path: string, body?: unknown) => {
+        const res = await fetch(`${url}${path}`, { method, headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
+        return { status: res.status, body: (await res.json()) as any };
+      };
+      await call('POST', '/v1/locations', { code: 'LON-1', name: 'London' });
+      await call('POST', '/v1/products', { sku: 'TEE-1', name: 'Tee' });
+      const port = (receiver.address() as { port: number }).port;
+      expect((await call('POST', '/v1/webhooks/endpoints', { url: `http://127.0.0.1:${port}/hook`, eventTypes: ['stock.*'] })).status).toBe(201);
+      const secret = 'whsec_' + Buffer.alloc(32, 3).toString('base64');
+      const routes = [{ event: 'stock.*', mapping: 'webhook-stock-change-in', action: 'stock.adjust' }];
+      const conn = await call('POST', '/v1/connections', { connectorId: 'webhook', name: 'pos', config: { verification: { scheme: 'standard-webhooks' }, routes }, credentials: { secret } });
+      for (let i = 0; i < 20; i++) {
+        const body = JSON.stringify({ type: 'stock.changed', data: { sku: 'TEE-1', location: 'LON-1', change: 1 } });
+        const headers = { 'content-type': 'application/json', 'webhook-id': `m${i}`, 'webhook-timestamp': String(Math.floor(Date.now() / 1000)), 'webhook-signature': new Webhook(secret).sign(`m${i}`, new Date(), body) };
+        expect((await fetch(`${url}/hooks/${conn.body.id}`, { method: 'POST', headers, body })).status).toBe(202);
+      }
+      await vi.waitFor(async () => expect((await call('GET', '/v1/stock-levels?sku=TEE-1')).body.data[0]?.onHand).toBe(20), { timeout: 15_000, interval: 50 });
+      // The events were written on the worker's thread; the main thread's dispatcher heard of them and sent them.
+      await vi.waitFor(() => expect(received.length).toBeGreaterThanOrEqual(20), { timeout: 15_000, interval: 50 });
+    } finally {
+      hub.child.kill('SIGTERM');
+      expect(await hub.exit).toBe(0);
+      receiver.close();
+    }
+    expect(hub.out()).toMatch(/"stopped"/);
+    expect(hub.err()).not.toMatch(/error/i);
+    expect(hub.out()).not.toMatch(/"level":"error"/);
   }, 60_000);
 });

@@ -276,6 +276,25 @@ describe('outbound webhooks', () => {
     expect(ordA).toEqual([1, 1, 2, 3, 4]);
   });
 
+  it('sends a subject\'s next event as soon as the one before it is delivered, without waiting for a claim', async () => {
+    const { endpoint } = await subscribe();
+    for (let n = 1; n <= 4; n++) await emit('order.updated', 'ord_A', { n });
+    await emit('order.updated', 'ord_B', { n: 99 });
+    // One pass claims what is due (the first of each subject); each delivered one's successor is leased and sent
+    // in the transaction that records it, so the pass ends with the whole subject delivered, in order.
+    expect(await dispatch()).toBe(2);
+    const got = receiver.received.map((r) => JSON.parse(r.body));
+    expect(got.filter((b) => b.subject === 'ord_A').map((b) => b.data.n)).toEqual([1, 2, 3, 4]);
+    expect(got.filter((b) => b.subject === 'ord_B')).toHaveLength(1);
+    expect((await deliveriesOf(endpoint.id)).map((d) => d.state)).toEqual(Array(5).fill('delivered'));
+    // A rate-limited endpoint is not sped past its limit: its next one waits for a claim.
+    receiver.received.length = 0;
+    await t.call('PATCH', `/v1/webhooks/endpoints/${endpoint.id}`, { body: { rateLimitPerSecond: 100 } });
+    for (let n = 5; n <= 6; n++) await emit('order.updated', 'ord_A', { n });
+    expect(await dispatch()).toBe(1);
+    expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([5]);
+  });
+
   it('signs with both secrets during a rotation, and with the new one only after the grace period', async () => {
     const { endpoint, secret: old } = await subscribe();
     const rotated = await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/rotate-secret`, { body: { graceSeconds: 3600 } });

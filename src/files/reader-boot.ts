@@ -1,35 +1,14 @@
 // Starting a reading worker (read-worker.ts), apart from decide.ts so that a process can start one before it loads
 // anything else: this module needs only Node. A worker boots a Node environment and loads the mapping compiler and
 // the schemas (~150 ms), then waits for its job, which decideInWorker posts to it.
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { siblingEntry, startThread } from '../lib/thread.ts';
 import type { FileSpec } from './index.ts';
 
 /** The heap a reading worker may use (its old generation), unless the caller says otherwise. */
 export const WORKER_HEAP_MB = 128;
 
-const WORKER_ENTRY = new URL(`./read-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
-
-/** Where tsx's loader is when the hub runs from its TypeScript sources; a worker then registers it first. */
-function tsxLoader(): string | null {
-  if (!WORKER_ENTRY.endsWith('.ts')) return null;
-  try {
-    // The ESM build: tsx's CommonJS API cannot register its hooks from a worker.
-    if (typeof import.meta.resolve === 'function') return import.meta.resolve('tsx/esm/api');
-    return pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
-  } catch {
-    return null;
-  }
-}
-
-// An eval'd bootstrap (CommonJS), so that a worker from TypeScript sources has tsx before its entry is loaded:
-// loader flags alone do not reach a worker's entry module on Node 20.
-const BOOT = `const { workerData } = require('node:worker_threads');
-(async () => {
-  if (workerData.loader) (await import(workerData.loader)).register();
-  await import(workerData.entry);
-})().catch((err) => process.nextTick(() => { throw err; }));`;
+const WORKER_ENTRY = siblingEntry(import.meta.url, 'read-worker');
 
 /**
  * The worker's young generation is a trade: at 8 MB scavenges take ~15-20% of the worker's time (the chunk being
@@ -59,11 +38,7 @@ export interface ReaderWorker {
  * heap is bounded, so the peak is: its live data is a few chunks, but one XML record may be 16M characters.
  */
 export function startReader(format: FileSpec['format'], maxHeapMb = WORKER_HEAP_MB): ReaderWorker {
-  const worker = new Worker(BOOT, {
-    eval: true,
-    workerData: { entry: WORKER_ENTRY, loader: tsxLoader() },
-    resourceLimits: { maxOldGenerationSizeMb: maxHeapMb, maxYoungGenerationSizeMb: youngGenerationMb(format) },
-  });
+  const worker = startThread(WORKER_ENTRY, { resourceLimits: { maxOldGenerationSizeMb: maxHeapMb, maxYoungGenerationSizeMb: youngGenerationMb(format) } });
   const reader: ReaderWorker = { worker, format, maxHeapMb, failed: null, exited: false };
   // Until decideInWorker takes it, a worker that fails is noted here (and not taken), not an unhandled 'error'.
   const onError = (err: unknown) => void (reader.failed = err);

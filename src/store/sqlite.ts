@@ -36,6 +36,7 @@ import type {
   UpdateOptions,
   Where,
 } from './types.ts';
+import type { WriteGate } from './write-gate.ts';
 
 type AnyRow = Record<string, unknown> & { id: string; version: number };
 type SqlValue = string | number | bigint | null | Buffer;
@@ -403,6 +404,8 @@ export interface SqliteStoreOptions {
   lockTimeoutMs?: number;
   /** SQLite's page cache, in MB (default 4). */
   cacheMb?: number;
+  /** Shared with the other threads of this process that write to the same file (see write-gate.ts). */
+  gate?: WriteGate;
 }
 
 interface PendingTx {
@@ -433,6 +436,7 @@ export class SqliteStore implements Store {
   private readonly busyListeners = new Set<() => void>();
   /** How long the next transaction waits, so that another process gets the write lock (yieldWrites). */
   private yieldMs = 0;
+  private readonly gate: WriteGate | undefined;
   /** The database file (or ':memory:'). */
   readonly path: string;
   readonly cacheMb: number;
@@ -442,6 +446,7 @@ export class SqliteStore implements Store {
     this.lockTimeoutMs = options.lockTimeoutMs ?? 30_000;
     this.path = options.path;
     this.cacheMb = options.cacheMb ?? 4;
+    this.gate = options.gate;
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
     this.db = new Database(options.path);
     this.db.pragma('journal_mode = WAL');
@@ -597,8 +602,13 @@ export class SqliteStore implements Store {
     let release!: () => void;
     this.lock = new Promise<void>((resolve) => (release = resolve));
     const done: { job: PendingTx; value: unknown }[] = [];
+    let gated = false;
     try {
       try {
+        if (this.gate) {
+          await this.gate.acquire(this.lockTimeoutMs);
+          gated = true;
+        }
         await this.whenFree(() => this.stmt('BEGIN IMMEDIATE').run());
       } catch (err) {
         // Another process kept the write lock past the timeout: this group fails, not forever retried.
@@ -627,6 +637,7 @@ export class SqliteStore implements Store {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       for (const d of done) d.job.reject(err);
     } finally {
+      if (gated) this.gate!.release();
       this.lock = null;
       release();
     }

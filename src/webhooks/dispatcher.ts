@@ -231,6 +231,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const batch = outcomes;
     outcomes = [];
     flushing = record(batch)
+      .then(({ next, events }) => {
+        inFlight += next.length;
+        startSends(next, events);
+      })
       .catch((err) => {
         // The outcomes are lost, not the deliveries: their leases expire and they are sent again.
         log.error('webhook outcomes not recorded; their deliveries will be retried when their leases expire', { err, count: batch.length });
@@ -257,8 +261,18 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     return { ok, status, error: ok ? null : `http_${status}`, message: null, response: body.slice(0, 1024), latencyMs };
   }
 
-  async function record(batch: Outcome[]): Promise<void> {
+  /**
+   * Writes a batch of outcomes in one transaction. A delivered one's successor on its ordering key (the same
+   * subject's next event) is leased to this dispatcher there and then, and answered to be sent at once: a subject's
+   * events go out one after another, and each step no longer waits for the next claim.
+   */
+  async function record(batch: Outcome[]): Promise<{ next: Claimed[]; events: Map<string, EventsRow> }> {
+    const next: Claimed[] = [];
+    const events = new Map<string, EventsRow>();
     await store.transaction(async (tx) => {
+      // A body run again (Appwrite, after a conflict) starts over.
+      next.length = 0;
+      events.clear();
       const deliveries = tx.table('webhook_deliveries');
       const health = new Map<string, { endpoint: LiveEndpoint; ok: boolean; gone: boolean; at: number }>();
       for (const outcome of batch) {
@@ -322,13 +336,23 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         const outcomeLabel = OUTCOME[patch.state!]!;
         options.attemptsCounter?.inc(outcomeLabel);
         if (outcomeLabel.outcome !== 'paused') counts[outcomeLabel.outcome as 'delivered' | 'retried' | 'dead']++;
-        if (final) await promoteNext(tx, delivery, atIso);
+        if (final) {
+          const live = d.ok && !stopping ? await endpoints.get(tx, delivery.endpointId) : null;
+          const takeOver = live !== null && live.row.status === 'enabled' && !live.row.rateLimitPerSecond;
+          const promoted = await promoteNext(tx, delivery, atIso, takeOver ? { owner, until: iso(clock.now() + leaseMs) } : undefined);
+          if (promoted && takeOver) {
+            next.push({ delivery: promoted, endpoint: live });
+            const event = await tx.table('events').get(promoted.eventId);
+            if (event) events.set(event.id, event);
+          }
+        }
         const seen = health.get(endpoint.row.id);
         if (!seen || at >= seen.at) health.set(endpoint.row.id, { endpoint, ok: d.ok, gone: status === 410 || (seen?.gone ?? false), at });
         else if (status === 410) seen.gone = true;
       }
       for (const { endpoint, ok, gone, at } of health.values()) await updateHealth(tx, endpoint, ok, gone, at);
     });
+    return { next, events };
   }
 
   /**
@@ -393,6 +417,12 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       log.error('reading events for webhook deliveries failed; their leases will expire and they are retried', { err });
       return 0;
     }
+    startSends(claimed, events);
+    return claimed.length;
+  }
+
+  /** Sends leased deliveries (their slots already counted in inFlight). */
+  function startSends(claimed: Claimed[], events: Map<string, EventsRow>): void {
     const bodies = new Map<string, string>();
     for (const c of claimed) {
       void send(c, events.get(c.delivery.eventId), bodies).catch((err) => {
@@ -401,7 +431,6 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         release(1);
       });
     }
-    return claimed.length;
   }
 
   const wake = () => sleeper.wake();

@@ -98,17 +98,20 @@ export async function createDelivery(db: Db, endpointId: string, event: EventsRo
 
 /**
  * After a delivery reached a final state (delivered or dead), the next one waiting behind it on its ordering key
- * becomes due. Run it in the transaction that finalised the delivery.
+ * becomes due, or, given a lease, is leased to the caller; returns it (null when there is none to move on). Run it in
+ * the transaction that finalised the delivery.
  */
-export async function promoteNext(db: Db, delivery: Pick<WebhookDeliveriesRow, 'endpointId' | 'orderingKey'>, now: string): Promise<void> {
-  if (delivery.orderingKey === null || delivery.orderingKey === undefined) return;
+export async function promoteNext(db: Db, delivery: Pick<WebhookDeliveriesRow, 'endpointId' | 'orderingKey'>, now: string, lease?: { owner: string; until: string }): Promise<WebhookDeliveriesRow | null> {
+  if (delivery.orderingKey === null || delivery.orderingKey === undefined) return null;
   const deliveries = db.table('webhook_deliveries');
   // Mostly nothing waits: that is one read, and the open ones need no look. The first waiting one is the oldest
   // (ids grow with time), found from the (endpointId, orderingKey, state, id) index however many wait.
   const next = await deliveries.pick(['id'], { where: { endpointId: delivery.endpointId, orderingKey: delivery.orderingKey, state: 'waiting' }, limit: 1 });
   const row = next.items[0];
-  if (!row) return;
+  if (!row) return null;
   // Another delivery of the key is already on its way (a replay): it promotes the next one when it is done.
-  if (await deliveries.exists({ endpointId: delivery.endpointId, orderingKey: delivery.orderingKey, state: { in: UNDER_WAY } })) return;
-  await deliveries.update(row.id, { state: 'pending', nextAttemptAt: now });
+  if (await deliveries.exists({ endpointId: delivery.endpointId, orderingKey: delivery.orderingKey, state: { in: UNDER_WAY } })) return null;
+  // With a lease, the caller (a dispatcher) takes it at once, as its claim would: sending, due again at the lease's end.
+  const patch = lease ? { state: 'sending' as const, leaseOwner: lease.owner, leaseUntil: lease.until, nextAttemptAt: lease.until } : { state: 'pending' as const, nextAttemptAt: now };
+  return deliveries.update(row.id, patch);
 }

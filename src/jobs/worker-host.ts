@@ -1,0 +1,115 @@
+// `npm start` runs the job worker on a thread of its own (worker-thread.ts), with its own connection to the SQLite
+// file: inbound webhooks are applied, files exchanged and maintenance run on a second core, while the main thread
+// answers requests and sends deliveries. Each tells the other of work it made, once what made it has committed.
+import type { Worker } from 'node:worker_threads';
+import type { HubConfig } from '../config.ts';
+import type { Logger } from '../lib/log.ts';
+import { siblingEntry, startThread } from '../lib/thread.ts';
+import type { Store } from '../store/types.ts';
+import type { WriteGate } from '../store/write-gate.ts';
+import { announceDeliveries } from '../webhooks/fanout.ts';
+import type { JobQueue } from './queue.ts';
+
+export interface WorkerThreadData {
+  config: HubConfig;
+  dbPath: string;
+  encryptionKey: Uint8Array;
+  appwrite: { endpoint?: string; projectId?: string; apiKey?: string };
+  /** The write gate the two threads' connections share (write-gate.ts). */
+  gate: SharedArrayBuffer;
+}
+
+export type ToThread = { t: 'wake' } | { t: 'stop'; timeoutMs: number };
+export type FromThread = { t: 'ready' } | { t: 'deliveries' } | { t: 'stopped' };
+
+const ENTRY = siblingEntry(import.meta.url, 'worker-thread');
+/** After a thread that died, the next one starts this much later (a thread that cannot start is not spun). */
+const RESTART_MS = 1000;
+
+/**
+ * Calls `send` once the transactions open or queued on `store` now have committed (a transaction queued now commits
+ * with them or after them), however many times it is asked meanwhile: a hint to another connection must not arrive
+ * before the rows it tells of can be read there.
+ */
+export function afterCommit(store: Pick<Store, 'transaction'>, send: () => void): () => void {
+  let waiting = false;
+  let again = false;
+  const hint = () => {
+    if (waiting) {
+      again = true;
+      return;
+    }
+    waiting = true;
+    void store
+      .transaction(async () => undefined)
+      .catch(() => undefined)
+      .finally(() => {
+        waiting = false;
+        send();
+        if (again) {
+          again = false;
+          hint();
+        }
+      });
+  };
+  return hint;
+}
+
+export interface WorkerThread {
+  /** Lets the running jobs finish (up to timeoutMs), closes the thread's database, and ends the thread. */
+  stop(timeoutMs: number): Promise<void>;
+}
+
+export function startWorkerThread(data: WorkerThreadData, deps: { store: Store; queue: JobQueue; gate: WriteGate; log: Logger }): WorkerThread {
+  const { log } = deps;
+  let thread: Worker | null = null;
+  let stopping = false;
+  let stopped: Promise<void> | null = null;
+  let restartTimer: ReturnType<typeof setTimeout> | undefined;
+
+  const wake = afterCommit(deps.store, () => thread?.postMessage({ t: 'wake' } satisfies ToThread));
+  const unsubscribe = deps.queue.onEnqueue(() => wake());
+
+  function start(): void {
+    const t = startThread(ENTRY, { data });
+    thread = t;
+    t.on('message', (m: FromThread) => {
+      if (m.t === 'deliveries') announceDeliveries();
+      else if (m.t === 'ready') log.info('worker thread started');
+    });
+    t.on('error', (err) => log.error('the worker thread failed', { err }));
+    t.on('exit', (code) => {
+      if (thread === t) thread = null;
+      // Ended inside a transaction (terminated, or crashed): its connection is gone, and so must its hold be.
+      deps.gate.releaseFor(t.threadId);
+      if (stopping) return;
+      log.error('the worker thread ended; starting another', { code, inMs: RESTART_MS });
+      restartTimer = setTimeout(start, RESTART_MS);
+    });
+  }
+  start();
+
+  return {
+    stop(timeoutMs) {
+      stopped ??= (async () => {
+        stopping = true;
+        unsubscribe();
+        clearTimeout(restartTimer);
+        const t = thread;
+        if (!t) return;
+        const exited = new Promise<void>((resolve) => t.once('exit', () => resolve()));
+        t.postMessage({ t: 'stop', timeoutMs } satisfies ToThread);
+        // The thread answers once its jobs are settled or abandoned (their leases then expire): a little over its own
+        // timeout, then it is ended however far it got.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), timeoutMs + 2000)));
+        if ((await Promise.race([exited, late])) === 'late') {
+          log.warn('the worker thread did not stop in time; ending it');
+          await t.terminate();
+        }
+        clearTimeout(timer);
+      })();
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,42 @@
+// The job worker's thread (see worker-host.ts): a hub over its own connection to the SQLite file, running only its
+// worker. The main thread posts `wake` when it has queued jobs and `stop` to end it; this thread posts
+// `deliveries` when its jobs have created some, so that the main thread's dispatcher sends them now.
+import { parentPort, workerData } from 'node:worker_threads';
+import { createHub } from '../hub.ts';
+import { createLogger } from '../lib/log.ts';
+import { createSqliteStore } from '../store/sqlite.ts';
+import { openWriteGate } from '../store/write-gate.ts';
+import { onDeliveriesCreated } from '../webhooks/fanout.ts';
+import { afterCommit, type FromThread, type ToThread, type WorkerThreadData } from './worker-host.ts';
+
+const port = parentPort;
+if (!port) throw new Error('worker-thread.ts runs as a worker thread (see worker-host.ts)');
+const data = (workerData as { data: WorkerThreadData }).data;
+const { config, dbPath } = data;
+const log = createLogger(config.logLevel).child({ thread: 'worker' });
+const store = createSqliteStore({ path: dbPath, cacheMb: config.sqliteCacheMb, gate: openWriteGate(data.gate) });
+const hub = createHub({
+  config,
+  store,
+  encryptionKey: Buffer.from(data.encryptionKey),
+  log,
+  appwrite: data.appwrite,
+  importProcess: { dbPath, cacheMb: config.sqliteCacheMb, minBytes: config.files.importProcessMinBytes, onBusy: (listener) => store.onBusy(listener) },
+});
+const post = (m: FromThread) => port.postMessage(m);
+onDeliveriesCreated(afterCommit(store, () => post({ t: 'deliveries' })));
+
+port.on('message', (m: ToThread) => {
+  if (m.t === 'wake') hub.worker.wake();
+  else if (m.t === 'stop') {
+    void hub
+      .close(m.timeoutMs)
+      .catch((err: unknown) => log.error('the worker thread did not close cleanly', { err }))
+      .finally(() => {
+        post({ t: 'stopped' });
+        port.close();
+      });
+  }
+});
+hub.worker.start();
+post({ t: 'ready' });

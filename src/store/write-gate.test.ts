@@ -1,0 +1,83 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startThread } from '../lib/thread.ts';
+import { createSqliteStore } from './sqlite.ts';
+import { createWriteGate } from './write-gate.ts';
+
+const dirs: string[] = [];
+afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+describe('the write gate', () => {
+  it('lets one holder in at a time, in the order they asked', async () => {
+    const gate = createWriteGate();
+    const order: string[] = [];
+    await gate.acquire(1000);
+    const b = gate.acquire(1000).then(() => order.push('b'));
+    const c = gate.acquire(1000).then(() => order.push('c'));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(order).toEqual([]);
+    gate.release();
+    await b;
+    expect(order).toEqual(['b']);
+    gate.release();
+    await c;
+    expect(order).toEqual(['b', 'c']);
+    gate.release();
+  });
+
+  it('gives up after its timeout, and the turn it gave up is passed on', async () => {
+    const gate = createWriteGate();
+    await gate.acquire(1000);
+    await expect(gate.acquire(30)).rejects.toMatchObject({ code: 'store_unavailable' });
+    const next = gate.acquire(1000);
+    gate.release();
+    await next;
+    gate.release();
+    await gate.acquire(100);
+    gate.release();
+  });
+
+  it('is freed for a thread that ended while it held it', async () => {
+    const gate = createWriteGate();
+    const holder = startThread(pathToFileURL(join(import.meta.dirname, '../../test/fixtures/gate-holder.ts')).href, { data: gate.buffer });
+    await new Promise<void>((resolve, reject) => {
+      holder.once('message', () => resolve());
+      holder.once('error', reject);
+    });
+    let got = false;
+    const waiting = gate.acquire(5000).then(() => (got = true));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(got).toBe(false);
+    const id = holder.threadId;
+    await holder.terminate();
+    gate.releaseFor(id);
+    await waiting;
+    expect(got).toBe(true);
+    gate.release();
+  });
+
+  it('keeps two connections to one file from finding it locked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gate-'));
+    dirs.push(dir);
+    const gate = createWriteGate();
+    const a = createSqliteStore({ path: join(dir, 'hub.db'), gate });
+    const b = createSqliteStore({ path: join(dir, 'hub.db'), gate });
+    let busy = 0;
+    a.onBusy(() => busy++);
+    b.onBusy(() => busy++);
+    const write = (store: typeof a, n: number) =>
+      store.transaction(async (tx) => {
+        await tx.table('workspaces').insert({ name: `w${n}`, slug: `w-${n}`, currency: 'USD', timezone: 'UTC' });
+        // Hold the transaction across a turn of the event loop, as a real one does between its statements.
+        await new Promise((r) => setImmediate(r));
+      });
+    await Promise.all(Array.from({ length: 40 }, (_, n) => write(n % 2 ? a : b, n)));
+    expect(busy).toBe(0);
+    expect(await a.table('workspaces').count()).toBe(40);
+    await a.close();
+    await b.close();
+  });
+});
