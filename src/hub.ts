@@ -51,6 +51,8 @@ export interface HubOptions {
   /** Appwrite project defaults for Storage transports (endpoint, project, API key). */
   appwrite?: TransportEnv['appwrite'];
   /** Records per import transaction (default 500). */
+  /** Inbound webhooks one job gathers and one transaction applies (default 64 on SQLite, 1 on Appwrite); tests set 1 to apply one by one. */
+  inboxBatch?: number;
   importBatchSize?: number;
   /** Large imports in a process of their own (an embedded hub on a SQLite file; main.ts sets it). */
   importProcess?: ImportProcessOptions;
@@ -158,7 +160,9 @@ export function createHub(options: HubOptions): Hub {
   const fetchFn = options.fetch ?? globalThis.fetch;
   const connectors = options.connectors ?? CONNECTORS;
   const mappings = options.mappings ?? lazyFileMappings();
-  const inboundDeps = { store, clock, cipher, log: log.child({ part: 'inbound' }), fetch: fetchFn, connectors, mappings, queue };
+  // On SQLite a burst of webhooks gathers into a job per batch (Appwrite keeps a job, and an execution, for each).
+  const inboxBatch = options.inboxBatch ?? (store.kind === 'appwrite' ? INBOX_BATCH.appwrite : INBOX_BATCH.sqlite);
+  const inboundDeps = { store, clock, cipher, log: log.child({ part: 'inbound' }), fetch: fetchFn, connectors, mappings, queue, webhooksPerJob: inboxBatch };
   const receiver = createInboundReceiver(inboundDeps);
   const dispatcher = createDispatcher({ store, clock, cipher, transport, config: { ...config.webhooks, concurrency: Math.max(1, config.webhooks.concurrency) }, log: log.child({ part: 'dispatcher' }), random: options.random, attemptsCounter: metrics.deliveries });
   // On Appwrite the execution that receives an upload is not the one that imports it: uploads wait in Storage.
@@ -166,7 +170,7 @@ export function createHub(options: HubOptions): Hub {
   const uploads = store.kind === 'appwrite' && aw?.endpoint && aw.projectId && aw.apiKey ? lazyStorageShelf({ endpoint: aw.endpoint, projectId: aw.projectId, apiKey: aw.apiKey, fetch: options.fetch }) : undefined;
   const handlers: Record<string, JobHandler> = {
     [MAINTENANCE_JOB]: maintenanceHandler(store, clock, config),
-    [INBOX_JOB]: inboxHandler(inboundDeps, receiver, store.kind === 'appwrite' ? INBOX_BATCH.appwrite : INBOX_BATCH.sqlite),
+    [INBOX_JOB]: inboxHandler(inboundDeps, receiver, inboxBatch),
     [EXCHANGE_JOB]: lazyExchangeHandler({
       store,
       clock,

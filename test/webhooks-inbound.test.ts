@@ -320,7 +320,7 @@ describe('a burst applied together', () => {
   }
 
   it('comes out exactly as applying them one by one, each with its own outcome', async () => {
-    const alone = await createTestHub();
+    const alone = await createTestHub({ inboxBatch: 1 });
     const together = await createTestHub();
     try {
       for (const hub of [alone, together]) {
@@ -331,7 +331,11 @@ describe('a burst applied together', () => {
       const n = await setUp(alone);
       await setUp(together);
       expect(await runDueJobs(alone.hub)).toBe(n);
-      expect(await runDueJobsTogether(together.hub)).toBe(n);
+      // Together: the burst gathered into one job, whose result counts what its webhooks came to.
+      expect(await runDueJobsTogether(together.hub)).toBe(1);
+      const [job] = (await together.hub.deps.store.table('jobs').query({ where: { type: 'inbox.process' } })).items;
+      expect(job).toMatchObject({ state: 'succeeded', result: { webhooks: n, processed: 6, failed: 4, ignored: 1 } });
+      expect((job!.payload as { inboxIds: string[] }).inboxIds).toHaveLength(n);
       const a = await outcome(alone);
       const b = await outcome(together);
       expect(b).toEqual(a);
@@ -377,6 +381,44 @@ describe('a burst applied together', () => {
   });
 });
 
+describe('jobs that gather a burst', () => {
+  const inboxJobs = async () => (await t.hub.deps.store.table('jobs').query({ where: { type: 'inbox.process' }, limit: 100, orderBy: { field: 'id', direction: 'asc' } })).items;
+  const idsOf = (job: { payload: unknown }) => (job.payload as { inboxIds: string[] }).inboxIds;
+
+  it('gathers webhooks into a queued job up to a batch, each row naming its job, and starts another once a worker took it', async () => {
+    const conn = await connect();
+    const send = async (i: number) => {
+      const body = change(1);
+      const res = await post(conn, body, signed(body, `g${i}`));
+      expect(res.status).toBe(202);
+      return res.body.id as string;
+    };
+    const first = [];
+    for (let i = 0; i < 70; i++) first.push(await send(i));
+    let jobs = await inboxJobs();
+    expect(jobs.map((j) => idsOf(j).length)).toEqual([64, 6]);
+    expect(jobs.flatMap(idsOf)).toEqual(first);
+    for (const [i, id] of first.entries()) expect((await t.call('GET', `/v1/inbox/${id}`)).body.jobId).toBe(jobs[i < 64 ? 0 : 1]!.id);
+    // A resend is refused inside its transaction: the job it would have joined does not name it.
+    const again = change(1);
+    expect((await post(conn, again, signed(again, 'g3'))).body).toMatchObject({ duplicate: true });
+    // A worker claims the gathering job: the next webhook starts a new one rather than join it.
+    const [claimed] = await t.hub.queue.claim('w', { limit: 1, types: ['inbox.process'] });
+    expect(claimed!.id).toBe(jobs[0]!.id);
+    const [second] = await t.hub.queue.claim('w', { limit: 1, types: ['inbox.process'] });
+    expect(second!.id).toBe(jobs[1]!.id);
+    const late = await send(70);
+    jobs = await inboxJobs();
+    expect(jobs.map((j) => idsOf(j).length)).toEqual([64, 6, 1]);
+    expect(idsOf(jobs[2]!)).toEqual([late]);
+    // Their handlers apply each webhook once: 71 units.
+    const ctx = { signal: new AbortController().signal, progress: async () => {}, log: t.hub.deps.log };
+    for (const job of [claimed!, second!]) await t.hub.queue.complete(job, await t.hub.handlers['inbox.process']!(job, ctx));
+    await runDueJobs(t.hub);
+    expect(await onHand()).toBe(10 + 71);
+  });
+});
+
 describe('a burst whose transaction fails', () => {
   // A connector that throws something other than a refusal for one body (a bug, a store outage): the batch cannot
   // be applied together, so each webhook is applied alone, and only that one is left to be retried.
@@ -390,7 +432,7 @@ describe('a burst whose transaction fails', () => {
     routes: [{ event: 'stock.changed', mapping: 'webhook-stock-change-in', action: 'stock.adjust' }],
   });
 
-  it('applies each alone, and only the one that threw is retried', async () => {
+  it('applies each alone, and only the one that threw is left for the retry', async () => {
     const hub = await createTestHub({ connectors: [...CONNECTORS, flaky] });
     try {
       const loc = await hub.call('POST', '/v1/locations', { body: { code: 'LON-1', name: 'London' } });
@@ -402,14 +444,17 @@ describe('a burst whose transaction fails', () => {
         const res = await hub.hub.app.request(`/hooks/${conn.body.id}`, { method: 'POST', headers: { 'x-id': `f${i}` }, body });
         expect(res.status).toBe(202);
       }
-      expect(await runDueJobsTogether(hub.hub)).toBe(4);
+      expect(await runDueJobsTogether(hub.hub)).toBe(1);
       const inbox = (await hub.call('GET', '/v1/inbox?limit=10')).body.data as { deliveryId: string; status: string }[];
       expect(Object.fromEntries(inbox.map((r) => [r.deliveryId, r.status]))).toEqual({ f0: 'processed', f1: 'received', f2: 'processed', f3: 'processed' });
       const level = (await hub.call('GET', '/v1/stock-levels')).body.data[0];
       expect(level.onHand).toBe(16);
+      // Their job failed with that webhook's error and is queued again; its retry skips the three applied.
       const jobs = (await hub.hub.deps.store.table('jobs').query({ where: { type: 'inbox.process' }, limit: 10 })).items;
-      expect(jobs.map((j) => j.state).sort()).toEqual(['queued', 'succeeded', 'succeeded', 'succeeded']);
-      expect(jobs.find((j) => j.state === 'queued')!.lastError).toMatchObject({ message: 'the parser tripped' });
+      expect(jobs).toEqual([expect.objectContaining({ state: 'queued', attempts: 1, lastError: expect.objectContaining({ message: 'the parser tripped' }) })]);
+      hub.clock.advance(60_000);
+      expect(await runDueJobsTogether(hub.hub)).toBe(1);
+      expect((await hub.call('GET', '/v1/stock-levels')).body.data[0].onHand).toBe(16);
     } finally {
       await hub.close();
     }

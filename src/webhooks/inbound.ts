@@ -1,5 +1,6 @@
 // Inbound webhooks. The receiver verifies the raw bytes with the connection's connector, then stores the request
-// and its job in one transaction and answers 202: nothing is parsed on the request path. The worker parses, maps
+// and its job in one transaction and answers 202: nothing is parsed on the request path. A burst gathers into the
+// job still queued (jobFor), so that each webhook writes a row and amends a job rather than writing a job of its own. The worker parses, maps
 // and applies it in a transaction that also marks the inbox row processed, so a webhook acknowledged with 2xx is
 // applied exactly once, however often its job runs or its sender resends it.
 import type { ConnectorDefinition, ConnectorWebhooks, RawRequest } from '../connectors/define.ts';
@@ -33,6 +34,8 @@ export interface InboundDeps {
   connectors: readonly ConnectorDefinition<any, any>[];
   mappings: ReadonlyMap<string, MappingDocument>;
   queue: JobQueue;
+  /** Webhooks one job may gather while it waits for a worker (default 1: a job each). */
+  webhooksPerJob?: number;
 }
 
 interface Receiving {
@@ -94,6 +97,33 @@ export function createInboundReceiver(deps: InboundDeps): InboundReceiver {
     return entry;
   }
 
+  // The job that webhooks arriving now join while it is queued, per workspace: a burst is a job per batch, not per
+  // webhook. Only its id is kept here; what it holds is read in the transaction that adds to it.
+  const gathering = new Map<string, string>();
+  const perJob = Math.max(1, deps.webhooksPerJob ?? 1);
+
+  /**
+   * The job that will apply the webhook `inboxId`, written in the transaction that stores the webhook: the
+   * workspace's gathering job while it is queued and not full, else a new one.
+   */
+  async function jobFor(tx: Db, workspaceId: string, inboxId: string): Promise<string> {
+    const open = gathering.get(workspaceId);
+    if (open) {
+      const joined = await deps.queue.amend(
+        open,
+        (payload) => {
+          const ids = Array.isArray(payload.inboxIds) ? (payload.inboxIds as string[]) : null;
+          return ids && ids.length < perJob ? { ...payload, inboxIds: [...ids, inboxId] } : null;
+        },
+        tx,
+      );
+      if (joined) return joined.id;
+    }
+    const { job } = await deps.queue.enqueue({ type: INBOX_JOB, payload: { inboxIds: [inboxId] }, workspaceId, maxAttempts: 10 }, tx);
+    if (perJob > 1) gathering.set(workspaceId, job.id);
+    return job.id;
+  }
+
   async function receive(connectionId: string, request: RawRequest): Promise<ReceiveOutcome> {
     const entry = await webhooksOf(connectionId);
     if (!entry) throw unknownConnection();
@@ -104,13 +134,14 @@ export function createInboundReceiver(deps: InboundDeps): InboundReceiver {
     }
     if (verdict.handshake) return { kind: 'handshake', ...verdict.handshake };
     const id = newId('inb');
-    const jobId = newId('job');
     const now = new Date(deps.clock.now()).toISOString();
+    const workspaceId = entry.row.workspaceId;
     try {
       await deps.store.transaction(async (tx) => {
+        const jobId = await jobFor(tx, workspaceId, id);
         await tx.table('inbox').insert({
           id,
-          workspaceId: entry.row.workspaceId,
+          workspaceId,
           connectionId,
           deliveryId: verdict.deliveryId,
           headers: keptHeaders(request.headers),
@@ -121,7 +152,6 @@ export function createInboundReceiver(deps: InboundDeps): InboundReceiver {
           processedAt: null,
           result: null,
         });
-        await deps.queue.enqueue({ id: jobId, type: INBOX_JOB, payload: { inboxId: id }, workspaceId: entry.row.workspaceId, maxAttempts: 10 }, tx);
       });
     } catch (err) {
       // The sender's retry of one it already got to us: acknowledged again, stored once.
@@ -184,8 +214,7 @@ export const INBOX_BATCH = { sqlite: 64, appwrite: 1 } as const;
 export function inboxHandler(deps: InboundDeps, receiver: InboundReceiver, maxBatch: number = INBOX_BATCH.sqlite): JobHandler {
   const iso = () => new Date(deps.clock.now()).toISOString();
 
-  async function prepare(jobs: JobsRow[]): Promise<Step[]> {
-    const inboxIds = jobs.map((job) => String(job.payload.inboxId));
+  async function prepare(inboxIds: string[]): Promise<Step[]> {
     const rows = await readInbox(deps.store, inboxIds);
     const mappings = new Map<string, Promise<CompiledMapping | null>>();
     const currencies = new Map<string, Promise<string>>();
@@ -327,11 +356,11 @@ export function inboxHandler(deps: InboundDeps, receiver: InboundReceiver, maxBa
     }
   }
 
-  async function applyTogether(jobs: JobsRow[]): Promise<BatchOutcome[]> {
-    const steps = await prepare(jobs);
+  /** Applies webhooks in claim order: runs of session steps share a transaction, other actions take one each. */
+  async function applyTogether(inboxIds: string[]): Promise<BatchOutcome[]> {
+    const steps = await prepare(inboxIds);
     const now = iso();
     const outcomes: BatchOutcome[] = [];
-    // In claim order: runs of session steps share a transaction, other actions take one each, in turn.
     for (let i = 0; i < steps.length; ) {
       const step = steps[i]!;
       if (step.kind === 'apply' && !ACTIONS[step.action].inSession) {
@@ -340,30 +369,63 @@ export function inboxHandler(deps: InboundDeps, receiver: InboundReceiver, maxBa
         continue;
       }
       let j = i + 1;
-      while (j < steps.length && !(steps[j]!.kind === 'apply' && !ACTIONS[(steps[j] as { action: ActionName }).action].inSession)) j++;
+      while (j < steps.length && j - i < maxBatch && !(steps[j]!.kind === 'apply' && !ACTIONS[(steps[j] as { action: ActionName }).action].inSession)) j++;
       outcomes.push(...(await inSession(steps.slice(i, j), now)));
       i = j;
     }
     return outcomes;
   }
 
-  return batchedHandler(async (jobs) => {
-    if (jobs.length === 1) return applyTogether(jobs);
+  /** Should applying them together fail, each is applied alone, so that one cannot hold the others back. */
+  async function apply(inboxIds: string[]): Promise<BatchOutcome[]> {
+    if (inboxIds.length === 1) return applyTogether(inboxIds);
     try {
-      return await applyTogether(jobs);
+      return await applyTogether(inboxIds);
     } catch (err) {
-      deps.log.warn('a batch of inbound webhooks failed together; applying each alone', { webhooks: jobs.length, err });
+      deps.log.warn('a batch of inbound webhooks failed together; applying each alone', { webhooks: inboxIds.length, err });
       const outcomes: BatchOutcome[] = [];
-      for (const job of jobs) {
+      for (const id of inboxIds) {
         try {
-          outcomes.push(...(await applyTogether([job])));
+          outcomes.push(...(await applyTogether([id])));
         } catch (error) {
           outcomes.push({ ok: false, error });
         }
       }
       return outcomes;
     }
+  }
+
+  return batchedHandler(async (jobs) => {
+    const idsOf = jobs.map(inboxIdsOf);
+    const outcomes = await apply(idsOf.flat());
+    let next = 0;
+    return idsOf.map((ids) => jobOutcome(outcomes.slice(next, (next += ids.length))));
   }, maxBatch);
+}
+
+/** The webhooks a job applies: those it gathered (`inboxIds`), or the one it names (`inboxId`: a retry, or a job queued before jobs gathered). */
+function inboxIdsOf(job: JobsRow): string[] {
+  const { inboxIds, inboxId } = job.payload as { inboxIds?: unknown; inboxId?: unknown };
+  if (Array.isArray(inboxIds)) return inboxIds.map(String);
+  return [String(inboxId)];
+}
+
+/**
+ * A job's outcome from its webhooks': one webhook's result as it is; for several, how many came to what. Should any
+ * of them have failed in a way worth another go, the job fails with that error and is retried (the ones applied
+ * are then skipped).
+ */
+function jobOutcome(outcomes: BatchOutcome[]): BatchOutcome {
+  const failed = outcomes.find((o) => !o.ok);
+  if (failed) return failed;
+  if (outcomes.length === 1) return outcomes[0]!;
+  const counts: Record<string, number> = {};
+  for (const o of outcomes) {
+    const r = (o as { result: Record<string, unknown> }).result;
+    const key = r.skipped !== undefined ? 'skipped' : typeof r.status === 'string' ? r.status : 'processed';
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return { ok: true, result: { webhooks: outcomes.length, ...counts } };
 }
 
 function failureOf(err: HubError): Failure {
