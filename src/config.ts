@@ -18,7 +18,7 @@ export interface HubConfig {
   workerConcurrency: number;
   /** `npm start` runs the job worker on a thread of its own (its own SQLite connection, a second core). */
   workerThread: boolean;
-  /** Inbound webhooks applied at once, in a lane of their own (claimed, applied and recorded in batches). */
+  /** Jobs of inbound webhooks (each up to 64 gathered while it waited) applied at once, in a lane of their own. */
   inboxConcurrency: number;
   keyGraceSeconds: number;
   trustProxy: boolean;

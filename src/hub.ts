@@ -50,9 +50,9 @@ export interface HubOptions {
   random?: () => number;
   /** Appwrite project defaults for Storage transports (endpoint, project, API key). */
   appwrite?: TransportEnv['appwrite'];
-  /** Records per import transaction (default 500). */
   /** Inbound webhooks one job gathers and one transaction applies (default 64 on SQLite, 1 on Appwrite); tests set 1 to apply one by one. */
   inboxBatch?: number;
+  /** Records per import transaction (default 1000 on SQLite, 50 on Appwrite). */
   importBatchSize?: number;
   /** Large imports in a process of their own (an embedded hub on a SQLite file; main.ts sets it). */
   importProcess?: ImportProcessOptions;

@@ -70,7 +70,7 @@ async function main(): Promise<void> {
   }
   let workerThread: WorkerThread | undefined;
   if (gate) {
-    workerThread = startWorkerThread({ config, dbPath, encryptionKey: key.key, appwrite, gate: gate.buffer }, { store, queue: hub.queue, gate, log: log.child({ part: 'worker-host' }) });
+    workerThread = startWorkerThread({ config, dbPath, encryptionKey: key.key, appwrite, gate: gate.buffer }, { store, queue: hub.queue, gate, log: log.child({ part: 'worker-host' }), onBusy: (listener) => store.onBusy(listener) });
   } else if (config.workerConcurrency > 0) hub.worker.start();
   if (config.webhooks.concurrency > 0) hub.dispatcher.start();
   hub.startScheduler();

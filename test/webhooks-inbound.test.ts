@@ -419,6 +419,22 @@ describe('jobs that gather a burst', () => {
   });
 });
 
+describe('a job waiting out a retry', () => {
+  it('is not joined by new webhooks: they get a job of their own, due now', async () => {
+    const conn = await connect();
+    const body = change(1);
+    expect((await post(conn, body, signed(body, 'r1'))).status).toBe(202);
+    const [job] = await t.hub.queue.claim('w', { limit: 1, types: ['inbox.process'] });
+    const failed = await t.hub.queue.fail(job!, new Error('the store hiccuped'));
+    expect(failed).toMatchObject({ state: 'queued', attempts: 1 });
+    const next = change(2);
+    expect((await post(conn, next, signed(next, 'r2'))).status).toBe(202);
+    const jobs = (await t.hub.deps.store.table('jobs').query({ where: { type: 'inbox.process' }, limit: 10, orderBy: { field: 'id', direction: 'asc' } })).items;
+    expect(jobs.map((j) => (j.payload as { inboxIds: string[] }).inboxIds.length)).toEqual([1, 1]);
+    expect(jobs[1]).toMatchObject({ attempts: 0 });
+  });
+});
+
 describe('a burst whose transaction fails', () => {
   // A connector that throws something other than a refusal for one body (a bug, a store outage): the batch cannot
   // be applied together, so each webhook is applied alone, and only that one is left to be retried.

@@ -88,6 +88,8 @@ export class StockSession {
   readonly locationsByCode = new Map<string, LocationsRow>();
   /** Endpoints and open ordering keys seen by this transaction's fan-out. */
   readonly fanOut: FanOutMemo = fanOutMemo();
+  /** The operation under way has begun writing its ledger entries and events (its checks passed). */
+  writing = false;
   /** Changed by the operation under way, in the order first changed. */
   readonly opItems: WorkingItem[] = [];
   readonly opLevels: WorkingLevel[] = [];
@@ -184,6 +186,7 @@ export class StockSession {
   }
 
   private clearOp(): void {
+    this.writing = false;
     this.opLevels.length = 0;
     this.opItems.length = 0;
     this.undo.clear();
@@ -341,6 +344,7 @@ export class StockBatch {
     const { db } = this.ctx;
     const levels = [...s.opLevels];
     const items = [...s.opItems];
+    s.writing = true;
     for (const l of levels) {
       await emit(this.ctx, 'stock.updated', l.item.row.productId, {
         inventoryItemId: l.item.row.id,

@@ -51,7 +51,7 @@ export interface JobQueue {
    * work gathered into a job until a worker takes it: pass the transaction that writes the work, so that both stand
    * or fall together.
    */
-  amend(id: string, change: (payload: Record<string, unknown>) => Record<string, unknown> | null, db?: Db): Promise<JobsRow | null>;
+  amend(id: string, change: (payload: Record<string, unknown>, job: JobsRow) => Record<string, unknown> | null, db?: Db): Promise<JobsRow | null>;
   /** Leases up to `limit` due jobs to `owner`; expired leases first, then queued jobs by runAt. */
   claim(owner: string, options?: ClaimOptions): Promise<JobsRow[]>;
   /** The methods below take the latest row this lease returned; they throw a lease-lost error (see isLeaseLost). */
@@ -230,7 +230,8 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
         return { job: items[0], created: false };
       }
       // Inside a transaction this fires before the commit; a worker that wakes too early finds the row on its
-      // next poll (on SQLite its claim waits for the commit anyway).
+      // next poll (on the same SQLite connection its claim waits for the commit anyway; a worker on another thread is
+      // woken after it, by afterCommit in worker-host.ts).
       notify(job);
       return { job, created: true };
     },
@@ -238,7 +239,7 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
     async amend(id, change, db = store) {
       const job = await jobs(db).get(id);
       if (!job || job.state !== 'queued') return null;
-      const payload = change(job.payload);
+      const payload = change(job.payload, job);
       return payload ? jobs(db).updateFrom(job, { payload }) : null;
     },
 

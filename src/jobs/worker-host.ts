@@ -8,6 +8,7 @@ import { siblingEntry, startThread } from '../lib/thread.ts';
 import type { Store } from '../store/types.ts';
 import type { WriteGate } from '../store/write-gate.ts';
 import { announceDeliveries } from '../webhooks/fanout.ts';
+import { onConnectionChanged } from '../webhooks/inbound.ts';
 import type { JobQueue } from './queue.ts';
 
 export interface WorkerThreadData {
@@ -19,7 +20,7 @@ export interface WorkerThreadData {
   gate: SharedArrayBuffer;
 }
 
-export type ToThread = { t: 'wake' } | { t: 'stop'; timeoutMs: number };
+export type ToThread = { t: 'wake' } | { t: 'busy' } | { t: 'connection'; id: string } | { t: 'stop'; timeoutMs: number };
 export type FromThread = { t: 'ready' } | { t: 'deliveries' } | { t: 'stopped' };
 
 const ENTRY = siblingEntry(import.meta.url, 'worker-thread');
@@ -60,18 +61,32 @@ export interface WorkerThread {
   stop(timeoutMs: number): Promise<void>;
 }
 
-export function startWorkerThread(data: WorkerThreadData, deps: { store: Store; queue: JobQueue; gate: WriteGate; log: Logger }): WorkerThread {
+export interface WorkerHostDeps {
+  store: Store;
+  queue: JobQueue;
+  gate: WriteGate;
+  log: Logger;
+  /** The main thread's store's busy waits: an import process (forked by the worker's thread) is asked to yield. */
+  onBusy(listener: () => void): () => void;
+}
+
+export function startWorkerThread(data: WorkerThreadData, deps: WorkerHostDeps): WorkerThread {
   const { log } = deps;
   let thread: Worker | null = null;
   let stopping = false;
   let stopped: Promise<void> | null = null;
   let restartTimer: ReturnType<typeof setTimeout> | undefined;
 
-  const wake = afterCommit(deps.store, () => thread?.postMessage({ t: 'wake' } satisfies ToThread));
-  const unsubscribe = deps.queue.onEnqueue(() => wake());
+  const post = (m: ToThread) => thread?.postMessage(m);
+  const wake = afterCommit(deps.store, () => post({ t: 'wake' }));
+  // What the worker's thread must hear of: jobs queued here; this thread waiting for the file (an import process
+  // there then yields); connections changed here (its receivers' cached routes and secrets).
+  const unsubscribe = [deps.queue.onEnqueue(() => wake()), deps.onBusy(() => post({ t: 'busy' })), onConnectionChanged((id) => post({ t: 'connection', id }))];
 
   function start(): void {
     const t = startThread(ENTRY, { data });
+    // Read now: once the thread has exited, its threadId reads -1.
+    const threadId = t.threadId;
     thread = t;
     t.on('message', (m: FromThread) => {
       if (m.t === 'deliveries') announceDeliveries();
@@ -81,7 +96,7 @@ export function startWorkerThread(data: WorkerThreadData, deps: { store: Store; 
     t.on('exit', (code) => {
       if (thread === t) thread = null;
       // Ended inside a transaction (terminated, or crashed): its connection is gone, and so must its hold be.
-      deps.gate.releaseFor(t.threadId);
+      deps.gate.releaseFor(threadId);
       if (stopping) return;
       log.error('the worker thread ended; starting another', { code, inMs: RESTART_MS });
       restartTimer = setTimeout(start, RESTART_MS);
@@ -93,7 +108,7 @@ export function startWorkerThread(data: WorkerThreadData, deps: { store: Store; 
     stop(timeoutMs) {
       stopped ??= (async () => {
         stopping = true;
-        unsubscribe();
+        for (const off of unsubscribe) off();
         clearTimeout(restartTimer);
         const t = thread;
         if (!t) return;

@@ -1,12 +1,14 @@
 // The job worker's thread (see worker-host.ts): a hub over its own connection to the SQLite file, running only its
-// worker. The main thread posts `wake` when it has queued jobs and `stop` to end it; this thread posts
-// `deliveries` when its jobs have created some, so that the main thread's dispatcher sends them now.
+// worker. The main thread posts `wake` when it has queued jobs, `busy` when it waits for the file, `connection` when
+// one changed, and `stop` to end it; this thread posts `deliveries` when its jobs have created some, so that the main
+// thread's dispatcher sends them now.
 import { parentPort, workerData } from 'node:worker_threads';
 import { createHub } from '../hub.ts';
 import { createLogger } from '../lib/log.ts';
 import { createSqliteStore } from '../store/sqlite.ts';
 import { openWriteGate } from '../store/write-gate.ts';
 import { onDeliveriesCreated } from '../webhooks/fanout.ts';
+import { connectionChanged } from '../webhooks/inbound.ts';
 import { afterCommit, type FromThread, type ToThread, type WorkerThreadData } from './worker-host.ts';
 
 const port = parentPort;
@@ -14,6 +16,7 @@ if (!port) throw new Error('worker-thread.ts runs as a worker thread (see worker
 const data = (workerData as { data: WorkerThreadData }).data;
 const { config, dbPath } = data;
 const log = createLogger(config.logLevel).child({ thread: 'worker' });
+const mainBusy = new Set<() => void>();
 const store = createSqliteStore({ path: dbPath, cacheMb: config.sqliteCacheMb, gate: openWriteGate(data.gate) });
 const hub = createHub({
   config,
@@ -21,13 +24,28 @@ const hub = createHub({
   encryptionKey: Buffer.from(data.encryptionKey),
   log,
   appwrite: data.appwrite,
-  importProcess: { dbPath, cacheMb: config.sqliteCacheMb, minBytes: config.files.importProcessMinBytes, onBusy: (listener) => store.onBusy(listener) },
+  // An import process yields to this thread's waits and to the main thread's (passed on as `busy`).
+  importProcess: {
+    dbPath,
+    cacheMb: config.sqliteCacheMb,
+    minBytes: config.files.importProcessMinBytes,
+    onBusy: (listener) => {
+      const off = store.onBusy(listener);
+      mainBusy.add(listener);
+      return () => {
+        off();
+        mainBusy.delete(listener);
+      };
+    },
+  },
 });
 const post = (m: FromThread) => port.postMessage(m);
 onDeliveriesCreated(afterCommit(store, () => post({ t: 'deliveries' })));
 
 port.on('message', (m: ToThread) => {
   if (m.t === 'wake') hub.worker.wake();
+  else if (m.t === 'busy') for (const listener of mainBusy) listener();
+  else if (m.t === 'connection') connectionChanged(m.id);
   else if (m.t === 'stop') {
     void hub
       .close(m.timeoutMs)

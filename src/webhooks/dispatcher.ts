@@ -337,11 +337,17 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         options.attemptsCounter?.inc(outcomeLabel);
         if (outcomeLabel.outcome !== 'paused') counts[outcomeLabel.outcome as 'delivered' | 'retried' | 'dead']++;
         if (final) {
-          const live = d.ok && !stopping ? await endpoints.get(tx, delivery.endpointId) : null;
+          let live: LiveEndpoint | null = null;
+          try {
+            live = d.ok && !stopping ? await endpoints.get(tx, delivery.endpointId) : null;
+          } catch (err) {
+            // Its secret no longer decrypts (logged where it is read for a claim): the successor waits for a claim.
+            log.warn('webhook endpoint unreadable; its next delivery waits for a claim', { err, endpointId: delivery.endpointId });
+          }
           const takeOver = live !== null && live.row.status === 'enabled' && !live.row.rateLimitPerSecond;
           const promoted = await promoteNext(tx, delivery, atIso, takeOver ? { owner, until: iso(clock.now() + leaseMs) } : undefined);
           if (promoted && takeOver) {
-            next.push({ delivery: promoted, endpoint: live });
+            next.push({ delivery: promoted, endpoint: live! });
             const event = await tx.table('events').get(promoted.eventId);
             if (event) events.set(event.id, event);
           }
@@ -351,6 +357,15 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         else if (status === 410) seen.gone = true;
       }
       for (const { endpoint, ok, gone, at } of health.values()) await updateHealth(tx, endpoint, ok, gone, at);
+      // A successor whose endpoint this batch disabled (a 410 after its predecessor's 2xx) waits with the others.
+      for (const endpointId of new Set(next.map((c) => c.delivery.endpointId))) {
+        const row = await tx.table('webhook_endpoints').get(endpointId);
+        if (row?.status === 'enabled') continue;
+        for (const c of next.filter((n) => n.delivery.endpointId === endpointId)) {
+          await deliveries.updateFrom(c.delivery, { state: 'paused', leaseOwner: null, leaseUntil: null, nextAttemptAt: c.delivery.lastAttemptAt ?? c.delivery.createdAt });
+        }
+        next.splice(0, next.length, ...next.filter((n) => n.delivery.endpointId !== endpointId));
+      }
     });
     return { next, events };
   }

@@ -13,8 +13,10 @@ type Listener = () => void;
 const listeners = new Set<Listener>();
 
 /**
- * Tells this process's dispatchers that deliveries were written. A hint only, given before the commit: a dispatcher
- * claims in a transaction, which on SQLite runs after the one that wrote them, and polls anyway.
+ * Tells this thread's dispatchers that deliveries were written. A hint only, given before the commit: a dispatcher
+ * on the same connection claims in a transaction that runs after the one that wrote them, and polls anyway. Another
+ * connection (the main thread's, hearing from the worker's thread) must be told after the commit (afterCommit in
+ * jobs/worker-host.ts).
  */
 export function onDeliveriesCreated(listener: Listener): () => void {
   listeners.add(listener);

@@ -50,9 +50,15 @@ export type ReceiveOutcome =
 
 const changeListeners = new Set<(id: string) => void>();
 
-/** Tells this process's receivers that a connection changed (its secret, its routes, its status). */
+/** Tells this thread's receivers that a connection changed (its secret, its routes, its status). */
 export function connectionChanged(id: string): void {
   for (const listener of changeListeners) listener(id);
+}
+
+/** Hears of connections changed in this thread (the worker's host passes them on to the worker's thread). */
+export function onConnectionChanged(listener: (id: string) => void): () => void {
+  changeListeners.add(listener);
+  return () => void changeListeners.delete(listener);
 }
 
 /** The one answer for every unknown, disabled or non-receiving connection: which of them it is stays private. */
@@ -111,9 +117,10 @@ export function createInboundReceiver(deps: InboundDeps): InboundReceiver {
     if (open) {
       const joined = await deps.queue.amend(
         open,
-        (payload) => {
+        (payload, job) => {
           const ids = Array.isArray(payload.inboxIds) ? (payload.inboxIds as string[]) : null;
-          return ids && ids.length < perJob ? { ...payload, inboxIds: [...ids, inboxId] } : null;
+          // Not one that has run and waits out a retry's backoff: new webhooks would wait with it.
+          return ids && ids.length < perJob && job.attempts === 0 ? { ...payload, inboxIds: [...ids, inboxId] } : null;
         },
         tx,
       );
@@ -319,8 +326,11 @@ export function inboxHandler(deps: InboundDeps, receiver: InboundReceiver, maxBa
           result = await ACTIONS[step.action].apply(ctx, step.input);
         } catch (err) {
           // A session operation writes nothing before its checks pass: a refused one leaves only working rows to undo.
+          // One refused after it began writing (a row the store would not take) takes the batch down with it, and
+          // each webhook is applied alone, in a transaction of its own that the refusal undoes whole.
+          const wrote = session.writing;
           session.undoOp();
-          if (!isFinal(err)) throw err;
+          if (wrote || !isFinal(err)) throw err;
           const failure = failureOf(err);
           await tx.table('inbox').updateFrom(row, { status: 'failed', processedAt: now, result: failure });
           outcomes.push({ ok: true, result: { inboxId: row.id, status: 'failed', ...failure } });
