@@ -1,8 +1,9 @@
 // bench/webhooks: three figures for the hub's webhooks, all over loopback, each against a baseline in the same run.
 //  1. Inbound accept rate: POST /hooks/{connectionId} of a hub process (run as npm start runs it: the bundle of
 //     src/main.ts with the start script's node flags; worker and dispatcher off, so it only accepts: verify +
-//     dedupe + store the raw request and its job + 202) against a bare Hono route in its own
-//     process that verifies the same signature and does one SQLite insert (bench/webhooks-server.ts). autocannon,
+//     dedupe + store the raw request and add it to its job (a burst gathers into one job per 64) + 202) against a
+//     bare Hono route in its own process that verifies the same signature and does one SQLite insert
+//     (bench/webhooks-server.ts). autocannon,
 //     50 connections, alternating rounds; every request carries a webhook-id never sent before.
 //     Target: hub ≥ 0.6× the baseline's requests/s, hub p99 ≤ 20 ms.
 //  2. Outbound deliveries/s: a hub created in this process over a SQLite file drains N pre-created events (distinct
