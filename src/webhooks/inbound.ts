@@ -205,6 +205,20 @@ async function readInbox(db: Db, ids: string[]): Promise<Map<string, InboxRow>> 
   return rows;
 }
 
+/**
+ * The status and version of the webhooks the steps name, read in the transaction that applies them: all its
+ * compare-and-set needs, without reading and decoding their bodies a second time.
+ */
+async function inboxStates(db: Db, steps: Step[]): Promise<Map<string, Pick<InboxRow, 'status' | 'version'>>> {
+  const ids = steps.flatMap((s) => (s.kind === 'skip' ? [] : [s.inbox.id]));
+  const states = new Map<string, Pick<InboxRow, 'status' | 'version'>>();
+  for (let i = 0; i < ids.length; i += 100) {
+    const slice = ids.slice(i, i + 100);
+    for (const { id, status, version } of (await db.table('inbox').pick(['status', 'version'], { where: { id: { in: slice } }, limit: slice.length })).items) states.set(id, { status, version });
+  }
+  return states;
+}
+
 /** How many claimed webhooks one transaction applies (on Appwrite a transaction takes few operations). */
 export const INBOX_BATCH = { sqlite: 64, appwrite: 1 } as const;
 
@@ -287,7 +301,7 @@ export function inboxHandler(deps: InboundDeps, receiver: InboundReceiver, maxBa
   /** Webhooks that skip, finish, or apply in a stock session: one transaction. */
   async function inSession(steps: Step[], now: string): Promise<BatchOutcome[]> {
     return deps.store.transaction(async (tx) => {
-      const fresh = await readInbox(tx, steps.filter((s) => s.kind !== 'skip').map((s) => (s as { inbox: InboxRow }).inbox.id));
+      const fresh = await inboxStates(tx, steps);
       const sessions = new Map<string, StockSession>();
       const sessionOf = (workspaceId: string) => {
         let session = sessions.get(workspaceId);
@@ -309,7 +323,8 @@ export function inboxHandler(deps: InboundDeps, receiver: InboundReceiver, maxBa
           continue;
         }
         // Read again inside the transaction: a worker that got here first has marked it, and this one stops.
-        const row = fresh.get(step.inbox.id);
+        const state = fresh.get(step.inbox.id);
+        const row = state && { ...step.inbox, ...state };
         if (!row || row.status !== 'received') {
           outcomes.push({ ok: true, result: { inboxId: step.inbox.id, skipped: row?.status ?? 'missing' } });
           continue;
