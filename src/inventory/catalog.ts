@@ -60,14 +60,10 @@ export async function resolveProducts(ctx: InventoryContext, refs: ProductRef[])
   const skus = [...new Set(refs.filter((r) => r.sku !== undefined && !s?.productsBySku.has(r.sku)).map((r) => r.sku!))];
   const ids = [...new Set(refs.filter((r) => r.sku === undefined && r.productId !== undefined && !s?.productsById.has(r.productId)).map((r) => r.productId!))];
   const products = [...(skus.length ? await productsWhere(ctx, 'sku', skus) : []), ...(ids.length ? await productsWhere(ctx, 'id', ids) : [])];
-  const bySku = s?.productsBySku ?? new Map<string, ProductsRow>();
-  const byId = s?.productsById ?? new Map<string, ProductsRow>();
-  for (const p of products) {
-    bySku.set(p.sku, p);
-    byId.set(p.id, p);
-  }
   const items = await itemsOf(ctx, s ? products.filter((p) => !s.items.has(p.inventoryItemId)) : products);
-  if (s) for (const p of products) if (items.has(p.inventoryItemId)) s.track(p, items.get(p.inventoryItemId)!);
+  s?.rememberProducts(products, items);
+  const bySku = s?.productsBySku ?? new Map(products.map((p) => [p.sku, p]));
+  const byId = s?.productsById ?? new Map(products.map((p) => [p.id, p]));
   const errors: FieldError[] = [];
   const out: CatalogEntry[] = [];
   for (const ref of refs) {
@@ -99,21 +95,12 @@ export async function preloadStock(ctx: InventoryContext & { session: StockSessi
   const skus = [...new Set(pairs.map((p) => p.sku))].filter((sku) => !s.productsBySku.has(sku));
   if (skus.length) {
     const products = await productsWhere(ctx, 'sku', skus);
-    const items = await itemsOf(ctx, products);
-    for (const p of products) {
-      s.productsBySku.set(p.sku, p);
-      s.productsById.set(p.id, p);
-      const item = items.get(p.inventoryItemId);
-      if (item) s.track(p, item);
-    }
+    s.rememberProducts(products, await itemsOf(ctx, products));
   }
   const codes = [...new Set(pairs.map((p) => p.locationCode))].filter((code) => !s.locationsByCode.has(code));
   for (let i = 0; i < codes.length; i += CHUNK) {
     const slice = codes.slice(i, i + CHUNK);
-    for (const loc of (await ctx.db.table('locations').query({ where: { workspaceId: ctx.workspaceId, code: { in: slice } }, limit: slice.length })).items) {
-      s.locationsByCode.set(loc.code, loc);
-      s.locationsById.set(loc.id, loc);
-    }
+    for (const loc of (await ctx.db.table('locations').query({ where: { workspaceId: ctx.workspaceId, code: { in: slice } }, limit: slice.length })).items) s.rememberLocation(loc);
   }
   const byLocation = new Map<string, WorkingItem[]>();
   for (const p of pairs) {
@@ -134,10 +121,7 @@ export async function locationByCode(ctx: InventoryContext, code: string, pointe
   let loc = s?.locationsByCode.get(code);
   if (!loc) {
     loc = (await ctx.db.table('locations').query({ where: { workspaceId: ctx.workspaceId, code }, limit: 1 })).items[0];
-    if (loc && s) {
-      s.locationsByCode.set(code, loc);
-      s.locationsById.set(loc.id, loc);
-    }
+    if (loc) s?.rememberLocation(loc);
   }
   if (!loc) {
     throw new HubError('unknown_reference', `There is no location with code "${code}"`, {
@@ -167,7 +151,7 @@ export async function resolveLocations(ctx: InventoryContext, refs: { id: string
     const slice = ids.slice(i, i + CHUNK);
     for (const loc of (await ctx.db.table('locations').query({ where: { workspaceId: ctx.workspaceId, id: { in: slice } }, limit: slice.length })).items) {
       found.set(loc.id, loc);
-      s?.locationsById.set(loc.id, loc);
+      s?.rememberLocation(loc);
     }
   }
   return refs.map((r) => checkedLocation(ctx, found.get(r.id) ?? null, r.id, r.pointer, mustBeActive));
@@ -179,7 +163,7 @@ export async function resolveLocation(ctx: InventoryContext, id: string, pointer
   let loc = s?.locationsById.get(id) ?? null;
   if (!loc) {
     loc = await ctx.db.table('locations').get(id);
-    if (loc && s && loc.workspaceId === ctx.workspaceId) s.locationsById.set(id, loc);
+    if (loc && loc.workspaceId === ctx.workspaceId) s?.rememberLocation(loc);
   }
   return checkedLocation(ctx, loc, id, pointer, mustBeActive);
 }

@@ -100,6 +100,22 @@ export class StockSession {
 
   constructor(readonly workspaceId: string) {}
 
+  /** Keeps products read (and the items of those among `items`) for the operations after. */
+  rememberProducts(products: ProductsRow[], items: ReadonlyMap<string, InventoryItemsRow>): void {
+    for (const p of products) {
+      this.productsBySku.set(p.sku, p);
+      this.productsById.set(p.id, p);
+      const item = items.get(p.inventoryItemId);
+      if (item) this.track(p, item);
+    }
+  }
+
+  /** Keeps a location of the workspace read, by id and by code. */
+  rememberLocation(loc: LocationsRow): void {
+    this.locationsById.set(loc.id, loc);
+    this.locationsByCode.set(loc.code, loc);
+  }
+
   /** Adds an item (with its product) to the working set; the first copy read wins. */
   track(product: ProductsRow, row: InventoryItemsRow): WorkingItem {
     let w = this.items.get(row.id);

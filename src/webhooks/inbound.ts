@@ -1,8 +1,8 @@
 // Inbound webhooks. The receiver verifies the raw bytes with the connection's connector, then stores the request
 // and its job in one transaction and answers 202: nothing is parsed on the request path. A burst gathers into the
-// job still queued (jobFor), so that each webhook writes a row and amends a job rather than writing a job of its own. The worker parses, maps
-// and applies it in a transaction that also marks the inbox row processed, so a webhook acknowledged with 2xx is
-// applied exactly once, however often its job runs or its sender resends it.
+// job still queued (jobFor): each webhook writes its row and amends that job rather than writing a job of its own.
+// The worker parses, maps and applies it in a transaction that also marks the inbox row processed, so a webhook
+// acknowledged with 2xx is applied exactly once, however often its job runs or its sender resends it.
 import type { ConnectorDefinition, ConnectorWebhooks, RawRequest } from '../connectors/define.ts';
 import { ACTIONS, checkActionInput, type ActionContext, type ActionName } from '../apply/actions.ts';
 import { HubError, isHubError } from '../errors.ts';
@@ -195,29 +195,24 @@ type Step =
   | { kind: 'finish'; inbox: InboxRow; status: 'ignored' | 'failed'; result: Record<string, unknown> & Failure }
   | { kind: 'apply'; inbox: InboxRow; action: ActionName; input: Record<string, unknown>; currency: string };
 
-/** Inbox rows by id, a hundred a query (Appwrite's limit on one filter's values). */
-async function readInbox(db: Db, ids: string[]): Promise<Map<string, InboxRow>> {
-  const rows = new Map<string, InboxRow>();
-  for (let i = 0; i < ids.length; i += 100) {
-    const slice = ids.slice(i, i + 100);
-    for (const row of (await db.table('inbox').query({ where: { id: { in: slice } }, limit: slice.length })).items) rows.set(row.id, row);
-  }
+/** Rows by id, read a hundred ids a query (Appwrite's limit on one filter's values). */
+async function byIds<T extends { id: string }>(ids: string[], read: (slice: string[]) => Promise<{ items: T[] }>): Promise<Map<string, T>> {
+  const rows = new Map<string, T>();
+  for (let i = 0; i < ids.length; i += 100) for (const row of (await read(ids.slice(i, i + 100))).items) rows.set(row.id, row);
   return rows;
 }
+
+const readInbox = (db: Db, ids: string[]) => byIds(ids, (slice) => db.table('inbox').query({ where: { id: { in: slice } }, limit: slice.length }));
 
 /**
  * The status and version of the webhooks the steps name, read in the transaction that applies them: all its
  * compare-and-set needs, without reading and decoding their bodies a second time.
  */
-async function inboxStates(db: Db, steps: Step[]): Promise<Map<string, Pick<InboxRow, 'status' | 'version'>>> {
-  const ids = steps.flatMap((s) => (s.kind === 'skip' ? [] : [s.inbox.id]));
-  const states = new Map<string, Pick<InboxRow, 'status' | 'version'>>();
-  for (let i = 0; i < ids.length; i += 100) {
-    const slice = ids.slice(i, i + 100);
-    for (const { id, status, version } of (await db.table('inbox').pick(['status', 'version'], { where: { id: { in: slice } }, limit: slice.length })).items) states.set(id, { status, version });
-  }
-  return states;
-}
+const inboxStates = (db: Db, steps: Step[]) =>
+  byIds(
+    steps.flatMap((s) => (s.kind === 'skip' ? [] : [s.inbox.id])),
+    (slice) => db.table('inbox').pick(['status', 'version'], { where: { id: { in: slice } }, limit: slice.length }),
+  );
 
 /** How many claimed webhooks one transaction applies (on Appwrite a transaction takes few operations). */
 export const INBOX_BATCH = { sqlite: 64, appwrite: 1 } as const;
@@ -386,15 +381,16 @@ export function inboxHandler(deps: InboundDeps, receiver: InboundReceiver, maxBa
     const steps = await prepare(inboxIds);
     const now = iso();
     const outcomes: BatchOutcome[] = [];
+    const ownTransaction = (s: Step): s is Step & { kind: 'apply' } => s.kind === 'apply' && !ACTIONS[s.action].inSession;
     for (let i = 0; i < steps.length; ) {
       const step = steps[i]!;
-      if (step.kind === 'apply' && !ACTIONS[step.action].inSession) {
+      if (ownTransaction(step)) {
         outcomes.push(await alone(step, now));
         i++;
         continue;
       }
       let j = i + 1;
-      while (j < steps.length && j - i < maxBatch && !(steps[j]!.kind === 'apply' && !ACTIONS[(steps[j] as { action: ActionName }).action].inSession)) j++;
+      while (j < steps.length && j - i < maxBatch && !ownTransaction(steps[j]!)) j++;
       outcomes.push(...(await inSession(steps.slice(i, j), now)));
       i = j;
     }
