@@ -12,7 +12,8 @@
 //     Target: ≥ 5,000 deliveries/s.
 //  3. End to end: signed stock webhooks into a normal hub process (worker and dispatcher on), applied as stock changes
 //     whose stock.* events go out to the receiver; from the first send to the last event received. Sent 50 at a
-//     time over node:http keep-alive (the sender's CPU is printed: it shares the machine with the hub).
+//     time over node:http keep-alive, spread over 20 SKUs (BENCH_SKUS): each SKU is a subject whose events go out in
+//     order, one after another. The CPU each process used is printed (Linux): they share the machine.
 //     Target: ≥ 2,000 events/s.
 // BENCH_SECONDS (10) and BENCH_ROUNDS (2) set the inbound rounds, BENCH_DELIVERIES (20,000) the outbound deliveries
 // per round, BENCH_WEBHOOKS (5,000) the end-to-end webhooks. BENCH_PROF=1 writes CPU profiles of the hub processes
@@ -21,7 +22,7 @@ import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,7 +53,7 @@ const PROF = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/hub-we
 const CONNECTIONS = 50;
 const OUT_CONCURRENCY = 256;
 const E2E_CONCURRENCY = 50;
-const SKUS = 20;
+const SKUS = Number(process.env.BENCH_SKUS ?? 20);
 const SECRET = 'whsec_' + Buffer.alloc(32, 5).toString('base64');
 const KEY = secretKey(SECRET);
 const root = join(import.meta.dirname, '..');
@@ -111,6 +112,16 @@ function startChild(name: string, args: string[], ready: RegExp, env: Record<str
     };
     tick();
   });
+}
+
+/** CPU a process has used so far, in ms (Linux: /proc/<pid>/stat at 100 ticks/s; elsewhere NaN). */
+function cpuMsOf(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
 }
 
 async function stopChild(c: Child): Promise<void> {
@@ -493,6 +504,8 @@ async function endToEnd(receiver: Receiver) {
   let failed = 0;
   let duplicates = 0;
   const cpu0 = process.cpuUsage();
+  const hubCpu0 = cpuMsOf(hub.child.pid);
+  const receiverCpu0 = cpuMsOf(receiver.child.pid);
   const t0 = epochNow();
   await Promise.all(
     Array.from({ length: E2E_CONCURRENCY }, async () => {
@@ -528,6 +541,10 @@ async function endToEnd(receiver: Receiver) {
     await sleep(50);
   }
 
+  // Read before the checks below, which cost the hub and the receiver CPU of their own.
+  const hubCpuMs = cpuMsOf(hub.child.pid) - hubCpu0;
+  const receiverCpuMs = cpuMsOf(receiver.child.pid) - receiverCpu0;
+
   // What had to arrive: every stock event the hub wrote.
   const events: { id: string }[] = [];
   for (let after = ''; ; ) {
@@ -539,8 +556,13 @@ async function endToEnd(receiver: Receiver) {
   const received = new Set(await receiver.ids());
   const missing = events.filter((e) => !received.has(e.id)).length;
   const failedInbox = await hub.api('GET', '/v1/inbox?status=failed&limit=5');
-  const levels = await hub.api('GET', '/v1/stock-levels?limit=100');
-  const onHand = (levels.data as { onHand: number }[]).reduce((s, l) => s + l.onHand, 0);
+  let onHand = 0;
+  for (let after = ''; ; ) {
+    const page = await hub.api('GET', `/v1/stock-levels?limit=200${after ? `&cursor=${after}` : ''}`);
+    onHand += (page.data as { onHand: number }[]).reduce((s, l) => s + l.onHand, 0);
+    if (!page.nextCursor) break;
+    after = page.nextCursor;
+  }
   if (missing || events.length !== ledger.published || events.length < WEBHOOKS || failedInbox.data.length || onHand !== WEBHOOKS) {
     throw new Error(
       `end to end: ${missing} of ${events.length} stock events not received, ledger ${JSON.stringify(ledger)}, ` +
@@ -549,7 +571,7 @@ async function endToEnd(receiver: Receiver) {
   }
   await stopChild(hub);
   const end = got.lastNewAt;
-  return { events: events.length, seconds: (end - t0) / 1000, acceptSeconds: (t1 - t0) / 1000, drainSeconds: (end - t1) / 1000, requests: got.requests, senderCpuMs: (cpu.user + cpu.system) / 1000 };
+  return { events: events.length, seconds: (end - t0) / 1000, acceptSeconds: (t1 - t0) / 1000, drainSeconds: (end - t1) / 1000, requests: got.requests, senderCpuMs: (cpu.user + cpu.system) / 1000, hubCpuMs, receiverCpuMs };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -577,7 +599,7 @@ async function main() {
     console.log(
       `end to end: ${f(WEBHOOKS)} webhooks → ${f(e2e.events)} events delivered in ${e2e.seconds.toFixed(2)} s: ${f(eps)} events/s (target ≥ 2,000/s: ${met(eps >= 2000)}); ` +
         `accepting took ${e2e.acceptSeconds.toFixed(2)} s (${f(WEBHOOKS / e2e.acceptSeconds)} webhooks/s), draining after the last accept ${e2e.drainSeconds.toFixed(2)} s` +
-        `; the sender used ${f(e2e.senderCpuMs)} ms of CPU` +
+        `; CPU used: the hub ${f(e2e.hubCpuMs)} ms (${f((e2e.hubCpuMs * 1000) / e2e.events)} µs per event), the sender ${f(e2e.senderCpuMs)} ms, the receiver ${f(e2e.receiverCpuMs)} ms` +
         (e2e.requests !== e2e.events ? `; ${e2e.requests - e2e.events} deliveries were resends` : ''),
     );
   }

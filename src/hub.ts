@@ -16,6 +16,7 @@ import { systemClock, type Clock } from './lib/clock.ts';
 import { createLogger, type Logger } from './lib/log.ts';
 import { CollectedGauge, createHubMetrics } from './lib/metrics.ts';
 import { createCipher } from './lib/secrets.ts';
+import { compileRowValidators } from './store/rows.ts';
 import type { Store } from './store/types.ts';
 import { createDispatcher, type Dispatcher } from './webhooks/dispatcher.ts';
 import { onDeliveriesCreated } from './webhooks/fanout.ts';
@@ -71,6 +72,11 @@ export interface Hub {
   startScheduler(): void;
   /** The job handlers the worker runs, by type (tests run jobs through them one by one). */
   handlers: Readonly<Record<string, JobHandler>>;
+  /**
+   * Does now what the first webhooks would otherwise wait for: reads and checks the shipped mapping files and
+   * compiles the row validators. The worker's thread calls it before it takes jobs.
+   */
+  warm(): void;
   /** Stops the worker and the dispatcher (waiting for work in flight up to the timeout) and closes the store. */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -231,6 +237,10 @@ export function createHub(options: HubOptions): Hub {
     dispatcher,
     handlers,
     onDeliveriesCreated,
+    warm() {
+      void mappings.size;
+      compileRowValidators();
+    },
     startScheduler() {
       scheduler ??= startScheduler({ store, queue, clock, log: log.child({ part: 'scheduler' }) }, config.files.schedulerIntervalMs);
     },
