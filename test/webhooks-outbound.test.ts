@@ -40,6 +40,11 @@ function emit(type: string, subject: string | null = null, data: Record<string, 
 
 const dispatch = () => t.hub.dispatcher.runOnce();
 
+/** An endpoint's deliveries in the order of their events (the API lists the newest first). */
+async function oldestFirst(endpointId: string) {
+  return (await deliveriesOf(endpointId)).sort((a, b) => (a.id < b.id ? -1 : 1));
+}
+
 /** The official library checks the timestamp against its own clock: give it the hub's (a fake one). */
 function officialVerify(secret: string, got: { body: string; headers: Record<string, string> }): unknown {
   vi.useFakeTimers({ toFake: ['Date'], now: t.clock.now() });
@@ -293,6 +298,136 @@ describe('outbound webhooks', () => {
     for (let n = 5; n <= 6; n++) await emit('order.updated', 'ord_A', { n });
     expect(await dispatch()).toBe(1);
     expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([5]);
+  });
+
+  it('sends a backlogged subject as a chain: one lease for many, stopped by a failure, the rest waiting behind it', async () => {
+    const { endpoint } = await subscribe();
+    let failedOnce = false;
+    receiver.respond((req, res) => {
+      if (JSON.parse(req.body).data.n === 3 && !failedOnce) {
+        failedOnce = true;
+        res.statusCode = 500;
+        return void res.end();
+      }
+      res.end('ok');
+    });
+    for (let n = 1; n <= 6; n++) await emit('order.updated', 'ord_A', { n });
+    // The first is claimed; once it is delivered the five behind it are leased together, and each goes when the one
+    // before it succeeded. The third fails: the three behind it were leased and not sent, and wait again.
+    expect(await dispatch()).toBe(1);
+    expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([1, 2, 3]);
+    const byN = async () => {
+      const events = new Map((await t.call('GET', '/v1/events?limit=200')).body.data.map((e: any) => [e.id, e.data.n]));
+      return Object.fromEntries((await deliveriesOf(endpoint.id)).map((d) => [events.get(d.eventId), { state: d.state, leaseOwner: d.leaseOwner }])) as Record<string, { state: string; leaseOwner: string | null }>;
+    };
+    expect(await byN()).toEqual({
+      1: { state: 'delivered', leaseOwner: null },
+      2: { state: 'delivered', leaseOwner: null },
+      3: { state: 'pending', leaseOwner: null },
+      4: { state: 'waiting', leaseOwner: null },
+      5: { state: 'waiting', leaseOwner: null },
+      6: { state: 'waiting', leaseOwner: null },
+    });
+    // The retry delivers the third, and the chain behind it follows in order.
+    t.clock.advance(5000);
+    expect(await dispatch()).toBe(1);
+    expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([1, 2, 3, 3, 4, 5, 6]);
+    expect(Object.values(await byN()).map((d) => d.state)).toEqual(Array(6).fill('delivered'));
+  });
+
+  it('after a dispatcher died with a chain leased, sends the chain again oldest first, one at a time', async () => {
+    const { endpoint } = await subscribe();
+    // A dispatcher whose receiver answers the first delivery, then never again: a process killed mid-chain.
+    const sent: number[] = [];
+    const dispatcher = (owner: string, transport: Parameters<typeof createDispatcher>[0]['transport'], batchSize?: number) =>
+      createDispatcher({ store: t.hub.deps.store, clock: t.clock, cipher: t.hub.deps.cipher, transport, config: t.hub.deps.config.webhooks, owner, batchSize });
+    const stuck = dispatcher('dispatch:killed', {
+      send: (req) => {
+        sent.push(JSON.parse(Buffer.from(req.body).toString()).data.n);
+        return sent.length === 1 ? Promise.resolve({ ok: true, response: { status: 200, body: 'ok', latencyMs: 1 } }) : new Promise(() => {});
+      },
+      close: () => {},
+    });
+    for (let n = 1; n <= 6; n++) await emit('order.updated', 'ord_A', { n });
+    void stuck.runOnce();
+    await vi.waitFor(() => expect(sent).toEqual([1, 2]));
+    const states = async () => (await oldestFirst(endpoint.id)).map((d) => `${d.state}:${d.leaseOwner ?? '-'}`);
+    expect(await states()).toEqual(['delivered:-', ...Array(5).fill('sending:dispatch:killed')]);
+    // Their leases run out together. A dispatcher that claims two at a time finds them over several claims: the key
+    // starts again from its oldest, alone, and the others wait behind it, however the claims cut them; then the
+    // chain goes on from there, in order.
+    t.clock.advance(t.hub.deps.config.webhooks.timeoutMs * 2 + 5001);
+    const { createTransport } = await import('../src/webhooks/transport.ts');
+    const { createAddressPolicy } = await import('../src/webhooks/ssrf.ts');
+    const transport = createTransport({ policy: createAddressPolicy({ allow: LOOPBACK }), maxSockets: 4 });
+    const recovering = dispatcher('dispatch:next', transport, 2);
+    try {
+      expect(await recovering.runOnce()).toBe(1);
+      while ((await recovering.runOnce()) > 0);
+      expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([2, 3, 4, 5, 6]);
+      expect(await states()).toEqual(Array(6).fill('delivered:-'));
+    } finally {
+      await recovering.stop(0);
+      transport.close();
+      await stuck.stop(0);
+    }
+  });
+
+  it('stops a chain whose leases would run out before its next send and its write, and leases the rest anew', async () => {
+    const { endpoint } = await subscribe();
+    // A timeout of 1 s, and each send takes 0.6 s of the fake clock. The chain behind the first is leased for
+    // 2 × 1 s + 5 s when the first is recorded; its next delivery goes only while a send and a write (1 s + 5 s)
+    // still fit in its lease: the third is sent at 1.2 s into it, the fourth would be at 1.8 s.
+    const slow = createDispatcher({
+      store: t.hub.deps.store,
+      clock: t.clock,
+      cipher: t.hub.deps.cipher,
+      transport: {
+        send: async (req) => {
+          t.clock.advance(600);
+          receiver.received.push({ headers: req.headers, body: Buffer.from(req.body).toString(), path: '/hook' });
+          return { ok: true, response: { status: 200, body: 'ok', latencyMs: 600 } };
+        },
+        close: () => {},
+      },
+      config: { ...t.hub.deps.config.webhooks, timeoutMs: 1000 },
+    });
+    try {
+      for (let n = 1; n <= 4; n++) await emit('order.updated', 'ord_A', { n });
+      expect(await slow.runOnce()).toBe(1);
+      expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([1, 2, 3, 4]);
+      // Each row's version counts its writes: created, leased, delivered; the fourth was leased, given back when
+      // the chain stopped before it, leased again and delivered.
+      expect((await oldestFirst(endpoint.id)).map((d) => [d.state, d.version])).toEqual([
+        ['delivered', 3],
+        ['delivered', 3],
+        ['delivered', 3],
+        ['delivered', 5],
+      ]);
+    } finally {
+      await slow.stop(0);
+    }
+  });
+
+  it('stops a chain when its endpoint changes, and goes on by the endpoint as it is now', async () => {
+    const { endpoint } = await subscribe();
+    receiver.respond((req, res) => {
+      // While the second is being answered, an operator disables the endpoint.
+      if (JSON.parse(req.body).data.n !== 2) return void res.end('ok');
+      void t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/disable`).then((r) => {
+        expect(r.status, r.text).toBe(200);
+        res.end('ok');
+      });
+    });
+    for (let n = 1; n <= 4; n++) await emit('order.updated', 'ord_A', { n });
+    await dispatch();
+    await dispatch();
+    // Nothing after the change was sent: the third is held by the disabled endpoint, the fourth waits behind it.
+    expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([1, 2]);
+    expect((await oldestFirst(endpoint.id)).map((d) => d.state)).toEqual(['delivered', 'delivered', 'paused', 'waiting']);
+    await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/enable`);
+    await dispatch();
+    expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([1, 2, 3, 4]);
   });
 
   it('signs with both secrets during a rotation, and with the new one only after the grace period', async () => {

@@ -12,7 +12,7 @@ import type { Cipher } from '../lib/secrets.ts';
 import type { Db, EventsRow, RowPatch, Store, WebhookDeliveriesRow } from '../store/types.ts';
 import type { WebhookConfig } from '../config.ts';
 import { createEndpointCache, type LiveEndpoint } from './endpoints.ts';
-import { onDeliveriesCreated, promoteNext } from './fanout.ts';
+import { onDeliveriesCreated, promoteNext, reopenKey } from './fanout.ts';
 import { retryDelay } from './schedule.ts';
 import { standardHeaders } from './signing.ts';
 import type { Transport, WebhookResult } from './transport.ts';
@@ -67,15 +67,27 @@ const OUTCOME: Record<string, { outcome: string }> = {
 /** Outcomes waiting for their write are flushed at this many, or on the next turn of the event loop. */
 const FLUSH_AT = 128;
 const MAX_MESSAGE = 500;
+/**
+ * How many of a subject's waiting deliveries are leased together when the one before them is delivered. Each goes as
+ * soon as the one before it succeeds, with no write in between: a subject with a backlog is sent at the receiver's
+ * pace, and its outcomes are written in batches with the others'.
+ */
+const CHAIN = 32;
 
 interface Claimed {
   delivery: WebhookDeliveriesRow;
   endpoint: LiveEndpoint;
+  /** The deliveries leased behind this one on its ordering key, oldest first: each is sent once the one before succeeded. */
+  chain?: Claimed[];
 }
 
 interface Outcome extends Claimed {
   result: WebhookResult;
   at: number;
+  /** The next delivery of its chain was sent: recording this one promotes nothing. */
+  continued: boolean;
+  /** The leased deliveries behind it that were not sent (the chain stopped here): recording this one returns them to waiting. */
+  unsent: Claimed[];
 }
 
 type DeliveryPatch = RowPatch<WebhookDeliveriesRow>;
@@ -99,9 +111,12 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const owner = options.owner ?? `dispatch:${process.pid}:${randomToken(6)}`.slice(0, 64);
   const batchSize = options.batchSize ?? 256;
   const pollIntervalMs = options.pollIntervalMs ?? 500;
-  // A lease outlives the longest send and the outcome write after it (well under a second); then any dispatcher
-  // may take it over, so a crashed process's deliveries go out again within seconds of its timeout.
-  const leaseMs = config.timeoutMs * 2 + 5000;
+  // A lease outlives the longest send and the outcome write after it (well under a second), plus one more timeout
+  // for a chain (leased together, sent one after another): its next delivery goes only while its lease still covers
+  // a send and a write. Then any dispatcher may take it over, so a crashed process's deliveries go out again within
+  // seconds of its timeout.
+  const sendAndRecordMs = config.timeoutMs + 5000;
+  const leaseMs = config.timeoutMs + sendAndRecordMs;
   const endpoints = createEndpointCache(options.cipher, clock);
   const counts: DispatcherStats = { attempts: 0, delivered: 0, retried: 0, dead: 0, claimFailures: 0 };
   const iso = (ms: number) => new Date(ms).toISOString();
@@ -149,9 +164,16 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const expired = await table.query({ where: { state: 'sending', nextAttemptAt: { lt: now } }, orderBy: { field: 'nextAttemptAt' }, limit });
       const due = await table.query({ where: { state: 'pending', nextAttemptAt: { lte: now } }, orderBy: { field: 'nextAttemptAt' }, limit });
       const claimed: Claimed[] = [];
-      for (const delivery of [...expired.items, ...due.items]) {
+      for (const found of [...expired.items, ...due.items]) {
         if (claimed.length >= limit) break;
+        let delivery: WebhookDeliveriesRow | null = found;
         try {
+          // A lease on an ordering key ran out: its dispatcher may have died holding a chain of the key's deliveries.
+          // The key starts again from its oldest open delivery, alone.
+          if (delivery.state === 'sending' && delivery.orderingKey !== null && delivery.orderingKey !== undefined) {
+            delivery = await reopenKey(tx, delivery, now);
+            if (!delivery) continue;
+          }
           const endpoint = await endpoints.get(tx, delivery.endpointId);
           if (!endpoint) {
             // The endpoint was deleted while this was queued: the delivery goes with it.
@@ -174,7 +196,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         } catch (err) {
           // Another dispatcher took it first, or a key no longer decrypts (logged; the row is left for an operator).
           if (isHubError(err, 'version_conflict') || isHubError(err, 'not_found')) continue;
-          log.error('webhook delivery could not be claimed', { err, deliveryId: delivery.id });
+          log.error('webhook delivery could not be claimed', { err, deliveryId: found.id });
         }
       }
       return claimed;
@@ -191,8 +213,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     return events;
   }
 
-  async function send(claimed: Claimed, event: EventsRow | undefined, bodies: Map<string, string>): Promise<void> {
+  async function send(claimed: Claimed, events: Map<string, EventsRow>, bodies: Map<string, string>): Promise<void> {
     const { endpoint } = claimed;
+    const event = events.get(claimed.delivery.eventId);
     let result: WebhookResult;
     if (!event) {
       // The event outlived its retention before it could be delivered: nothing is left to send.
@@ -210,9 +233,31 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       result = await transport.send({ url: endpoint.row.url, headers, body, timeoutMs: config.timeoutMs });
     }
     counts.attempts++;
-    outcomes.push({ ...claimed, result, at: clock.now() });
+    // The chain goes on while its deliveries succeed and its endpoint is as it was read (not changed through this
+    // process, not stale): the next one is sent now, in a slot of its own.
+    // A chain's leases were all taken at its start: the next one goes only while its lease still covers a send and the
+    // write of its outcome, as a lease taken now would.
+    const rest = claimed.chain ?? [];
+    const succeeded = result.ok && result.response.status >= 200 && result.response.status < 300;
+    const leaseLeft = rest.length ? Date.parse(rest[0]!.delivery.leaseUntil ?? '') - clock.now() : 0;
+    const continued = rest.length > 0 && succeeded && !stopping && endpoints.isCurrent(endpoint) && leaseLeft >= sendAndRecordMs;
+    outcomes.push({ delivery: claimed.delivery, endpoint, result, at: clock.now(), continued, unsent: continued ? [] : rest });
+    if (continued) {
+      const [following, ...after] = rest;
+      following!.chain = after;
+      inFlight++;
+      sendGuarded(following!, events, bodies);
+    }
     if (outcomes.length >= FLUSH_AT) void flush();
     else scheduleFlush();
+  }
+
+  function sendGuarded(claimed: Claimed, events: Map<string, EventsRow>, bodies: Map<string, string>): void {
+    void send(claimed, events, bodies).catch((err) => {
+      // send() records every transport failure itself; this is a bug guard so that a slot is never leaked.
+      log.error('webhook send failed unexpectedly', { err, deliveryId: claimed.delivery.id });
+      release(1);
+    });
   }
 
   function scheduleFlush(): void {
@@ -261,10 +306,23 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     return { ok, status, error: ok ? null : `http_${status}`, message: null, response: body.slice(0, 1024), latencyMs };
   }
 
+  /** Returns leased deliveries that were not sent to waiting (their lease dropped); one another took over is left. */
+  async function unlease(tx: Db, claimed: readonly Pick<Claimed, 'delivery'>[], patch: DeliveryPatch = {}): Promise<void> {
+    const deliveries = tx.table('webhook_deliveries');
+    for (const { delivery } of claimed) {
+      try {
+        await deliveries.updateFrom(delivery, { state: 'waiting', leaseOwner: null, leaseUntil: null, nextAttemptAt: delivery.lastAttemptAt ?? delivery.createdAt, ...patch });
+      } catch (err) {
+        if (!isHubError(err, 'version_conflict') && !isHubError(err, 'not_found')) throw err;
+      }
+    }
+  }
+
   /**
-   * Writes a batch of outcomes in one transaction. A delivered one's successor on its ordering key (the same
-   * subject's next event) is leased to this dispatcher there and then, and answered to be sent at once: a subject's
-   * events go out one after another, and each step no longer waits for the next claim.
+   * Writes a batch of outcomes in one transaction. When a delivered one was the last of its chain, the next deliveries
+   * on its ordering key (the same subject's next events) are leased to this dispatcher there and then, up to CHAIN,
+   * and answered to be sent at once, one after another: a subject's events no longer wait for a claim, nor for a
+   * write between two of them.
    */
   async function record(batch: Outcome[]): Promise<{ next: Claimed[]; events: Map<string, EventsRow> }> {
     const next: Claimed[] = [];
@@ -277,6 +335,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const health = new Map<string, { endpoint: LiveEndpoint; ok: boolean; gone: boolean; at: number }>();
       for (const outcome of batch) {
         const { delivery, endpoint, result, at } = outcome;
+        // A chain stopped here: what it had leased behind this one waits again, before this one's outcome may
+        // promote the first of them.
+        if (outcome.unsent.length) await unlease(tx, outcome.unsent);
         const d = describe(result);
         const attempt = delivery.attempts + 1;
         const atIso = iso(at);
@@ -336,7 +397,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         const outcomeLabel = OUTCOME[patch.state!]!;
         options.attemptsCounter?.inc(outcomeLabel);
         if (outcomeLabel.outcome !== 'paused') counts[outcomeLabel.outcome as 'delivered' | 'retried' | 'dead']++;
-        if (final) {
+        if (final && !outcome.continued) {
           let live: LiveEndpoint | null = null;
           try {
             live = d.ok && !stopping ? await endpoints.get(tx, delivery.endpointId) : null;
@@ -345,11 +406,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             log.warn('webhook endpoint unreadable; its next delivery waits for a claim', { err, endpointId: delivery.endpointId });
           }
           const takeOver = live !== null && live.row.status === 'enabled' && !live.row.rateLimitPerSecond;
-          const promoted = await promoteNext(tx, delivery, atIso, takeOver ? { owner, until: iso(clock.now() + leaseMs) } : undefined);
-          if (promoted && takeOver) {
-            next.push({ delivery: promoted, endpoint: live! });
-            const event = await tx.table('events').get(promoted.eventId);
-            if (event) events.set(event.id, event);
+          const promoted = await promoteNext(tx, delivery, atIso, takeOver ? { owner, until: iso(clock.now() + leaseMs), limit: CHAIN } : undefined);
+          if (promoted.length && takeOver) {
+            const [head, ...chain] = promoted.map((row) => ({ delivery: row, endpoint: live! }));
+            next.push({ ...head!, chain });
           }
         }
         const seen = health.get(endpoint.row.id);
@@ -357,14 +417,22 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         else if (status === 410) seen.gone = true;
       }
       for (const { endpoint, ok, gone, at } of health.values()) await updateHealth(tx, endpoint, ok, gone, at);
-      // A successor whose endpoint this batch disabled (a 410 after its predecessor's 2xx) waits with the others.
+      // A successor whose endpoint this batch disabled (a 410 after its predecessor's 2xx) waits with the others:
+      // the first of its chain paused, the rest waiting behind it.
       for (const endpointId of new Set(next.map((c) => c.delivery.endpointId))) {
         const row = await tx.table('webhook_endpoints').get(endpointId);
         if (row?.status === 'enabled') continue;
         for (const c of next.filter((n) => n.delivery.endpointId === endpointId)) {
-          await deliveries.updateFrom(c.delivery, { state: 'paused', leaseOwner: null, leaseUntil: null, nextAttemptAt: c.delivery.lastAttemptAt ?? c.delivery.createdAt });
+          await unlease(tx, [c], { state: 'paused' });
+          await unlease(tx, c.chain ?? []);
         }
         next.splice(0, next.length, ...next.filter((n) => n.delivery.endpointId !== endpointId));
+      }
+      // The events the leased deliveries carry, read together.
+      const ids = [...new Set(next.flatMap((c) => [c, ...(c.chain ?? [])].map((m) => m.delivery.eventId)))];
+      for (let i = 0; i < ids.length; i += 100) {
+        const page = await tx.table('events').query({ where: { id: { in: ids.slice(i, i + 100) } }, limit: 100 });
+        for (const e of page.items) events.set(e.id, e);
       }
     });
     return { next, events };
@@ -436,16 +504,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     return claimed.length;
   }
 
-  /** Sends leased deliveries (their slots already counted in inFlight). */
+  /** Sends leased deliveries (their slots already counted in inFlight); a chain's others follow its head. */
   function startSends(claimed: Claimed[], events: Map<string, EventsRow>): void {
     const bodies = new Map<string, string>();
-    for (const c of claimed) {
-      void send(c, events.get(c.delivery.eventId), bodies).catch((err) => {
-        // send() records every transport failure itself; this is a bug guard so that a slot is never leaked.
-        log.error('webhook send failed unexpectedly', { err, deliveryId: c.delivery.id });
-        release(1);
-      });
-    }
+    for (const c of claimed) sendGuarded(c, events, bodies);
   }
 
   const wake = () => sleeper.wake();

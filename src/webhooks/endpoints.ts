@@ -29,6 +29,8 @@ export function endpointChanged(id: string): void {
 export interface EndpointCache {
   /** The endpoint, read through `db` when not cached or stale; null when it no longer exists. */
   get(db: Db, id: string): Promise<LiveEndpoint | null>;
+  /** Whether `entry` is still what get would answer now: not changed through this process, not stale. */
+  isCurrent(entry: LiveEndpoint): boolean;
   drop(id: string): void;
   close(): void;
 }
@@ -59,11 +61,12 @@ export function createEndpointCache(cipher: Cipher, clock: Clock, ttlMs = 2000):
     return { row, keys, keysValidUntil, headers, loadedAt: now };
   }
 
+  const fresh = (entry: LiveEndpoint, now: number) => now - entry.loadedAt < ttlMs && now < entry.keysValidUntil;
+
   return {
     async get(db, id) {
-      const now = clock.now();
       const cached = entries.get(id);
-      if (cached && now - cached.loadedAt < ttlMs && now < cached.keysValidUntil) return cached;
+      if (cached && fresh(cached, clock.now())) return cached;
       const row = await db.table('webhook_endpoints').get(id);
       if (!row) {
         entries.delete(id);
@@ -72,6 +75,9 @@ export function createEndpointCache(cipher: Cipher, clock: Clock, ttlMs = 2000):
       const entry = live(row);
       entries.set(id, entry);
       return entry;
+    },
+    isCurrent(entry) {
+      return entries.get(entry.row.id) === entry && fresh(entry, clock.now());
     },
     drop(id) {
       entries.delete(id);

@@ -100,20 +100,48 @@ export async function createDelivery(db: Db, endpointId: string, event: EventsRo
 
 /**
  * After a delivery reached a final state (delivered or dead), the next one waiting behind it on its ordering key
- * becomes due, or, given a lease, is leased to the caller; returns it (null when there is none to move on). Run it in
- * the transaction that finalised the delivery.
+ * becomes due; or, given a lease, the next `lease.limit` waiting are leased to the caller, oldest first, to be sent one
+ * after another. Returns them (empty when there is none to move on). Run it in the transaction that finalised the
+ * delivery.
  */
-export async function promoteNext(db: Db, delivery: Pick<WebhookDeliveriesRow, 'endpointId' | 'orderingKey'>, now: string, lease?: { owner: string; until: string }): Promise<WebhookDeliveriesRow | null> {
-  if (delivery.orderingKey === null || delivery.orderingKey === undefined) return null;
+export async function promoteNext(
+  db: Db,
+  delivery: Pick<WebhookDeliveriesRow, 'endpointId' | 'orderingKey'>,
+  now: string,
+  lease?: { owner: string; until: string; limit: number },
+): Promise<WebhookDeliveriesRow[]> {
+  if (delivery.orderingKey === null || delivery.orderingKey === undefined) return [];
   const deliveries = db.table('webhook_deliveries');
-  // Mostly nothing waits: that is one read, and the open ones need no look. The first waiting one is the oldest
+  const key = { endpointId: delivery.endpointId, orderingKey: delivery.orderingKey };
+  // Mostly nothing waits: that is one read, and the open ones need no look. The first waiting ones are the oldest
   // (ids grow with time), found from the (endpointId, orderingKey, state, id) index however many wait.
-  const next = await deliveries.pick(['id'], { where: { endpointId: delivery.endpointId, orderingKey: delivery.orderingKey, state: 'waiting' }, limit: 1 });
-  const row = next.items[0];
-  if (!row) return null;
+  const next = await deliveries.pick(['id'], { where: { ...key, state: 'waiting' }, limit: lease?.limit ?? 1 });
+  if (next.items.length === 0) return [];
   // Another delivery of the key is already on its way (a replay): it promotes the next one when it is done.
-  if (await deliveries.exists({ endpointId: delivery.endpointId, orderingKey: delivery.orderingKey, state: { in: UNDER_WAY } })) return null;
-  // With a lease, the caller (a dispatcher) takes it at once, as its claim would: sending, due again at the lease's end.
-  const patch = lease ? { state: 'sending' as const, leaseOwner: lease.owner, leaseUntil: lease.until, nextAttemptAt: lease.until } : { state: 'pending' as const, nextAttemptAt: now };
-  return deliveries.update(row.id, patch);
+  if (await deliveries.exists({ ...key, state: { in: UNDER_WAY } })) return [];
+  if (!lease) return [await deliveries.update(next.items[0]!.id, { state: 'pending', nextAttemptAt: now })];
+  // Leased, as a claim would: sending, due again at the lease's end.
+  const leased: WebhookDeliveriesRow[] = [];
+  for (const { id } of next.items) leased.push(await deliveries.update(id, { state: 'sending', leaseOwner: lease.owner, leaseUntil: lease.until, nextAttemptAt: lease.until }));
+  return leased;
+}
+
+/**
+ * A leased delivery of an ordering key was found with its lease run out: its dispatcher died, maybe with a chain of
+ * the key's deliveries leased (sent one after another as each before succeeded). Every delivery of the key whose lease
+ * has run out waits again; then, unless one of the key is still on its way, the oldest waiting one is answered, for
+ * the caller to claim. So whatever a dead dispatcher held, the key starts again from its oldest open delivery.
+ */
+export async function reopenKey(db: Db, delivery: Pick<WebhookDeliveriesRow, 'endpointId' | 'orderingKey'>, now: string): Promise<WebhookDeliveriesRow | null> {
+  const deliveries = db.table('webhook_deliveries');
+  const key = { endpointId: delivery.endpointId, orderingKey: delivery.orderingKey };
+  for (;;) {
+    const expired = await deliveries.query({ where: { ...key, state: 'sending', nextAttemptAt: { lt: now } }, limit: 500 });
+    for (const d of expired.items) {
+      await deliveries.updateFrom(d, { state: 'waiting', leaseOwner: null, leaseUntil: null, nextAttemptAt: d.lastAttemptAt ?? d.createdAt });
+    }
+    if (expired.items.length < 500) break;
+  }
+  if (await deliveries.exists({ ...key, state: { in: UNDER_WAY } })) return null;
+  return (await deliveries.query({ where: { ...key, state: 'waiting' }, limit: 1 })).items[0] ?? null;
 }
