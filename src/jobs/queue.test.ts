@@ -51,25 +51,6 @@ describe.each([false, true])('job queue (groupWrites: %s)', (groupWrites) => {
     expect(await queue.countByState()).toEqual({ queued: 0, running: 0, succeeded: 1, dead: 0, cancelled: 0 });
   });
 
-  it('amends the payload of a job only while it is queued, and writes nothing when told to leave it', async () => {
-    const { job } = await queue.enqueue({ type: 'inbox.process', payload: { ids: [1] } });
-    const amended = await queue.amend(job.id, (p) => ({ ids: [...(p.ids as number[]), 2] }));
-    expect(amended).toMatchObject({ version: job.version + 1, payload: { ids: [1, 2] } });
-    expect(await queue.amend(job.id, () => null)).toBeNull();
-    expect((await queue.get(job.id))!.version).toBe(job.version + 1);
-    // In a transaction that is then undone, the change goes with it.
-    await expect(store.transaction(async (tx) => {
-      await queue.amend(job.id, () => ({ ids: [9] }), tx);
-      throw new Error('undone');
-    })).rejects.toThrow('undone');
-    expect((await queue.get(job.id))!.payload).toEqual({ ids: [1, 2] });
-    const [claimed] = await queue.claim('w1');
-    expect(claimed!.id).toBe(job.id);
-    expect(await queue.amend(job.id, () => ({ ids: [3] }))).toBeNull();
-    expect(await queue.amend('job_missing', () => ({ ids: [3] }))).toBeNull();
-    expect((await queue.get(job.id))!.payload).toEqual({ ids: [1, 2] });
-  });
-
   it('claims due jobs in runAt order and leaves future ones', async () => {
     const later = await queue.enqueue({ type: 't', payload: {}, runAt: iso(-1000) });
     const sooner = await queue.enqueue({ type: 't', payload: {}, runAt: new Date(clock.now() - 5000) });

@@ -45,13 +45,6 @@ export interface JobQueue {
   readonly leaseMs: number;
   /** Pass a transaction's `Db` to write the job together with the change that caused it. */
   enqueue(input: EnqueueInput, db?: Db): Promise<EnqueueResult>;
-  /**
-   * Changes the payload of a job while it is still queued, as `change` makes it from the stored one (read in `db`);
-   * null, writing nothing, when the job is gone, no longer queued (a worker has it), or `change` answers null. For
-   * work gathered into a job until a worker takes it: pass the transaction that writes the work, so that both stand
-   * or fall together.
-   */
-  amend(id: string, change: (payload: Record<string, unknown>, job: JobsRow) => Record<string, unknown> | null, db?: Db): Promise<JobsRow | null>;
   /** Leases up to `limit` due jobs to `owner`; expired leases first, then queued jobs by runAt. */
   claim(owner: string, options?: ClaimOptions): Promise<JobsRow[]>;
   /** The methods below take the latest row this lease returned; they throw a lease-lost error (see isLeaseLost). */
@@ -234,13 +227,6 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
       // woken after it, by afterCommit in worker-host.ts).
       notify(job);
       return { job, created: true };
-    },
-
-    async amend(id, change, db = store) {
-      const job = await jobs(db).get(id);
-      if (!job || job.state !== 'queued') return null;
-      const payload = change(job.payload, job);
-      return payload ? jobs(db).updateFrom(job, { payload }) : null;
     },
 
     async claim(owner, { limit = 1, types, excludeTypes } = {}) {
