@@ -170,7 +170,20 @@ export function createHub(options: HubOptions): Hub {
   const inboxBatch = options.inboxBatch ?? (store.kind === 'appwrite' ? INBOX_BATCH.appwrite : INBOX_BATCH.sqlite);
   const inboundDeps = { store, clock, cipher, log: log.child({ part: 'inbound' }), fetch: fetchFn, connectors, mappings, queue, webhooksPerJob: inboxBatch };
   const receiver = createInboundReceiver(inboundDeps);
-  const dispatcher = createDispatcher({ store, clock, cipher, transport, config: { ...config.webhooks, concurrency: Math.max(1, config.webhooks.concurrency) }, log: log.child({ part: 'dispatcher' }), random: options.random, attemptsCounter: metrics.deliveries });
+  // Appwrite stages each write of a transaction as an operation, at most 100 on its Free plan: a write of outcomes
+  // (an attempt and a delivery each, and what a chain leases or gives back) is kept under that.
+  const outboundWrites = store.kind === 'appwrite' ? { outcomesPerWrite: 10, chainLength: 4 } : {};
+  const dispatcher = createDispatcher({
+    store,
+    clock,
+    cipher,
+    transport,
+    config: { ...config.webhooks, concurrency: Math.max(1, config.webhooks.concurrency) },
+    log: log.child({ part: 'dispatcher' }),
+    random: options.random,
+    attemptsCounter: metrics.deliveries,
+    ...outboundWrites,
+  });
   // On Appwrite the execution that receives an upload is not the one that imports it: uploads wait in Storage.
   const aw = options.appwrite;
   const uploads = store.kind === 'appwrite' && aw?.endpoint && aw.projectId && aw.apiKey ? lazyStorageShelf({ endpoint: aw.endpoint, projectId: aw.projectId, apiKey: aw.apiKey, fetch: options.fetch }) : undefined;

@@ -6,6 +6,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { appendEvent } from '../src/events/log.ts';
 import { createDispatcher } from '../src/webhooks/dispatcher.ts';
 import { STANDARD_SCHEDULE_MS } from '../src/webhooks/schedule.ts';
+import { createAddressPolicy } from '../src/webhooks/ssrf.ts';
+import { createTransport, type WebhookResult } from '../src/webhooks/transport.ts';
 import { createTestHub, expectProblem, type TestHub } from './helpers.ts';
 import { startReceiver, type Receiver } from './webhook-receiver.ts';
 
@@ -39,6 +41,9 @@ function emit(type: string, subject: string | null = null, data: Record<string, 
 }
 
 const dispatch = () => t.hub.dispatcher.runOnce();
+
+/** A transport of its own for a second dispatcher, allowed to reach the loopback receiver. */
+const loopbackTransport = () => createTransport({ policy: createAddressPolicy({ allow: LOOPBACK }), maxSockets: 4 });
 
 /** An endpoint's deliveries in the order of their events (the API lists the newest first). */
 async function oldestFirst(endpointId: string) {
@@ -357,9 +362,7 @@ describe('outbound webhooks', () => {
     // starts again from its oldest, alone, and the others wait behind it, however the claims cut them; then the
     // chain goes on from there, in order.
     t.clock.advance(t.hub.deps.config.webhooks.timeoutMs * 2 + 5001);
-    const { createTransport } = await import('../src/webhooks/transport.ts');
-    const { createAddressPolicy } = await import('../src/webhooks/ssrf.ts');
-    const transport = createTransport({ policy: createAddressPolicy({ allow: LOOPBACK }), maxSockets: 4 });
+    const transport = loopbackTransport();
     const recovering = dispatcher('dispatch:next', transport, 2);
     try {
       expect(await recovering.runOnce()).toBe(1);
@@ -428,6 +431,62 @@ describe('outbound webhooks', () => {
     await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/enable`);
     await dispatch();
     expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('keeps each write within a bound: outcomes per transaction and deliveries per chain (Appwrite stages at most 100)', async () => {
+    await subscribe();
+    // A store that counts, per transaction, the attempts it records and the deliveries it leases.
+    const store = t.hub.deps.store;
+    const writes: { attempts: number; leased: number }[] = [];
+    const counted = new Proxy(store, {
+      get(target, key, receiver) {
+        if (key !== 'transaction') return Reflect.get(target, key, receiver);
+        return (fn: (tx: any) => Promise<unknown>) =>
+          target.transaction((tx) => {
+            const w = { attempts: 0, leased: 0 };
+            writes.push(w);
+            const table = (name: string): unknown => {
+              const real = tx.table(name as 'webhook_attempts') as any;
+              if (name === 'webhook_attempts') return { ...real, insert: (row: unknown) => (w.attempts++, real.insert(row)) };
+              if (name !== 'webhook_deliveries') return real;
+              return new Proxy(real, {
+                get(t2, k2, r2) {
+                  const v = Reflect.get(t2, k2, r2);
+                  if (k2 !== 'update' || typeof v !== 'function') return typeof v === 'function' ? v.bind(t2) : v;
+                  return (id: string, patch: { state?: string }, o?: unknown) => (patch.state === 'sending' && w.leased++, v.call(t2, id, patch, o));
+                },
+              });
+            };
+            return fn({ ...tx, table });
+          });
+      },
+    });
+    // Every answer comes back in the same turn of the event loop: the outcomes pile up faster than they are written.
+    const transport = {
+      send: (req: { body: string | Uint8Array; headers: Record<string, string> }) =>
+        new Promise<WebhookResult>((resolve) =>
+          setImmediate(() => {
+            receiver.received.push({ headers: req.headers, body: Buffer.from(req.body).toString(), path: '/hook' });
+            resolve({ ok: true, response: { status: 200, body: 'ok', latencyMs: 1 } });
+          }),
+        ),
+      close: () => {},
+    };
+    const bounded = createDispatcher({ store: counted, clock: t.clock, cipher: t.hub.deps.cipher, transport, config: t.hub.deps.config.webhooks, outcomesPerWrite: 2, chainLength: 2 });
+    try {
+      for (let n = 1; n <= 5; n++) await emit('order.updated', 'ord_A', { n });
+      for (let n = 6; n <= 15; n++) await emit('order.updated', null, { n });
+      while ((await bounded.runOnce()) > 0);
+      const got = receiver.received.map((r) => JSON.parse(r.body).data.n);
+      expect(got.filter((n) => n <= 5)).toEqual([1, 2, 3, 4, 5]);
+      expect([...got].sort((a, b) => a - b)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
+      expect(writes.reduce((sum, w) => sum + w.attempts, 0)).toBe(15);
+      expect(Math.max(...writes.map((w) => w.attempts))).toBe(2);
+      expect(Math.max(...writes.map((w) => w.leased))).toBeLessThanOrEqual(2);
+    } finally {
+      await bounded.stop(0);
+      transport.close();
+    }
   });
 
   it('signs with both secrets during a rotation, and with the new one only after the grace period', async () => {

@@ -34,6 +34,10 @@ export interface DispatcherOptions {
   pollIntervalMs?: number;
   /** Counts attempts by outcome (`delivered`, `retried`, `dead`, `paused`) for /metrics. */
   attemptsCounter?: Counter;
+  /** Most outcomes written in one transaction. Default 128. */
+  outcomesPerWrite?: number;
+  /** Most deliveries of one ordering key leased together, to be sent one after another (see CHAIN). Default 32. */
+  chainLength?: number;
 }
 
 export interface DispatcherStats {
@@ -110,6 +114,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const random = options.random ?? Math.random;
   const owner = options.owner ?? `dispatch:${process.pid}:${randomToken(6)}`.slice(0, 64);
   const batchSize = options.batchSize ?? 256;
+  const flushAt = Math.max(1, options.outcomesPerWrite ?? FLUSH_AT);
+  const chainLength = Math.max(1, options.chainLength ?? CHAIN);
   const pollIntervalMs = options.pollIntervalMs ?? 500;
   // A lease outlives the longest send and the outcome write after it (well under a second), plus one more timeout
   // for a chain (leased together, sent one after another): its next delivery goes only while its lease still covers
@@ -129,7 +135,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const noteDue = (ms: number) => void (nextDue = Math.min(nextDue, ms));
 
   let inFlight = 0;
-  let outcomes: Outcome[] = [];
+  const outcomes: Outcome[] = [];
   let flushing: Promise<void> | null = null;
   let flushQueued = false;
   const settledWaiters = new Set<() => void>();
@@ -248,7 +254,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       inFlight++;
       sendGuarded(following!, events, bodies);
     }
-    if (outcomes.length >= FLUSH_AT) void flush();
+    if (outcomes.length >= flushAt) void flush();
     else scheduleFlush();
   }
 
@@ -273,8 +279,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   function flush(): Promise<void> {
     if (flushing) return flushing;
     if (outcomes.length === 0) return Promise.resolve();
-    const batch = outcomes;
-    outcomes = [];
+    const batch = outcomes.splice(0, flushAt);
     flushing = record(batch)
       .then(({ next, events }) => {
         inFlight += next.length;
@@ -406,7 +411,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             log.warn('webhook endpoint unreadable; its next delivery waits for a claim', { err, endpointId: delivery.endpointId });
           }
           const takeOver = live !== null && live.row.status === 'enabled' && !live.row.rateLimitPerSecond;
-          const promoted = await promoteNext(tx, delivery, atIso, takeOver ? { owner, until: iso(clock.now() + leaseMs), limit: CHAIN } : undefined);
+          const promoted = await promoteNext(tx, delivery, atIso, takeOver ? { owner, until: iso(clock.now() + leaseMs), limit: chainLength } : undefined);
           if (promoted.length && takeOver) {
             const [head, ...chain] = promoted.map((row) => ({ delivery: row, endpoint: live! }));
             next.push({ ...head!, chain });
@@ -556,7 +561,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([settled(), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
       clearTimeout(timer);
-      await flush();
+      // Every outcome gathered, however many writes that takes.
+      while (outcomes.length || flushing) await flush();
       endpoints.close();
     },
     wake,
