@@ -42,6 +42,24 @@ function emit(type: string, subject: string | null = null, data: Record<string, 
 
 const dispatch = () => t.hub.dispatcher.runOnce();
 
+/**
+ * A transport that answers every request in the turn of the event loop after it was sent, so that answers to
+ * requests sent together arrive together; it records each in the receiver and answers with `status(body)`.
+ */
+function sameTurnTransport(status: (body: { subject: string | null }) => number) {
+  return {
+    send: (req: { body: string | Uint8Array; headers: Record<string, string> }) =>
+      new Promise<WebhookResult>((resolve) =>
+        setImmediate(() => {
+          const body = Buffer.from(req.body).toString();
+          receiver.received.push({ headers: req.headers, body, path: '/hook' });
+          resolve({ ok: true, response: { status: status(JSON.parse(body)), body: '', latencyMs: 1 } });
+        }),
+      ),
+    close: () => {},
+  };
+}
+
 /** A transport of its own for a second dispatcher, allowed to reach the loopback receiver. */
 const loopbackTransport = () => createTransport({ policy: createAddressPolicy({ allow: LOOPBACK }), maxSockets: 4 });
 
@@ -462,16 +480,7 @@ describe('outbound webhooks', () => {
       },
     });
     // Every answer comes back in the same turn of the event loop: the outcomes pile up faster than they are written.
-    const transport = {
-      send: (req: { body: string | Uint8Array; headers: Record<string, string> }) =>
-        new Promise<WebhookResult>((resolve) =>
-          setImmediate(() => {
-            receiver.received.push({ headers: req.headers, body: Buffer.from(req.body).toString(), path: '/hook' });
-            resolve({ ok: true, response: { status: 200, body: 'ok', latencyMs: 1 } });
-          }),
-        ),
-      close: () => {},
-    };
+    const transport = sameTurnTransport(() => 200);
     const bounded = createDispatcher({ store: counted, clock: t.clock, cipher: t.hub.deps.cipher, transport, config: t.hub.deps.config.webhooks, outcomesPerWrite: 2, chainLength: 2 });
     try {
       for (let n = 1; n <= 5; n++) await emit('order.updated', 'ord_A', { n });
@@ -487,6 +496,38 @@ describe('outbound webhooks', () => {
       await bounded.stop(0);
       transport.close();
     }
+  });
+
+  it('holds a chain just leased when the same write disables its endpoint (a 410 answered beside its predecessor\'s 2xx)', async () => {
+    const { endpoint } = await subscribe();
+    // Both answers come back in one turn of the event loop, so one write records both: ord_A's first is delivered
+    // (its successors are leased), ord_B's first is answered 410 (the endpoint is disabled).
+    const transport = sameTurnTransport((body) => (body.subject === 'ord_B' ? 410 : 200));
+    const own = createDispatcher({ store: t.hub.deps.store, clock: t.clock, cipher: t.hub.deps.cipher, transport, config: t.hub.deps.config.webhooks });
+    try {
+      for (let n = 1; n <= 3; n++) await emit('order.updated', 'ord_A', { n });
+      await emit('order.updated', 'ord_B', { n: 99 });
+      expect(await own.runOnce()).toBe(2);
+      expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([1, 99]);
+      expect((await t.call('GET', `/v1/webhooks/endpoints/${endpoint.id}`)).body).toMatchObject({ status: 'disabled', disabledReason: 'gone' });
+      // The chain's head waits with the endpoint's other deliveries (paused), the rest of it behind it.
+      expect((await oldestFirst(endpoint.id)).map((d) => `${d.state}:${d.leaseOwner ?? '-'}`)).toEqual([
+        'delivered:-',
+        'paused:-',
+        'waiting:-',
+        'paused:-',
+      ]);
+    } finally {
+      await own.stop(0);
+    }
+    // Enabled again, the hub's dispatcher sends what was held, ord_A in order.
+    receiver.received.length = 0;
+    await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/enable`);
+    await dispatch();
+    await dispatch();
+    const got = receiver.received.map((r) => JSON.parse(r.body).data.n);
+    expect(got.filter((n) => n !== 99)).toEqual([2, 3]);
+    expect(got).toContain(99);
   });
 
   it('signs with both secrets during a rotation, and with the new one only after the grace period', async () => {
