@@ -170,9 +170,12 @@ export function createHub(options: HubOptions): Hub {
   const inboxBatch = options.inboxBatch ?? (store.kind === 'appwrite' ? INBOX_BATCH.appwrite : INBOX_BATCH.sqlite);
   const inboundDeps = { store, clock, cipher, log: log.child({ part: 'inbound' }), fetch: fetchFn, connectors, mappings, queue, webhooksPerJob: inboxBatch };
   const receiver = createInboundReceiver(inboundDeps);
-  // Appwrite stages each write of a transaction as an operation, at most 100 on its Free plan: a write of outcomes
-  // (an attempt and a delivery each, and what a chain leases or gives back) is kept under that.
-  const outboundWrites = store.kind === 'appwrite' ? { outcomesPerWrite: 10, chainLength: 4 } : {};
+  // Appwrite stages each write of a transaction as an operation, at most 100 on its Free plan. An outcome writes its
+  // attempt and its delivery, and at most 3 deliveries its chain gives back and 4 it leases: 5 outcomes stay under
+  // 50 writes, plus each endpoint's health. A claim leases at most 50. Not bounded yet: a write that disables an
+  // endpoint also pauses all its pending deliveries, so on the Free plan an endpoint with a backlog of more than
+  // about 50 fails that write (its outcomes are written again when their leases run out, and fail the same way).
+  const outboundWrites = store.kind === 'appwrite' ? { outcomesPerWrite: 5, chainLength: 4, batchSize: 50 } : {};
   const dispatcher = createDispatcher({
     store,
     clock,

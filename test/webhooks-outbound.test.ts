@@ -383,6 +383,14 @@ describe('outbound webhooks', () => {
     const transport = loopbackTransport();
     const recovering = dispatcher('dispatch:next', transport, 2);
     try {
+      // While the endpoint cannot be read for sending (its secret no longer decrypts), the claim leaves the key as
+      // it is: it must not put the leases back to waiting without taking the oldest, or nothing would move it on.
+      const endpoints = t.hub.deps.store.table('webhook_endpoints');
+      const { secret } = (await endpoints.get(endpoint.id))!;
+      await endpoints.update(endpoint.id, { secret: secret.slice(0, -4) + (secret.endsWith('AAAA') ? 'BBBB' : 'AAAA') });
+      expect(await recovering.runOnce()).toBe(0);
+      expect(await states()).toEqual(['delivered:-', ...Array(5).fill('sending:dispatch:killed')]);
+      await endpoints.update(endpoint.id, { secret });
       expect(await recovering.runOnce()).toBe(1);
       while ((await recovering.runOnce()) > 0);
       expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([2, 3, 4, 5, 6]);

@@ -117,10 +117,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const flushAt = Math.max(1, options.outcomesPerWrite ?? FLUSH_AT);
   const chainLength = Math.max(1, options.chainLength ?? CHAIN);
   const pollIntervalMs = options.pollIntervalMs ?? 500;
-  // A lease outlives the longest send and the outcome write after it (well under a second), plus one more timeout
-  // for a chain (leased together, sent one after another): its next delivery goes only while its lease still covers
-  // a send and a write. Then any dispatcher may take it over, so a crashed process's deliveries go out again within
-  // seconds of its timeout.
+  // A lease outlives the longest send and the outcome write after it (well under a second; 5 s allowed), plus one
+  // more timeout for a chain (leased together, sent one after another): its next delivery goes only while its lease
+  // still covers a send and a write. Then any dispatcher may take it over, so a crashed process's deliveries go out
+  // again within seconds of its timeout.
   const sendAndRecordMs = config.timeoutMs + 5000;
   const leaseMs = config.timeoutMs + sendAndRecordMs;
   const endpoints = createEndpointCache(options.cipher, clock);
@@ -173,18 +173,21 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       for (const found of [...expired.items, ...due.items]) {
         if (claimed.length >= limit) break;
         let delivery: WebhookDeliveriesRow | null = found;
+        let reopened = false;
         try {
-          // A lease on an ordering key ran out: its dispatcher may have died holding a chain of the key's deliveries.
-          // The key starts again from its oldest open delivery, alone.
-          if (delivery.state === 'sending' && delivery.orderingKey !== null && delivery.orderingKey !== undefined) {
-            delivery = await reopenKey(tx, delivery, now);
-            if (!delivery) continue;
-          }
-          const endpoint = await endpoints.get(tx, delivery.endpointId);
+          // Read before anything is written for this row: a failure here leaves it as it was, to be tried again.
+          const endpoint = await endpoints.get(tx, found.endpointId);
           if (!endpoint) {
             // The endpoint was deleted while this was queued: the delivery goes with it.
-            await table.delete(delivery.id);
+            await table.delete(found.id);
             continue;
+          }
+          // A lease on an ordering key ran out: its dispatcher may have died holding a chain of the key's deliveries.
+          // The key starts again from its oldest open delivery, alone.
+          if (found.state === 'sending' && found.orderingKey !== null && found.orderingKey !== undefined) {
+            delivery = await reopenKey(tx, found, now);
+            if (!delivery) continue;
+            reopened = true;
           }
           if (endpoint.row.status !== 'enabled') {
             await table.updateFrom(delivery, { state: 'paused', leaseOwner: null, leaseUntil: null });
@@ -200,6 +203,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           const row = await table.updateFrom(delivery, { state: 'sending', leaseOwner: owner, leaseUntil, nextAttemptAt: leaseUntil });
           claimed.push({ delivery: row, endpoint });
         } catch (err) {
+          // A key whose leases went back to waiting must not be left so without its oldest taken (nothing would ever
+          // move it on): the whole claim is undone, and tried again.
+          if (reopened) throw err;
           // Another dispatcher took it first, or a key no longer decrypts (logged; the row is left for an operator).
           if (isHubError(err, 'version_conflict') || isHubError(err, 'not_found')) continue;
           log.error('webhook delivery could not be claimed', { err, deliveryId: found.id });
@@ -282,6 +288,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const batch = outcomes.splice(0, flushAt);
     flushing = record(batch)
       .then(({ next, events }) => {
+        // Leased by a write already under way when stop began: not sent now; their leases run out, and the next
+        // dispatcher sends them (reopenKey), in order.
+        if (stopping) return;
         inFlight += next.length;
         startSends(next, events);
       })
