@@ -4,6 +4,7 @@
 import { Webhook } from 'standardwebhooks';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { appendEvent } from '../src/events/log.ts';
+import type { Db } from '../src/store/types.ts';
 import { createDispatcher } from '../src/webhooks/dispatcher.ts';
 import { STANDARD_SCHEDULE_MS } from '../src/webhooks/schedule.ts';
 import { createAddressPolicy } from '../src/webhooks/ssrf.ts';
@@ -536,6 +537,35 @@ describe('outbound webhooks', () => {
     const got = receiver.received.map((r) => JSON.parse(r.body).data.n);
     expect(got.filter((n) => n !== 99)).toEqual([2, 3]);
     expect(got).toContain(99);
+  });
+
+  it('gives back a chain leased by a write that was under way when stop began: its first due now, the rest waiting', async () => {
+    const { endpoint } = await subscribe();
+    for (let n = 1; n <= 4; n++) await emit('order.updated', 'ord_A', { n });
+    // A store that begins the dispatcher's stop right after the write that recorded the first delivery and leased the
+    // three behind it, before the dispatcher acts on that write's answer.
+    let stopped: Promise<void> | undefined;
+    const store = t.hub.deps.store;
+    const watched = new Proxy(store, {
+      get(target, key, receiver) {
+        if (key !== 'transaction') return Reflect.get(target, key, receiver);
+        return <R,>(fn: (tx: Db) => Promise<R>) =>
+          target.transaction(async (tx) => {
+            const value = await fn(tx);
+            if (!stopped && (await tx.table('webhook_deliveries').count({ state: 'sending' })) === 3) stopped = own.stop(5000);
+            return value;
+          });
+      },
+    });
+    const own = createDispatcher({ store: watched, clock: t.clock, cipher: t.hub.deps.cipher, transport: sameTurnTransport(() => 200), config: t.hub.deps.config.webhooks });
+    await own.runOnce();
+    expect(stopped).toBeDefined();
+    await stopped;
+    expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([1]);
+    expect((await oldestFirst(endpoint.id)).map((d) => `${d.state}:${d.leaseOwner ?? '-'}`)).toEqual(['delivered:-', 'pending:-', 'waiting:-', 'waiting:-']);
+    // The next dispatcher takes the first at once, and the chain from there.
+    await dispatch();
+    expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([1, 2, 3, 4]);
   });
 
   it('signs with both secrets during a rotation, and with the new one only after the grace period', async () => {

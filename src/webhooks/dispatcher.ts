@@ -288,9 +288,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const batch = outcomes.splice(0, flushAt);
     flushing = record(batch)
       .then(({ next, events }) => {
-        // Leased by a write already under way when stop began: not sent now; their leases run out, and the next
-        // dispatcher sends them (reopenKey), in order.
-        if (stopping) return;
+        // Leased by a write already under way when stop began: not sent, but given back, each chain's first due now.
+        if (stopping) return giveBack(next);
         inFlight += next.length;
         startSends(next, events);
       })
@@ -304,6 +303,17 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         if (outcomes.length) void flush();
       });
     return flushing;
+  }
+
+  /** Chains leased and not sent: the first of each due now (as a promotion without a lease makes it), the rest waiting behind it. */
+  async function giveBack(chains: Claimed[]): Promise<void> {
+    if (chains.length === 0) return;
+    await store.transaction(async (tx) => {
+      for (const head of chains) {
+        await unlease(tx, [head], { state: 'pending', nextAttemptAt: iso(clock.now()) });
+        await unlease(tx, head.chain ?? []);
+      }
+    });
   }
 
   /** Frees slots: whoever waits for the sends to settle is told, and the loop may claim again. */
