@@ -174,7 +174,7 @@ export function createHub(options: HubOptions): Hub {
   // attempt and its delivery, and at most 3 deliveries its chain gives back and 4 it leases: 5 outcomes stay under
   // 50 writes, plus each endpoint's health. A claim leases at most 50. Not bounded yet: a write that disables an
   // endpoint also pauses all its pending deliveries, so on the Free plan an endpoint with a backlog of more than
-  // about 50 fails that write (its outcomes are written again when their leases run out, and fail the same way).
+  // about 50 fails that write (its deliveries go again when their leases run out, and the 410 fails it again).
   const outboundWrites = store.kind === 'appwrite' ? { outcomesPerWrite: 5, chainLength: 4, batchSize: 50 } : {};
   const dispatcher = createDispatcher({
     store,

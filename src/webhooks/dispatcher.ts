@@ -245,10 +245,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       result = await transport.send({ url: endpoint.row.url, headers, body, timeoutMs: config.timeoutMs });
     }
     counts.attempts++;
-    // The chain goes on while its deliveries succeed and its endpoint is as it was read (not changed through this
-    // process, not stale): the next one is sent now, in a slot of its own.
-    // A chain's leases were all taken at its start: the next one goes only while its lease still covers a send and the
-    // write of its outcome, as a lease taken now would.
+    // The chain goes on while its deliveries succeed, its endpoint is as it was read (not changed through this
+    // process, not stale), and the next one's lease (taken at the chain's start) still covers a send and the write of
+    // its outcome, as a lease taken now would: the next one is sent now, in a slot of its own.
     const rest = claimed.chain ?? [];
     const succeeded = result.ok && result.response.status >= 200 && result.response.status < 300;
     const leaseLeft = rest.length ? Date.parse(rest[0]!.delivery.leaseUntil ?? '') - clock.now() : 0;
