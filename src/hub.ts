@@ -172,10 +172,10 @@ export function createHub(options: HubOptions): Hub {
   const receiver = createInboundReceiver(inboundDeps);
   // Appwrite stages each write of a transaction as an operation, at most 100 on its Free plan. An outcome writes its
   // attempt and its delivery, and at most 3 deliveries its chain gives back and 4 it leases: 5 outcomes stay under
-  // 50 writes, plus each endpoint's health. A claim leases at most 50. Not bounded yet: a write that disables an
-  // endpoint also pauses all its pending deliveries, so on the Free plan an endpoint with a backlog of more than
-  // about 50 fails that write (its deliveries go again when their leases run out, and the 410 fails it again).
-  const outboundWrites = store.kind === 'appwrite' ? { outcomesPerWrite: 5, chainLength: 4, batchSize: 50 } : {};
+  // 50 writes, plus each endpoint's health. A claim leases at most 50. The write that disables an endpoint (a 410,
+  // or failures that lasted) pauses 20 of its pending deliveries, and claims pause the rest as they come due.
+  // (Disabling and enabling through the API still pause or resume all of them in one write.)
+  const outboundWrites = store.kind === 'appwrite' ? { outcomesPerWrite: 5, chainLength: 4, batchSize: 50, pausesPerDisable: 20 } : {};
   const dispatcher = createDispatcher({
     store,
     clock,

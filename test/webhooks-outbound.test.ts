@@ -568,6 +568,26 @@ describe('outbound webhooks', () => {
     expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([1, 2, 3, 4]);
   });
 
+  it('pauses only so many pending deliveries in the write that disables an endpoint, and the claims pause the rest', async () => {
+    const { endpoint } = await subscribe();
+    for (const subject of ['a', 'b', 'c', 'd']) await emit('stock.updated', subject);
+    // One claimed at a time: the first is answered 410 while the other three are pending.
+    const own = createDispatcher({ store: t.hub.deps.store, clock: t.clock, cipher: t.hub.deps.cipher, transport: sameTurnTransport(() => 410), config: t.hub.deps.config.webhooks, batchSize: 1, pausesPerDisable: 1 });
+    const states = async () => (await oldestFirst(endpoint.id)).map((d) => d.state);
+    try {
+      expect(await own.runOnce()).toBe(1);
+      expect((await t.call('GET', `/v1/webhooks/endpoints/${endpoint.id}`)).body).toMatchObject({ status: 'disabled', disabledReason: 'gone' });
+      expect(await states()).toEqual(['paused', 'paused', 'pending', 'pending']);
+      // Each claim finds the endpoint disabled and pauses what it takes, sending nothing.
+      expect(await own.runOnce()).toBe(0);
+      expect(await own.runOnce()).toBe(0);
+      expect(await states()).toEqual(['paused', 'paused', 'paused', 'paused']);
+      expect(receiver.received.map((r) => JSON.parse(r.body).subject)).toEqual(['a']);
+    } finally {
+      await own.stop(0);
+    }
+  });
+
   it('signs with both secrets during a rotation, and with the new one only after the grace period', async () => {
     const { endpoint, secret: old } = await subscribe();
     const rotated = await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/rotate-secret`, { body: { graceSeconds: 3600 } });

@@ -38,6 +38,11 @@ export interface DispatcherOptions {
   outcomesPerWrite?: number;
   /** Most deliveries of one ordering key leased together, to be sent one after another (see CHAIN). Default 32. */
   chainLength?: number;
+  /**
+   * Most pending deliveries the write that disables an endpoint pauses itself; claims pause the others as they come
+   * due. Default: all of them.
+   */
+  pausesPerDisable?: number;
 }
 
 export interface DispatcherStats {
@@ -487,7 +492,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   async function disable(tx: Db, id: string, reason: 'gone' | 'failing', at: string): Promise<void> {
     const row = await tx.table('webhook_endpoints').update(id, { status: 'disabled', disabledReason: reason, disabledAt: at });
     endpoints.drop(id);
-    await pauseOpen(tx, id);
+    await pauseOpen(tx, id, options.pausesPerDisable);
     await appendEvent(
       tx,
       {
@@ -593,15 +598,20 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   };
 }
 
-/** Pauses an endpoint's due deliveries (in pages); the dispatcher pauses any it still finds when it claims them. */
-export async function pauseOpen(db: Db, endpointId: string): Promise<number> {
+/**
+ * Pauses an endpoint's pending deliveries (in pages), or the first `atMost` of them; the dispatcher pauses any it
+ * still finds when it claims them.
+ */
+export async function pauseOpen(db: Db, endpointId: string, atMost = Infinity): Promise<number> {
   const table = db.table('webhook_deliveries');
   let paused = 0;
-  for (;;) {
-    const page = await table.query({ where: { endpointId, state: 'pending' }, limit: 500 });
+  while (paused < atMost) {
+    const limit = Math.min(500, atMost - paused);
+    const page = await table.query({ where: { endpointId, state: 'pending' }, limit });
     for (const d of page.items) await table.update(d.id, { state: 'paused', leaseUntil: null });
     paused += page.items.length;
-    if (page.items.length < 500) return paused;
+    if (page.items.length < limit) break;
   }
+  return paused;
 }
 
