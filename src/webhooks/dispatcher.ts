@@ -12,7 +12,7 @@ import type { Cipher } from '../lib/secrets.ts';
 import type { Db, EventsRow, RowPatch, Store, WebhookDeliveriesRow } from '../store/types.ts';
 import type { WebhookConfig } from '../config.ts';
 import { createEndpointCache, type LiveEndpoint } from './endpoints.ts';
-import { onDeliveriesCreated, promoteNext, reopenKey } from './fanout.ts';
+import { onDeliveriesCreated, promoteNext, reopenKey, waitingAgain } from './fanout.ts';
 import { retryDelay } from './schedule.ts';
 import { standardHeaders } from './signing.ts';
 import type { Transport, WebhookResult } from './transport.ts';
@@ -339,7 +339,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const deliveries = tx.table('webhook_deliveries');
     for (const { delivery } of claimed) {
       try {
-        await deliveries.updateFrom(delivery, { state: 'waiting', leaseOwner: null, leaseUntil: null, nextAttemptAt: delivery.lastAttemptAt ?? delivery.createdAt, ...patch });
+        await deliveries.updateFrom(delivery, { ...waitingAgain(delivery), ...patch });
       } catch (err) {
         if (!isHubError(err, 'version_conflict') && !isHubError(err, 'not_found')) throw err;
       }

@@ -126,6 +126,11 @@ export async function promoteNext(
   return leased;
 }
 
+/** The change that returns a leased delivery, not sent, to waiting: its lease dropped, due as it was before. */
+export function waitingAgain(d: Pick<WebhookDeliveriesRow, 'lastAttemptAt' | 'createdAt'>) {
+  return { state: 'waiting' as const, leaseOwner: null, leaseUntil: null, nextAttemptAt: d.lastAttemptAt ?? d.createdAt };
+}
+
 /**
  * A leased delivery of an ordering key was found with its lease run out: its dispatcher died, maybe with a chain of
  * the key's deliveries leased (sent one after another as each before succeeded). Every delivery of the key whose lease
@@ -138,7 +143,7 @@ export async function reopenKey(db: Db, delivery: Pick<WebhookDeliveriesRow, 'en
   for (;;) {
     const expired = await deliveries.query({ where: { ...key, state: 'sending', nextAttemptAt: { lt: now } }, limit: 500 });
     for (const d of expired.items) {
-      await deliveries.updateFrom(d, { state: 'waiting', leaseOwner: null, leaseUntil: null, nextAttemptAt: d.lastAttemptAt ?? d.createdAt });
+      await deliveries.updateFrom(d, waitingAgain(d));
     }
     if (expired.items.length < 500) break;
   }
