@@ -1,8 +1,9 @@
 // One signed webhook POST over HTTP(S), as the delivery worker needs it: every outcome is a value (never a throw)
 // with a stable failure code the retry policy can branch on. It uses undici's Agent (keep-alive pools per origin)
-// through its dispatch API rather than fetch or node:http: the SSRF guard has to sit in the connection's `lookup`,
-// which fetch does not expose, and deliveries run at thousands per second, where node:http's client cost twice
-// undici's CPU per request here (76-88 µs against 34-42 µs, 20,000 POSTs to a loopback receiver). One URL parse per
+// through its dispatch API rather than fetch or node:http. Not fetch: the SSRF guard has to sit in the connection's
+// `lookup`, which fetch does not expose. Not node:http: deliveries run at thousands per second, and its client cost
+// twice undici's CPU per request here (76-88 µs against 34-42 µs, 20,000 POSTs to a loopback receiver). undici is
+// the 6.x line, which node-appwrite brings already, so a function bundle holds one copy of it. One URL parse per
 // distinct endpoint, and one small handler object per send.
 import { isIP } from 'node:net';
 import { Agent, type Dispatcher } from 'undici';
@@ -81,12 +82,13 @@ interface Settings {
 /** Why the transport itself ended an exchange (its own timeout, an oversized body): the error that follows is ours. */
 const ENDED_HERE = new Error('ended by the webhook transport');
 
-/** One send: undici calls it as the request starts, its response arrives and it ends or fails. */
-class Exchange implements Dispatcher.DispatchHandler {
-  controller: Dispatcher.DispatchController | undefined;
+/** One send: undici calls it as the request goes out, as its response arrives, and as it ends or fails. */
+class Exchange implements Dispatcher.DispatchHandlers {
+  abort: ((err?: Error) => void) | undefined;
   timer: NodeJS.Timeout | undefined;
   status = 0;
-  headers: Record<string, string | string[] | undefined> | undefined;
+  retryAfter: string | undefined;
+  location: string | undefined;
   readonly chunks: Buffer[] = [];
   kept = 0;
   received = 0;
@@ -100,18 +102,24 @@ class Exchange implements Dispatcher.DispatchHandler {
     readonly resolve: (result: WebhookResult) => void,
   ) {}
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
+  onConnect(abort: (err?: Error) => void): void {
+    this.abort = abort;
     // Timed out while it waited for a free connection: it must not go out now.
-    if (this.done) controller.abort(ENDED_HERE);
+    if (this.done) abort(ENDED_HERE);
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
+  onHeaders(status: number, rawHeaders: Buffer[]): boolean {
     this.status = status;
-    this.headers = headers;
+    // Only two headers matter; the names are compared only when their length fits.
+    for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!;
+      if (name.length === 11 && name.toString('latin1').toLowerCase() === 'retry-after') this.retryAfter ??= rawHeaders[i + 1]!.toString('latin1');
+      else if (name.length === 8 && name.toString('latin1').toLowerCase() === 'location') this.location ??= rawHeaders[i + 1]!.toString('utf8');
+    }
+    return true;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onData(chunk: Buffer): boolean {
     this.received += chunk.length;
     const room = this.settings.maxResponseBytes - this.kept;
     if (room > 0) {
@@ -122,15 +130,17 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.received > MAX_DRAIN_BYTES) {
       // What was kept is the answer; the connection, with the rest of the body on it, is dropped.
       succeed(this);
-      controller.abort(ENDED_HERE);
+      this.abort?.(ENDED_HERE);
+      return false;
     }
+    return true;
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     succeed(this);
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+  onError(err: Error): void {
     fail(this, err);
   }
 }
@@ -213,23 +223,18 @@ export function createTransport(options: TransportOptions): Transport {
 
 function onTimeout(ex: Exchange): void {
   settle(ex, failure('timeout', `${ex.target.host} did not answer within ${ex.timeoutMs} ms.`, ex.start, ex.settings));
-  // Not yet started (waiting for a connection): onRequestStart aborts it when its turn comes.
-  ex.controller?.abort(ENDED_HERE);
+  // Not yet started (waiting for a connection): onConnect aborts it when its turn comes.
+  ex.abort?.(ENDED_HERE);
 }
 
 function succeed(ex: Exchange): void {
   if (ex.done) return;
   const body = ex.chunks.length === 1 ? ex.chunks[0]! : Buffer.concat(ex.chunks, ex.kept);
   const result: WebhookResponse = { status: ex.status, latencyMs: ex.settings.now() - ex.start, body: body.toString('utf8') };
-  const retryAfterMs = parseRetryAfter(single(ex.headers?.['retry-after']));
+  const retryAfterMs = parseRetryAfter(ex.retryAfter);
   if (retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs;
-  const location = single(ex.headers?.location);
-  if (location !== undefined) result.location = location;
+  if (ex.location !== undefined) result.location = ex.location;
   settle(ex, { ok: true, response: result });
-}
-
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
 
 function fail(ex: Exchange, err: unknown): void {
