@@ -247,6 +247,46 @@ describe('webhooks on Appwrite', () => {
       await receiver.close();
     }
   });
+  it('disables, enables and replays an endpoint with more deliveries than one Appwrite transaction may write', async () => {
+    const json = (method: string, url: string, body?: unknown) =>
+      call('api', { method, url, headers: { ...bearer(), 'content-type': 'application/json' }, body: body === undefined ? '' : JSON.stringify(body) });
+    const endpoint = await json('POST', '/v1/webhooks/endpoints', { url: 'http://127.0.0.1:9/backlog', eventTypes: ['stock.updated'] });
+    expect(endpoint.status).toBe(201);
+    const endpointId = endpoint.json.endpoint.id as string;
+    // 120 deliveries due in a day: more than the 100 operations one transaction may stage, none sent meanwhile.
+    const deliveries = store.table('webhook_deliveries');
+    const due = new Date(Date.now() + 86_400_000).toISOString();
+    for (let i = 0; i < 120; i++) {
+      await deliveries.insert({ workspaceId, endpointId, eventId: `evt_backlog_${i}`, eventType: 'stock.updated', orderingKey: null, state: 'pending', attempts: 0, totalAttempts: 0, nextAttemptAt: due });
+    }
+    const states = async () => {
+      const byState: Record<string, number> = {};
+      for (const state of ['pending', 'paused', 'dead'] as const) byState[state] = await deliveries.count({ endpointId, state });
+      return byState;
+    };
+
+    const disabled = await json('POST', `/v1/webhooks/endpoints/${endpointId}/disable`);
+    expect(disabled.status, JSON.stringify(disabled.json)).toBe(200);
+    expect(disabled.json.status).toBe('disabled');
+    // Paused in pages, each its own transaction.
+    expect(await states()).toEqual({ pending: 0, paused: 120, dead: 0 });
+
+    const enabled = await json('POST', `/v1/webhooks/endpoints/${endpointId}/enable`);
+    expect(enabled.status, JSON.stringify(enabled.json)).toBe(200);
+    expect(enabled.json.status).toBe('enabled');
+    expect(await states()).toEqual({ pending: 120, paused: 0, dead: 0 });
+
+    // Replaying the failed ones: each call takes what one transaction holds and says where to go on.
+    for (const { id } of (await deliveries.query({ where: { endpointId }, limit: 120 })).items) await deliveries.update(id, { state: 'dead' });
+    const replay = (since: string) => json('POST', `/v1/webhooks/endpoints/${endpointId}/replay`, { scope: 'failed', since });
+    const first = await replay('2000-01-01T00:00:00Z');
+    expect(first.status, JSON.stringify(first.json)).toBe(200);
+    expect(first.json).toMatchObject({ replayed: 98, hasMore: true });
+    const second = await replay(first.json.nextSince);
+    expect(second.json).toMatchObject({ replayed: 22, hasMore: false });
+    expect(await states()).toEqual({ pending: 120, paused: 0, dead: 0 });
+    await deliveries.deleteWhere({ endpointId });
+  });
 });
 
 describe('file uploads on Appwrite', () => {

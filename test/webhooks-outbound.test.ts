@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { appendEvent } from '../src/events/log.ts';
 import type { Db } from '../src/store/types.ts';
 import { createDispatcher } from '../src/webhooks/dispatcher.ts';
+import { moveTheRest } from '../src/webhooks/manage.ts';
 import { STANDARD_SCHEDULE_MS } from '../src/webhooks/schedule.ts';
 import { createAddressPolicy } from '../src/webhooks/ssrf.ts';
 import { createTransport, type WebhookResult } from '../src/webhooks/transport.ts';
@@ -586,6 +587,32 @@ describe('outbound webhooks', () => {
     } finally {
       await own.stop(0);
     }
+  });
+
+  it('moves the rest of an enable or a disable a page per transaction, and stops once the status changed again', async () => {
+    const { endpoint } = await subscribe();
+    for (const subject of ['a', 'b', 'c', 'd', 'e']) await emit('stock.updated', subject);
+    const store = t.hub.deps.store;
+    const states = async () => (await oldestFirst(endpoint.id)).map((d) => d.state);
+    const now = new Date(t.clock.now()).toISOString();
+    const setStatus = (status: 'enabled' | 'disabled') => store.table('webhook_endpoints').update(endpoint.id, { status });
+    let transactions = 0;
+    const counting = new Proxy(store, {
+      get: (target, key) => (key === 'transaction' ? (fn: never) => (transactions++, target.transaction(fn)) : Reflect.get(target, key)),
+    });
+    // Still enabled: a disable's rest does nothing.
+    expect(await moveTheRest(counting, endpoint.id, 'disabled', now, 2)).toBe(0);
+    expect(await states()).toEqual(['pending', 'pending', 'pending', 'pending', 'pending']);
+    await setStatus('disabled');
+    transactions = 0;
+    expect(await moveTheRest(counting, endpoint.id, 'disabled', now, 2)).toBe(5);
+    expect(transactions).toBe(3);
+    expect(await states()).toEqual(['paused', 'paused', 'paused', 'paused', 'paused']);
+    // Disabled: an enable's rest resumes nothing.
+    expect(await moveTheRest(counting, endpoint.id, 'enabled', now, 2)).toBe(0);
+    await setStatus('enabled');
+    expect(await moveTheRest(counting, endpoint.id, 'enabled', now, 2)).toBe(5);
+    expect(await states()).toEqual(['pending', 'pending', 'pending', 'pending', 'pending']);
   });
 
   it('signs with both secrets during a rotation, and with the new one only after the grace period', async () => {

@@ -40,6 +40,8 @@ export interface AppwriteStoreOptions {
   /** Per-request time limit (node-appwrite sets none); a request over it counts as a retryable failure. */
   requestTimeoutMs?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** The operations one transaction may stage: 100 on Appwrite's Free plan (the default), 1,000 on Pro. */
+  writesPerTransaction?: number;
 }
 
 const NOT_FOUND = new Set(['row_not_found', 'document_not_found']);
@@ -416,6 +418,7 @@ class AppwriteTable implements Table<AnyRow> {
 
 export class AppwriteStore implements Store {
   readonly kind = 'appwrite';
+  readonly writesPerTransaction: number;
   private readonly ctx: Ctx;
   private readonly tablesCache = new Map<string, AppwriteTable>();
   private readonly maxAttempts: number;
@@ -434,6 +437,7 @@ export class AppwriteStore implements Store {
     this.maxTxAttempts = options.maxTransactionAttempts ?? 20;
     this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
+    this.writesPerTransaction = options.writesPerTransaction ?? 100;
     this.ctx = {
       tables: this.tables,
       databaseId: this.databaseId,

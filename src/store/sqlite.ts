@@ -422,6 +422,7 @@ const MAX_GROUP = 64;
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
+  readonly writesPerTransaction = Infinity;
   readonly clock: Clock;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();

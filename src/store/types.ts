@@ -123,6 +123,11 @@ export interface Db extends StoreTables {
 
 export interface Store extends Db {
   readonly kind: string;
+  /**
+   * How many writes one transaction may hold (Infinity: no bound). Appwrite stages each write as an operation and
+   * refuses a transaction's 101st on its Free plan; work that may write more than this pages across transactions.
+   */
+  readonly writesPerTransaction: number;
   /** A cheap round trip, for health checks. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -3,7 +3,7 @@
 import { HubError, type FieldError } from '../errors.ts';
 import { appendEvent, matchesType } from '../events/log.ts';
 import type { Cipher } from '../lib/secrets.ts';
-import type { Db, RowPatch, WebhookDeliveriesRow, WebhookEndpointsRow } from '../store/types.ts';
+import type { Db, RowPatch, Store, WebhookDeliveriesRow, WebhookEndpointsRow } from '../store/types.ts';
 import { pauseOpen } from './dispatcher.ts';
 import { endpointChanged, RESERVED_HEADER } from './endpoints.ts';
 import { createDelivery, OPEN_STATES } from './fanout.ts';
@@ -114,28 +114,59 @@ export function revealSecret(cipher: Cipher, endpoint: WebhookEndpointsRow): { s
   return { secret: cipher.decrypt(endpoint.secret), previousSecretExpiresAt: endpoint.previousSecretExpiresAt ?? null };
 }
 
-/** Disables by hand: deliveries stop and wait (paused) until it is enabled again. */
-export async function disableEndpoint(db: Db, endpoint: WebhookEndpointsRow, now: string): Promise<WebhookEndpointsRow> {
-  if (endpoint.status === 'disabled') return endpoint;
+/**
+ * Disables by hand: its deliveries stop and wait (paused) until it is enabled again. Pauses at most `atMost` of its
+ * pending deliveries in this transaction; `more` says whether some may be left, for moveTheRest.
+ */
+export async function disableEndpoint(db: Db, endpoint: WebhookEndpointsRow, now: string, atMost = Infinity): Promise<{ endpoint: WebhookEndpointsRow; more: boolean }> {
+  if (endpoint.status === 'disabled') return { endpoint, more: false };
   const saved = await db.table('webhook_endpoints').update(endpoint.id, { status: 'disabled', disabledReason: 'manual', disabledAt: now });
   endpointChanged(endpoint.id);
-  await pauseOpen(db, endpoint.id);
-  return saved;
+  const paused = await pauseOpen(db, endpoint.id, atMost);
+  return { endpoint: saved, more: paused === atMost };
 }
 
-/** Enables again, forgets its failures, and sends what waited while it was disabled. */
-export async function enableEndpoint(db: Db, endpoint: WebhookEndpointsRow, now: string): Promise<{ endpoint: WebhookEndpointsRow; resumed: number }> {
+/**
+ * Enables again, forgets its failures, and sends what waited while it was disabled: at most `atMost` of its paused
+ * deliveries are resumed in this transaction; `more` says whether some may be left, for moveTheRest.
+ */
+export async function enableEndpoint(db: Db, endpoint: WebhookEndpointsRow, now: string, atMost = Infinity): Promise<{ endpoint: WebhookEndpointsRow; resumed: number; more: boolean }> {
   const saved = await db.table('webhook_endpoints').update(endpoint.id, { status: 'enabled', disabledReason: null, disabledAt: null, failingSince: null });
   endpointChanged(endpoint.id);
+  const resumed = await resumePaused(db, endpoint.id, now, atMost);
+  return { endpoint: saved, resumed, more: resumed === atMost };
+}
+
+async function resumePaused(db: Db, endpointId: string, now: string, atMost: number): Promise<number> {
   const table = db.table('webhook_deliveries');
   let resumed = 0;
-  for (;;) {
-    const page = await table.query({ where: { endpointId: endpoint.id, state: 'paused' }, limit: PAGE });
+  while (resumed < atMost) {
+    const limit = Math.min(PAGE, atMost - resumed);
+    const page = await table.query({ where: { endpointId, state: 'paused' }, limit });
     for (const d of page.items) await table.update(d.id, { state: 'pending', nextAttemptAt: now, leaseUntil: null, attempts: 0 });
     resumed += page.items.length;
-    if (page.items.length < PAGE) break;
+    if (page.items.length < limit) break;
   }
-  return { endpoint: saved, resumed };
+  return resumed;
+}
+
+/**
+ * What an enable or a disable left for later on a store that bounds a transaction's writes (Appwrite): pauses or
+ * resumes the endpoint's deliveries `perTransaction` at a time, each page a transaction of its own, and answers how
+ * many moved. Each page reads the endpoint first: once it is no longer in `status` (enabled or disabled again
+ * meanwhile), the later call moves its deliveries, and this one stops. Run again, it goes on where it stopped.
+ */
+export async function moveTheRest(store: Store, endpointId: string, status: 'enabled' | 'disabled', now: string, perTransaction: number): Promise<number> {
+  let moved = 0;
+  for (;;) {
+    const n = await store.transaction(async (tx) => {
+      const endpoint = await tx.table('webhook_endpoints').get(endpointId);
+      if (endpoint?.status !== status) return 0;
+      return status === 'disabled' ? pauseOpen(tx, endpointId, perTransaction) : resumePaused(tx, endpointId, now, perTransaction);
+    });
+    moved += n;
+    if (n < perTransaction) return moved;
+  }
 }
 
 /** Deletes the endpoint with its deliveries and their log. */

@@ -13,6 +13,7 @@ import {
   deliveryLedger,
   disableEndpoint,
   enableEndpoint,
+  moveTheRest,
   replayDelivery,
   replayEndpoint,
   revealSecret,
@@ -214,14 +215,19 @@ export function registerWebhookRoutes(routes: RouteTable): void {
       },
       async (c) => {
         const { store } = c.get('deps');
-        const row = await store.transaction(async (tx) => {
+        const now = nowIso(c);
+        // The endpoint's own write and the audit entry, then as many deliveries as the transaction has room for;
+        // on a store that bounds it (Appwrite), the rest follow a transaction at a time.
+        const room = store.writesPerTransaction - 2;
+        const { endpoint, more } = await store.transaction(async (tx) => {
           const endpoint = await loadOwned(c, 'webhook_endpoints', c.req.param('id')!, tx);
-          const saved = verb === 'enable' ? (await enableEndpoint(tx, endpoint, nowIso(c))).endpoint : await disableEndpoint(tx, endpoint, nowIso(c));
+          const done = verb === 'enable' ? await enableEndpoint(tx, endpoint, now, room) : await disableEndpoint(tx, endpoint, now, room);
           await auditRequest(tx, c, { action: `webhook_endpoint.${verb}d`, resourceType: 'webhook_endpoint', resourceId: endpoint.id });
-          return saved;
+          return done;
         });
+        if (more) await moveTheRest(store, endpoint.id, `${verb}d`, now, room);
         c.get('deps').dispatcher?.wake();
-        return jsonWithEtag(c, publicEndpoint(row));
+        return jsonWithEtag(c, publicEndpoint(endpoint));
       },
     );
   }
@@ -247,7 +253,9 @@ export function registerWebhookRoutes(routes: RouteTable): void {
       const { store } = c.get('deps');
       const result = await store.transaction(async (tx) => {
         const endpoint = await loadOwned(c, 'webhook_endpoints', c.req.param('id')!, tx);
-        const replayed = await replayEndpoint(tx, endpoint, body, nowIso(c));
+        // One call writes at most one delivery per event or failed delivery it reads: within a bounded store's room.
+        const limit = Math.min(body.limit ?? 500, store.writesPerTransaction - 2);
+        const replayed = await replayEndpoint(tx, endpoint, { ...body, limit }, nowIso(c));
         await auditRequest(tx, c, { action: 'webhook_endpoint.replayed', resourceType: 'webhook_endpoint', resourceId: endpoint.id, details: { scope: body.scope, since: body.since, ...replayed } });
         return replayed;
       });
