@@ -19,8 +19,9 @@
 //     and the cold burst's figures are printed beside the warmed one's. The CPU each process used is printed
 //     (Linux): they share the machine. Target: ≥ 2,000 events/s.
 // BENCH_SECONDS (10) and BENCH_ROUNDS (2) set the inbound rounds, BENCH_DELIVERIES (20,000) the outbound deliveries
-// per round, BENCH_WARMUP (5,000) and BENCH_WEBHOOKS (5,000) the end-to-end bursts. BENCH_PROF=1 writes CPU profiles of the hub processes
-// to /tmp/hub-webhooks-prof. It prints; it fails only when it would not be measuring what it says.
+// per round, BENCH_WARMUP (5,000) and BENCH_WEBHOOKS (5,000) the end-to-end bursts. BENCH_PROF=1 writes CPU
+// profiles of the hub processes to /tmp/hub-webhooks-prof. It prints; it fails only when it would not be measuring
+// what it says.
 import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
 import { spawn, type ChildProcess } from 'node:child_process';
