@@ -337,8 +337,8 @@ describe('outbound webhooks', () => {
       res.end('ok');
     });
     for (let n = 1; n <= 6; n++) await emit('order.updated', 'ord_A', { n });
-    // The first is claimed; once it is delivered the five behind it are leased together, and each goes when the one
-    // before it succeeded. The third fails: the three behind it were leased and not sent, and wait again.
+    // The first is claimed; once it is delivered the five behind it are taken together (the first of them leased),
+    // and each goes when the one before it succeeded. The third fails: the three behind it, never sent, still wait.
     expect(await dispatch()).toBe(1);
     expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([1, 2, 3]);
     const byN = async () => {
@@ -360,27 +360,30 @@ describe('outbound webhooks', () => {
     expect(Object.values(await byN()).map((d) => d.state)).toEqual(Array(6).fill('delivered'));
   });
 
-  it('after a dispatcher died with a chain leased, sends the chain again oldest first, one at a time', async () => {
+  it('after a dispatcher died mid-chain, sends again from the chain\'s head, in order, and not what was written delivered', async () => {
     const { endpoint } = await subscribe();
-    // A dispatcher whose receiver answers the first delivery, then never again: a process killed mid-chain.
+    // A dispatcher whose receiver answers three deliveries, then never again: a process killed mid-chain.
     const sent: number[] = [];
     const dispatcher = (owner: string, transport: Parameters<typeof createDispatcher>[0]['transport'], batchSize?: number) =>
       createDispatcher({ store: t.hub.deps.store, clock: t.clock, cipher: t.hub.deps.cipher, transport, config: t.hub.deps.config.webhooks, owner, batchSize });
     const stuck = dispatcher('dispatch:killed', {
       send: (req) => {
         sent.push(JSON.parse(Buffer.from(req.body).toString()).data.n);
-        return sent.length === 1 ? Promise.resolve({ ok: true, response: { status: 200, body: 'ok', latencyMs: 1 } }) : new Promise(() => {});
+        return sent.length <= 3 ? Promise.resolve({ ok: true, response: { status: 200, body: 'ok', latencyMs: 1 } }) : new Promise(() => {});
       },
       close: () => {},
     });
     for (let n = 1; n <= 6; n++) await emit('order.updated', 'ord_A', { n });
     void stuck.runOnce();
-    await vi.waitFor(() => expect(sent).toEqual([1, 2]));
+    await vi.waitFor(() => expect(sent).toEqual([1, 2, 3, 4]));
     const states = async () => (await oldestFirst(endpoint.id)).map((d) => `${d.state}:${d.leaseOwner ?? '-'}`);
-    expect(await states()).toEqual(['delivered:-', ...Array(5).fill('sending:dispatch:killed')]);
-    // Their leases run out together. A dispatcher that claims two at a time finds them over several claims: the key
-    // starts again from its oldest, alone, and the others wait behind it, however the claims cut them; then the
-    // chain goes on from there, in order.
+    // The first claimed and delivered; the second heads the chain behind it, leased, its outcome held back while the
+    // chain runs; the third written delivered straight from waiting; the fourth sent and never answered.
+    const died = ['delivered:-', 'sending:dispatch:killed', 'delivered:-', 'waiting:-', 'waiting:-', 'waiting:-'];
+    await vi.waitFor(async () => expect(await states()).toEqual(died));
+    // The head's lease runs out. A dispatcher that claims two at a time finds it: the key starts again from its
+    // oldest delivery not written delivered (the head, sent twice with its webhook-id), then the chain goes on
+    // from there, in order, past the third.
     t.clock.advance(t.hub.deps.config.webhooks.timeoutMs * 2 + 5001);
     const transport = loopbackTransport();
     const recovering = dispatcher('dispatch:next', transport, 2);
@@ -391,11 +394,11 @@ describe('outbound webhooks', () => {
       const { secret } = (await endpoints.get(endpoint.id))!;
       await endpoints.update(endpoint.id, { secret: secret.slice(0, -4) + (secret.endsWith('AAAA') ? 'BBBB' : 'AAAA') });
       expect(await recovering.runOnce()).toBe(0);
-      expect(await states()).toEqual(['delivered:-', ...Array(5).fill('sending:dispatch:killed')]);
+      expect(await states()).toEqual(died);
       await endpoints.update(endpoint.id, { secret });
       expect(await recovering.runOnce()).toBe(1);
       while ((await recovering.runOnce()) > 0);
-      expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([2, 3, 4, 5, 6]);
+      expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([2, 4, 5, 6]);
       expect(await states()).toEqual(Array(6).fill('delivered:-'));
     } finally {
       await recovering.stop(0);
@@ -404,11 +407,11 @@ describe('outbound webhooks', () => {
     }
   });
 
-  it('stops a chain whose leases would run out before its next send and its write, and leases the rest anew', async () => {
+  it('stops a chain whose lease would run out before its next send and its write, and takes the rest anew', async () => {
     const { endpoint } = await subscribe();
-    // A timeout of 1 s, and each send takes 0.6 s of the fake clock. The chain behind the first is leased for
-    // 2 × 1 s + 5 s when the first is recorded; its next delivery goes only while a send and a write (1 s + 5 s)
-    // still fit in its lease: the third is sent at 1.2 s into it, the fourth would be at 1.8 s.
+    // A timeout of 1 s, and each send takes 0.6 s of the fake clock. The chain behind the first is leased (its head)
+    // for 2 × 1 s + 5 s when the first is recorded; its next delivery goes only while a send and a write (1 s + 5 s)
+    // still fit in that lease: the third is sent at 0.6 s into it, the fourth would be at 1.2 s.
     const slow = createDispatcher({
       store: t.hub.deps.store,
       clock: t.clock,
@@ -427,13 +430,14 @@ describe('outbound webhooks', () => {
       for (let n = 1; n <= 4; n++) await emit('order.updated', 'ord_A', { n });
       expect(await slow.runOnce()).toBe(1);
       expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([1, 2, 3, 4]);
-      // Each row's version counts its writes: created, leased, delivered; the fourth was leased, given back when
-      // the chain stopped before it, leased again and delivered.
+      // Each row's version counts its writes. The first (claimed) and the second (the chain's head): created,
+      // leased, delivered. The third: created, delivered straight from waiting. The fourth, left waiting when the
+      // chain stopped before it, heads the next chain: created, leased, delivered.
       expect((await oldestFirst(endpoint.id)).map((d) => [d.state, d.version])).toEqual([
         ['delivered', 3],
         ['delivered', 3],
+        ['delivered', 2],
         ['delivered', 3],
-        ['delivered', 5],
       ]);
     } finally {
       await slow.stop(0);
@@ -543,8 +547,8 @@ describe('outbound webhooks', () => {
   it('gives back a chain leased by a write that was under way when stop began: its first due now, the rest waiting', async () => {
     const { endpoint } = await subscribe();
     for (let n = 1; n <= 4; n++) await emit('order.updated', 'ord_A', { n });
-    // A store that begins the dispatcher's stop right after the write that recorded the first delivery and leased the
-    // three behind it, before the dispatcher acts on that write's answer.
+    // A store that begins the dispatcher's stop right after the write that recorded the first delivery and took the
+    // three behind it (the first of them leased), before the dispatcher acts on that write's answer.
     let stopped: Promise<void> | undefined;
     const store = t.hub.deps.store;
     const watched = new Proxy(store, {
@@ -553,7 +557,8 @@ describe('outbound webhooks', () => {
         return <R,>(fn: (tx: Db) => Promise<R>) =>
           target.transaction(async (tx) => {
             const value = await fn(tx);
-            if (!stopped && (await tx.table('webhook_deliveries').count({ state: 'sending' })) === 3) stopped = own.stop(5000);
+            const deliveries = tx.table('webhook_deliveries');
+            if (!stopped && (await deliveries.count({ state: 'delivered' })) === 1 && (await deliveries.count({ state: 'sending' })) === 1) stopped = own.stop(5000);
             return value;
           });
       },

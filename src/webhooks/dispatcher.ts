@@ -77,17 +77,34 @@ const OUTCOME: Record<string, { outcome: string }> = {
 const FLUSH_AT = 128;
 const MAX_MESSAGE = 500;
 /**
- * How many of a subject's waiting deliveries are leased together when the one before them is delivered. Each goes as
- * soon as the one before it succeeds, with no write in between: a subject with a backlog is sent at the receiver's
- * pace, and its outcomes are written in batches with the others'.
+ * How many of a subject's waiting deliveries are taken together when the one before them is delivered (the first
+ * leased, see ChainLink). Each goes as soon as the one before it succeeds, with no write in between: a subject with a
+ * backlog is sent at the receiver's pace, and its outcomes are written in batches with the others'.
  */
 const CHAIN = 32;
 
 interface Claimed {
   delivery: WebhookDeliveriesRow;
   endpoint: LiveEndpoint;
-  /** The deliveries leased behind this one on its ordering key, oldest first: each is sent once the one before succeeded. */
+  /** The deliveries waiting behind this one on its ordering key, oldest first: each is sent once the one before succeeded. */
   chain?: Claimed[];
+  /** The chain this one belongs to, when it does. */
+  link?: ChainLink;
+}
+
+/**
+ * What the deliveries of one chain share. Only its head is leased: while the head is `sending` it holds the ordering
+ * key, so the others stay `waiting` (nothing else promotes them) and are written delivered straight from there. The
+ * head's own outcome is held back until the chain stops, and written before the last one's, which promotes the next.
+ * A dispatcher that dies mid-chain leaves the head's lease to run out: the key starts again from its oldest
+ * delivery not yet written delivered (the head), so some go twice, in order, with the same webhook-id.
+ */
+interface ChainLink {
+  head: Claimed;
+  /** When the head's lease runs out (ms): the chain goes on only while it still covers a send and a write. */
+  leaseEnd: number;
+  /** The head's outcome, once it succeeded and the chain went on. */
+  held?: Outcome;
 }
 
 interface Outcome extends Claimed {
@@ -95,8 +112,11 @@ interface Outcome extends Claimed {
   at: number;
   /** The next delivery of its chain was sent: recording this one promotes nothing. */
   continued: boolean;
-  /** The leased deliveries behind it that were not sent (the chain stopped here): recording this one returns them to waiting. */
-  unsent: Claimed[];
+  /**
+   * The last outcome of a chain carries its head's, written first in the same write: a head written delivered
+   * without it would leave the key with nothing under way and its waiting deliveries with nothing to move them on.
+   */
+  head?: Outcome;
 }
 
 type DeliveryPatch = RowPatch<WebhookDeliveriesRow>;
@@ -251,16 +271,26 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     }
     counts.attempts++;
     // The chain goes on while its deliveries succeed, its endpoint is as it was read (not changed through this
-    // process, not stale), and the next one's lease (taken at the chain's start) still covers a send and the write of
+    // process, not stale), and the head's lease (taken at the chain's start) still covers a send and the write of
     // its outcome, as a lease taken now would: the next one is sent now, in a slot of its own.
     const rest = claimed.chain ?? [];
+    const link = claimed.link;
     const succeeded = result.ok && result.response.status >= 200 && result.response.status < 300;
-    const leaseLeft = rest.length ? Date.parse(rest[0]!.delivery.leaseUntil ?? '') - clock.now() : 0;
+    const leaseLeft = link ? link.leaseEnd - clock.now() : 0;
     const continued = rest.length > 0 && succeeded && !stopping && endpoints.isCurrent(endpoint) && leaseLeft >= sendAndRecordMs;
-    outcomes.push({ delivery: claimed.delivery, endpoint, result, at: clock.now(), continued, unsent: continued ? [] : rest });
+    const outcome: Outcome = { delivery: claimed.delivery, endpoint, result, at: clock.now(), continued };
+    if (continued && link?.head === claimed) link.held = outcome;
+    else {
+      if (!continued && link?.held) {
+        outcome.head = link.held;
+        link.held = undefined;
+      }
+      outcomes.push(outcome);
+    }
     if (continued) {
       const [following, ...after] = rest;
       following!.chain = after;
+      following!.link = link;
       inFlight++;
       sendGuarded(following!, events, bodies);
     }
@@ -270,11 +300,17 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 
   function sendGuarded(claimed: Claimed, events: Map<string, EventsRow>, bodies: Map<string, string>): void {
     void send(claimed, events, bodies).catch((err) => {
-      // send() records every transport failure itself; this is a bug guard so that a slot is never leaked.
+      // send() records every transport failure itself; this is a bug guard so that a slot is never leaked. A chain's
+      // held head is not written: its lease runs out and the key starts again from it.
       log.error('webhook send failed unexpectedly', { err, deliveryId: claimed.delivery.id });
-      release(1);
+      const held = claimed.link?.held ? 1 : 0;
+      if (claimed.link) claimed.link.held = undefined;
+      release(1 + held);
     });
   }
+
+  /** The outcomes an entry stands for: its own, and its chain head's when it carries it. */
+  const weightOf = (o: Outcome) => (o.head ? 2 : 1);
 
   function scheduleFlush(): void {
     if (flushQueued) return;
@@ -289,7 +325,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   function flush(): Promise<void> {
     if (flushing) return flushing;
     if (outcomes.length === 0) return Promise.resolve();
-    const batch = outcomes.splice(0, flushAt);
+    // At most flushAt outcomes, a chain's last and its head counting two (one entry always goes, whatever its weight).
+    let take = 0;
+    let weight = 0;
+    while (take < outcomes.length && (take === 0 || weight + weightOf(outcomes[take]!) <= flushAt)) weight += weightOf(outcomes[take++]!);
+    const batch = outcomes.splice(0, take);
     flushing = record(batch)
       .then(({ next, events }) => {
         // Leased by a write already under way when stop began: not sent, but given back, each chain's first due now.
@@ -303,20 +343,17 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       })
       .finally(() => {
         flushing = null;
-        release(batch.length);
+        release(weight);
         if (outcomes.length) void flush();
       });
     return flushing;
   }
 
-  /** Chains leased and not sent: the first of each due now (as a promotion without a lease makes it), the rest waiting behind it. */
+  /** Chains leased and not sent: the head of each due now (as a promotion without a lease makes it), the rest still waiting behind it. */
   async function giveBack(chains: Claimed[]): Promise<void> {
     if (chains.length === 0) return;
     await store.transaction(async (tx) => {
-      for (const head of chains) {
-        await unlease(tx, [head], { state: 'pending', nextAttemptAt: iso(clock.now()) });
-        await unlease(tx, head.chain ?? []);
-      }
+      for (const head of chains) await unlease(tx, [head], { state: 'pending', nextAttemptAt: iso(clock.now()) });
     });
   }
 
@@ -334,7 +371,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     return { ok, status, error: ok ? null : `http_${status}`, message: null, response: body.slice(0, 1024), latencyMs };
   }
 
-  /** Returns leased deliveries that were not sent to waiting (their lease dropped); one another took over is left. */
+  /** Returns leased deliveries that were not sent to waiting (their lease dropped), or as `patch` says; one another took over is left. */
   async function unlease(tx: Db, claimed: readonly Pick<Claimed, 'delivery'>[], patch: DeliveryPatch = {}): Promise<void> {
     const deliveries = tx.table('webhook_deliveries');
     for (const { delivery } of claimed) {
@@ -348,9 +385,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 
   /**
    * Writes a batch of outcomes in one transaction. When a delivered one was the last of its chain, the next deliveries
-   * on its ordering key (the same subject's next events) are leased to this dispatcher there and then, up to CHAIN,
-   * and answered to be sent at once, one after another: a subject's events no longer wait for a claim, nor for a
-   * write between two of them.
+   * on its ordering key (the same subject's next events) are taken there and then, up to CHAIN, the first leased to
+   * this dispatcher, and answered to be sent at once, one after another: a subject's events no longer wait for a
+   * claim, nor for a write between two of them.
    */
   async function record(batch: Outcome[]): Promise<{ next: Claimed[]; events: Map<string, EventsRow> }> {
     const next: Claimed[] = [];
@@ -361,11 +398,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       events.clear();
       const deliveries = tx.table('webhook_deliveries');
       const health = new Map<string, { endpoint: LiveEndpoint; ok: boolean; gone: boolean; at: number }>();
-      for (const outcome of batch) {
+      for (const outcome of batch.flatMap((o) => (o.head ? [o.head, o] : [o]))) {
         const { delivery, endpoint, result, at } = outcome;
-        // A chain stopped here: what it had leased behind this one waits again, before this one's outcome may
-        // promote the first of them.
-        if (outcome.unsent.length) await unlease(tx, outcome.unsent);
         const d = describe(result);
         const attempt = delivery.attempts + 1;
         const atIso = iso(at);
@@ -434,10 +468,13 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             log.warn('webhook endpoint unreadable; its next delivery waits for a claim', { err, endpointId: delivery.endpointId });
           }
           const takeOver = live !== null && live.row.status === 'enabled' && !live.row.rateLimitPerSecond;
-          const promoted = await promoteNext(tx, delivery, atIso, takeOver ? { owner, until: iso(clock.now() + leaseMs), limit: chainLength } : undefined);
+          const leaseEnd = clock.now() + leaseMs;
+          const promoted = await promoteNext(tx, delivery, atIso, takeOver ? { owner, until: iso(leaseEnd), limit: chainLength } : undefined);
           if (promoted.length && takeOver) {
-            const [head, ...chain] = promoted.map((row) => ({ delivery: row, endpoint: live! }));
-            next.push({ ...head!, chain });
+            const [head, ...chain] = promoted.map((row): Claimed => ({ delivery: row, endpoint: live! }));
+            head!.chain = chain;
+            head!.link = { head: head!, leaseEnd };
+            next.push(head!);
           }
         }
         const seen = health.get(endpoint.row.id);
@@ -450,10 +487,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       for (const endpointId of new Set(next.map((c) => c.delivery.endpointId))) {
         const row = await tx.table('webhook_endpoints').get(endpointId);
         if (row?.status === 'enabled') continue;
-        for (const c of next.filter((n) => n.delivery.endpointId === endpointId)) {
-          await unlease(tx, [c], { state: 'paused' });
-          await unlease(tx, c.chain ?? []);
-        }
+        for (const c of next.filter((n) => n.delivery.endpointId === endpointId)) await unlease(tx, [c], { state: 'paused' });
         next.splice(0, next.length, ...next.filter((n) => n.delivery.endpointId !== endpointId));
       }
       // The events the leased deliveries carry, read together.

@@ -115,15 +115,16 @@ export async function promoteNext(
   const key = { endpointId: delivery.endpointId, orderingKey: delivery.orderingKey };
   // Mostly nothing waits: that is one read, and the open ones need no look. The first waiting ones are the oldest
   // (ids grow with time), found from the (endpointId, orderingKey, state, id) index however many wait.
-  const next = await deliveries.pick(['id'], { where: { ...key, state: 'waiting' }, limit: lease?.limit ?? 1 });
+  const next = await deliveries.query({ where: { ...key, state: 'waiting' }, limit: lease?.limit ?? 1 });
   if (next.items.length === 0) return [];
   // Another delivery of the key is already on its way (a replay): it promotes the next one when it is done.
   if (await deliveries.exists({ ...key, state: { in: UNDER_WAY } })) return [];
-  if (!lease) return [await deliveries.update(next.items[0]!.id, { state: 'pending', nextAttemptAt: now })];
-  // Leased, as a claim would: sending, due again at the lease's end.
-  const leased: WebhookDeliveriesRow[] = [];
-  for (const { id } of next.items) leased.push(await deliveries.update(id, { state: 'sending', leaseOwner: lease.owner, leaseUntil: lease.until, nextAttemptAt: lease.until }));
-  return leased;
+  const [first, ...behind] = next.items;
+  if (!lease) return [await deliveries.updateFrom(first!, { state: 'pending', nextAttemptAt: now })];
+  // The first is leased, as a claim would lease it: sending, due again at the lease's end. While it is, it holds the
+  // key (nothing else promotes the key's waiting deliveries), so those behind it stay waiting, each sent once the
+  // one before it succeeded and written delivered straight from waiting; the first's outcome is written last.
+  return [await deliveries.updateFrom(first!, { state: 'sending', leaseOwner: lease.owner, leaseUntil: lease.until, nextAttemptAt: lease.until }), ...behind];
 }
 
 /** The change that returns a leased delivery, not sent, to waiting: its lease dropped, due as it was before. */
@@ -132,10 +133,11 @@ export function waitingAgain(d: Pick<WebhookDeliveriesRow, 'lastAttemptAt' | 'cr
 }
 
 /**
- * A leased delivery of an ordering key was found with its lease run out: its dispatcher died, maybe with a chain of
- * the key's deliveries leased (sent one after another as each before succeeded). Every delivery of the key whose lease
- * has run out waits again; then, unless one of the key is still on its way, the oldest waiting one is answered, for
- * the caller to claim. So whatever a dead dispatcher held, the key starts again from its oldest open delivery.
+ * A leased delivery of an ordering key was found with its lease run out: its dispatcher died, maybe mid-chain (the
+ * head leased, the key's next deliveries sent one after another behind it), or a write of its outcomes failed. Every
+ * delivery of the key whose lease has run out waits again; then, unless one of the key is still on its way, the
+ * oldest waiting one is answered, for the caller to claim. So whatever a dead dispatcher held, the key starts again
+ * from its oldest open delivery.
  */
 export async function reopenKey(db: Db, delivery: Pick<WebhookDeliveriesRow, 'endpointId' | 'orderingKey'>, now: string): Promise<WebhookDeliveriesRow | null> {
   const deliveries = db.table('webhook_deliveries');
