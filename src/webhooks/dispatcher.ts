@@ -12,7 +12,7 @@ import type { Cipher } from '../lib/secrets.ts';
 import type { Db, EventsRow, RowPatch, Store, WebhookDeliveriesRow } from '../store/types.ts';
 import type { WebhookConfig } from '../config.ts';
 import { createEndpointCache, type LiveEndpoint } from './endpoints.ts';
-import { onDeliveriesCreated, promoteNext, reopenKey, waitingAgain } from './fanout.ts';
+import { onDeliveriesCreated, promoteNext, reopenKey, restateDeliveries, waitingAgain } from './fanout.ts';
 import { retryDelay } from './schedule.ts';
 import { standardHeaders } from './signing.ts';
 import type { Transport, WebhookResult } from './transport.ts';
@@ -637,15 +637,6 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
  * still finds when it claims them.
  */
 export async function pauseOpen(db: Db, endpointId: string, atMost = Infinity): Promise<number> {
-  const table = db.table('webhook_deliveries');
-  let paused = 0;
-  while (paused < atMost) {
-    const limit = Math.min(500, atMost - paused);
-    const page = await table.query({ where: { endpointId, state: 'pending' }, limit });
-    for (const d of page.items) await table.update(d.id, { state: 'paused', leaseUntil: null });
-    paused += page.items.length;
-    if (page.items.length < limit) break;
-  }
-  return paused;
+  return restateDeliveries(db, endpointId, 'pending', { state: 'paused', leaseUntil: null }, atMost);
 }
 

@@ -2,7 +2,7 @@
 // that appends the event. So an event is never without its deliveries, whatever crashes when: the delivery rows are
 // the outbox the dispatcher drains.
 import { matchesType } from '../events/log.ts';
-import type { Db, EventsRow, WebhookDeliveriesRow } from '../store/types.ts';
+import type { Db, EventsRow, RowPatch, WebhookDeliveriesRow } from '../store/types.ts';
 
 /** States in which a delivery still has to go out: a later one with the same ordering key waits behind it. */
 export const OPEN_STATES: WebhookDeliveriesRow['state'][] = ['pending', 'waiting', 'sending', 'paused'];
@@ -151,4 +151,27 @@ export async function reopenKey(db: Db, delivery: Pick<WebhookDeliveriesRow, 'en
   }
   if (await deliveries.exists({ ...key, state: { in: UNDER_WAY } })) return null;
   return (await deliveries.query({ where: { ...key, state: 'waiting' }, limit: 1 })).items[0] ?? null;
+}
+
+/**
+ * Changes an endpoint's deliveries in state `from` by `patch` (which must take them out of `from`), 500 at a time, or
+ * only the first `atMost` of them; answers how many changed. Pausing and resuming an endpoint's deliveries.
+ */
+export async function restateDeliveries(
+  db: Db,
+  endpointId: string,
+  from: WebhookDeliveriesRow['state'],
+  patch: RowPatch<WebhookDeliveriesRow>,
+  atMost = Infinity,
+): Promise<number> {
+  const table = db.table('webhook_deliveries');
+  let changed = 0;
+  while (changed < atMost) {
+    const limit = Math.min(500, atMost - changed);
+    const page = await table.query({ where: { endpointId, state: from }, limit });
+    for (const d of page.items) await table.update(d.id, patch);
+    changed += page.items.length;
+    if (page.items.length < limit) break;
+  }
+  return changed;
 }

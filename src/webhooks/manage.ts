@@ -6,7 +6,7 @@ import type { Cipher } from '../lib/secrets.ts';
 import type { Db, RowPatch, Store, WebhookDeliveriesRow, WebhookEndpointsRow } from '../store/types.ts';
 import { pauseOpen } from './dispatcher.ts';
 import { endpointChanged, RESERVED_HEADER } from './endpoints.ts';
-import { createDelivery, OPEN_STATES } from './fanout.ts';
+import { createDelivery, OPEN_STATES, restateDeliveries } from './fanout.ts';
 import { generateSecret, secretKey } from './signing.ts';
 import { checkWebhookUrl, type AddressPolicy } from './ssrf.ts';
 
@@ -21,8 +21,6 @@ export interface EndpointInput {
 }
 
 export type EndpointPatch = Partial<Pick<EndpointInput, 'url' | 'description' | 'eventTypes' | 'headers' | 'rateLimitPerSecond'>>;
-
-const PAGE = 500;
 
 function checkUrl(url: string, policy: AddressPolicy): void {
   const problems = checkWebhookUrl(url, policy);
@@ -137,17 +135,8 @@ export async function enableEndpoint(db: Db, endpoint: WebhookEndpointsRow, now:
   return { endpoint: saved, resumed, more: resumed === atMost };
 }
 
-async function resumePaused(db: Db, endpointId: string, now: string, atMost: number): Promise<number> {
-  const table = db.table('webhook_deliveries');
-  let resumed = 0;
-  while (resumed < atMost) {
-    const limit = Math.min(PAGE, atMost - resumed);
-    const page = await table.query({ where: { endpointId, state: 'paused' }, limit });
-    for (const d of page.items) await table.update(d.id, { state: 'pending', nextAttemptAt: now, leaseUntil: null, attempts: 0 });
-    resumed += page.items.length;
-    if (page.items.length < limit) break;
-  }
-  return resumed;
+function resumePaused(db: Db, endpointId: string, now: string, atMost: number): Promise<number> {
+  return restateDeliveries(db, endpointId, 'paused', { state: 'pending', nextAttemptAt: now, leaseUntil: null, attempts: 0 }, atMost);
 }
 
 /**
