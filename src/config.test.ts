@@ -32,3 +32,21 @@ describe('HUB_IMPORT_PROCESS_MIN_BYTES', () => {
     }
   });
 });
+
+describe('HUB_APPWRITE_TRANSACTION_WRITES', () => {
+  it('defaults to Appwrite Free\'s 100 and takes another plan\'s bound', () => {
+    expect(load({}).appwriteTransactionWrites).toBe(100);
+    expect(load({ HUB_APPWRITE_TRANSACTION_WRITES: '1000' }).appwriteTransactionWrites).toBe(1000);
+  });
+
+  it('refuses a bound too small to page by, naming the variable', () => {
+    for (const bad of ['0', '5', 'many']) {
+      expect(() => load({ HUB_APPWRITE_TRANSACTION_WRITES: bad })).toThrow(ConfigError);
+      try {
+        load({ HUB_APPWRITE_TRANSACTION_WRITES: bad });
+      } catch (err) {
+        expect((err as ConfigError).problems.join('\n')).toContain('HUB_APPWRITE_TRANSACTION_WRITES');
+      }
+    }
+  });
+});

@@ -35,6 +35,8 @@ export interface HubConfig {
   eventRetentionDays: number;
   /** On Appwrite: the `worker` function's timeout (appwrite.json), which Appwrite does not tell the function. */
   workerTimeoutSeconds: number;
+  /** On Appwrite: the operations one transaction may stage (100 on the Free plan, 1,000 on Pro). */
+  appwriteTransactionWrites: number;
   /** SQLite's page cache of the embedded store, in MB. */
   sqliteCacheMb: number;
   webhooks: WebhookConfig;
@@ -171,6 +173,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): HubConf
     jobRetentionDays: int('HUB_JOB_RETENTION_DAYS', 14, 1, 3650),
     eventRetentionDays: int('HUB_EVENT_RETENTION_DAYS', 30, 1, 3650),
     workerTimeoutSeconds: int('HUB_WORKER_TIMEOUT_SECONDS', 900, 10, 86_400),
+    appwriteTransactionWrites: int('HUB_APPWRITE_TRANSACTION_WRITES', 100, 10, 100_000),
     sqliteCacheMb: int('HUB_SQLITE_CACHE_MB', 4, 2, 65_536),
     webhooks: {
       allow: list('HUB_WEBHOOK_ALLOW', parseAllowList),

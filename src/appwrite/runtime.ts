@@ -194,7 +194,7 @@ function writeLine(line: string): void {
 function buildContainer(settings: Settings, key: string, fingerprint: string, lib: Library): Container {
   const { endpoint, projectId, config, encryptionKey } = settings;
   const log = lib.createLogger(config.logLevel, {}, writeLine);
-  const store = lib.createAppwriteStore({ endpoint, projectId, apiKey: key });
+  const store = lib.createAppwriteStore({ endpoint, projectId, apiKey: key, writesPerTransaction: config.appwriteTransactionWrites });
   const functions = new lib.Functions(new lib.Client().setEndpoint(endpoint).setProject(projectId).setKey(key));
   const dispatcher = createJobDispatcher({ starter: functions, log: log.child({ part: 'dispatch' }) });
   let shared: Hub | null = null;
