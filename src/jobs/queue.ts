@@ -244,6 +244,14 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
       // Fetch more than needed: candidates another worker wins are skipped and the next ones taken instead.
       const fetch = Math.min(1000, limit * 2 + 8);
       const orderBy = { field: 'runAt', direction: 'asc' as const };
+      // Most claims on a busy embedded hub find nothing (every lane is woken by each new job; a lane asks again when a
+      // job of it ends). Two reads outside a transaction answer those without taking the write lock, which on SQLite
+      // is also the write gate the other thread waits for: in bench/webhooks' end-to-end run the worker's thread
+      // committed 565 transactions per 10,000 webhooks instead of 858-915.
+      if (options.groupWrites) {
+        const expiredAny = await jobs().exists({ ...typeFilter, state: 'running', leaseUntil: { lt: now } });
+        if (!expiredAny && !(await jobs().exists({ ...typeFilter, state: 'queued', runAt: { lte: now } }))) return [];
+      }
       return write(async (db) => {
         // Expired leases first: their jobs have waited longest, and a crashed worker's work should resume soonest.
         const expired = await jobs(db).query({
