@@ -353,7 +353,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   async function giveBack(chains: Claimed[]): Promise<void> {
     if (chains.length === 0) return;
     await store.transaction(async (tx) => {
-      for (const head of chains) await unlease(tx, [head], { state: 'pending', nextAttemptAt: iso(clock.now()) });
+      for (const head of chains) await unlease(tx, head, { state: 'pending', nextAttemptAt: iso(clock.now()) });
     });
   }
 
@@ -371,15 +371,12 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     return { ok, status, error: ok ? null : `http_${status}`, message: null, response: body.slice(0, 1024), latencyMs };
   }
 
-  /** Returns leased deliveries that were not sent to waiting (their lease dropped), or as `patch` says; one another took over is left. */
-  async function unlease(tx: Db, claimed: readonly Pick<Claimed, 'delivery'>[], patch: DeliveryPatch = {}): Promise<void> {
-    const deliveries = tx.table('webhook_deliveries');
-    for (const { delivery } of claimed) {
-      try {
-        await deliveries.updateFrom(delivery, { ...waitingAgain(delivery), ...patch });
-      } catch (err) {
-        if (!isHubError(err, 'version_conflict') && !isHubError(err, 'not_found')) throw err;
-      }
+  /** Drops the lease of a chain's head that was not sent, leaving it in the state `patch` gives; one another took over is left. */
+  async function unlease(tx: Db, head: Claimed, patch: DeliveryPatch & { state: 'pending' | 'paused' }): Promise<void> {
+    try {
+      await tx.table('webhook_deliveries').updateFrom(head.delivery, { ...waitingAgain(head.delivery), ...patch });
+    } catch (err) {
+      if (!isHubError(err, 'version_conflict') && !isHubError(err, 'not_found')) throw err;
     }
   }
 
@@ -487,7 +484,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       for (const endpointId of new Set(next.map((c) => c.delivery.endpointId))) {
         const row = await tx.table('webhook_endpoints').get(endpointId);
         if (row?.status === 'enabled') continue;
-        for (const c of next.filter((n) => n.delivery.endpointId === endpointId)) await unlease(tx, [c], { state: 'paused' });
+        for (const c of next.filter((n) => n.delivery.endpointId === endpointId)) await unlease(tx, c, { state: 'paused' });
         next.splice(0, next.length, ...next.filter((n) => n.delivery.endpointId !== endpointId));
       }
       // The events the leased deliveries carry, read together.
