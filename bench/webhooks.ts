@@ -17,7 +17,11 @@
 //     once the first is delivered. A hub serves for days: the first seconds of a process (V8 compiling and
 //     optimizing the hot code, validators compiled, caches filled) cost it about half again as much CPU per event,
 //     and the cold burst's figures are printed beside the warmed one's. The CPU each process used is printed
-//     (Linux): they share the machine. Target: ≥ 2,000 events/s.
+//     (Linux): they share the machine. Target: ≥ 2,000 events/s. The baseline, run first with the same two bursts:
+//     a relay (bench/webhooks-server.ts given the receiver) that verifies, stores each webhook with one insert,
+//     answers 202, then signs and POSTs an event built from it, with none of the hub's mapping, ledger, retries,
+//     ordering or crash safety. The target is absolute; the ratio tells what it asks of the machine at hand (the
+//     machines these runs get differ by 2-3× in speed).
 // BENCH_SECONDS (10) and BENCH_ROUNDS (2) set the inbound rounds, BENCH_DELIVERIES (20,000) the outbound deliveries
 // per round, BENCH_WARMUP (5,000) and BENCH_WEBHOOKS (5,000) the end-to-end bursts. BENCH_PROF=1 writes CPU
 // profiles of the hub processes to /tmp/hub-webhooks-prof. It prints; it fails only when it would not be measuring
@@ -488,23 +492,28 @@ interface Burst {
   /** Requests the receiver got during the burst: more than events when some were resent. */
   requests: number;
   senderCpuMs: number;
+  /** CPU of the process under test: the hub, or the baseline relay. */
   hubCpuMs: number;
   receiverCpuMs: number;
 }
 
-async function endToEnd(receiver: Receiver): Promise<{ cold: Burst; warm: Burst }> {
-  const hub = await startHub('e2e', { HUB_WEBHOOK_ALLOW: '127.0.0.1/32' });
-  await hub.api('POST', '/v1/locations', { code: 'LON-1', name: 'London' });
-  for (let i = 0; i < SKUS; i++) await hub.api('POST', '/v1/products', { sku: `SKU-${i}`, name: `Product ${i}` });
-  await hub.api('POST', '/v1/webhooks/endpoints', { url: receiver.url, eventTypes: ['stock.*'] });
-  const connectionId = await createWebhookConnection(hub);
-  const hookUrl = `${hub.base}/hooks/${connectionId}`;
-  await receiver.reset();
+interface BurstTarget {
+  label: string;
+  /** Where the webhooks go. */
+  url: string;
+  pid: number | undefined;
+  /** Once the receiver has every event: whether the target has nothing left to do (it throws when something failed). */
+  done: () => Promise<boolean>;
+}
 
-  // The sender shares the machine with the hub: node:http on a keep-alive agent costs it a fraction of what fetch
-  // does (fetch took 0.85 ms of CPU per webhook here, 60% of a core, which the hub then lacked).
+/**
+ * Sends the pool to the target, 50 at a time over node:http keep-alive, and waits until everything it caused is
+ * delivered. The sender shares the machine with the hub: node:http on a keep-alive agent costs it a fraction of what
+ * fetch does (fetch took 0.85 ms of CPU per webhook here, 60% of a core, which the hub then lacked).
+ */
+async function burst(receiver: Receiver, target: BurstTarget, pool: Signed[], label: string): Promise<Burst> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: E2E_CONCURRENCY });
-  const url = new URL(hookUrl);
+  const url = new URL(target.url);
   const post = ({ headers, body }: Signed) =>
     new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = http.request({ hostname: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
@@ -517,69 +526,106 @@ async function endToEnd(receiver: Receiver): Promise<{ cold: Burst; warm: Burst 
       req.on('error', reject);
       req.end(body);
     });
-
-  /** Sends the pool, 50 at a time, and waits until everything it caused is delivered. */
-  const burst = async (pool: Signed[], label: string): Promise<Burst> => {
-    const before = await receiver.stats();
-    let next = 0;
-    let failed = 0;
-    let duplicates = 0;
-    const cpu0 = process.cpuUsage();
-    const hubCpu0 = cpuMsOf(hub.child.pid);
-    const receiverCpu0 = cpuMsOf(receiver.child.pid);
-    const t0 = epochNow();
-    await Promise.all(
-      Array.from({ length: E2E_CONCURRENCY }, async () => {
-        while (next < pool.length) {
-          const res = await post(pool[next++]!);
-          if (res.status !== 202) failed++;
-          else if (!res.text.includes('"duplicate":false')) duplicates++;
-        }
-      }),
-    );
-    const t1 = epochNow();
-    const cpu = process.cpuUsage(cpu0);
-    if (failed || duplicates) throw new Error(`end to end (${label}): ${failed} webhooks refused, ${duplicates} taken as duplicates`);
-
-    // Settled: nothing left in the inbox to apply, nothing left to deliver, and the receiver has every delivery. The
-    // receiver is polled (a separate process); the hub only once deliveries have stopped arriving, because its ledger
-    // and inbox queries cost it milliseconds each, and the end of the run is the receiver's own clock anyway.
-    const deadline = Date.now() + 120_000;
-    let got: ReceiverStats;
-    for (;;) {
-      got = await receiver.stats();
-      const quiet = epochNow() - Math.max(got.lastNewAt, t1) > 300;
-      const late = Date.now() > deadline;
-      if ((got.distinct - before.distinct >= pool.length && quiet) || late) {
-        const waiting = await hub.api('GET', '/v1/inbox?status=received&limit=1');
-        const ledger = (await hub.api('GET', '/v1/webhooks/stats')) as { published: number; delivered: number; pending: number; dead: number };
-        if (waiting.data.length === 0 && ledger.pending === 0 && got.distinct === ledger.delivered) break;
-        if (ledger.dead) throw new Error(`end to end (${label}): ${ledger.dead} deliveries dead`);
-        if (late) throw new Error(`end to end (${label}): not settled after 120 s: ledger ${JSON.stringify(ledger)}, receiver ${JSON.stringify(got)}`);
+  const before = await receiver.stats();
+  let next = 0;
+  let failed = 0;
+  let duplicates = 0;
+  const cpu0 = process.cpuUsage();
+  const hubCpu0 = cpuMsOf(target.pid);
+  const receiverCpu0 = cpuMsOf(receiver.child.pid);
+  const t0 = epochNow();
+  await Promise.all(
+    Array.from({ length: E2E_CONCURRENCY }, async () => {
+      while (next < pool.length) {
+        const res = await post(pool[next++]!);
+        if (res.status !== 202) failed++;
+        else if (!res.text.includes('"duplicate":false')) duplicates++;
       }
-      await sleep(50);
+    }),
+  );
+  const t1 = epochNow();
+  const cpu = process.cpuUsage(cpu0);
+  agent.destroy();
+  if (failed || duplicates) throw new Error(`end to end (${target.label}, ${label}): ${failed} webhooks refused, ${duplicates} taken as duplicates`);
+
+  // Settled: the receiver has every delivery, and the target nothing left to do. The receiver is polled (a separate
+  // process); the target only once deliveries have stopped arriving, because the hub's ledger and inbox queries cost
+  // it milliseconds each, and the end of the run is the receiver's own clock anyway.
+  const deadline = Date.now() + 120_000;
+  let got: ReceiverStats;
+  for (;;) {
+    got = await receiver.stats();
+    const quiet = epochNow() - Math.max(got.lastNewAt, t1) > 300;
+    const late = Date.now() > deadline;
+    if ((got.distinct - before.distinct >= pool.length && quiet) || late) {
+      if (await target.done()) break;
+      if (late) throw new Error(`end to end (${target.label}, ${label}): not settled after 120 s: receiver ${JSON.stringify(got)}`);
     }
-    // Read before anything else, which costs the hub and the receiver CPU of their own.
-    const hubCpuMs = cpuMsOf(hub.child.pid) - hubCpu0;
-    const receiverCpuMs = cpuMsOf(receiver.child.pid) - receiverCpu0;
-    const end = got.lastNewAt;
-    return {
-      events: got.distinct - before.distinct,
-      seconds: (end - t0) / 1000,
-      acceptSeconds: (t1 - t0) / 1000,
-      drainSeconds: (end - t1) / 1000,
-      requests: got.requests - before.requests,
-      senderCpuMs: (cpu.user + cpu.system) / 1000,
-      hubCpuMs,
-      receiverCpuMs,
-    };
+    await sleep(50);
+  }
+  // Read before anything else, which costs the target and the receiver CPU of their own.
+  const hubCpuMs = cpuMsOf(target.pid) - hubCpu0;
+  const receiverCpuMs = cpuMsOf(receiver.child.pid) - receiverCpu0;
+  const end = got.lastNewAt;
+  return {
+    events: got.distinct - before.distinct,
+    seconds: (end - t0) / 1000,
+    acceptSeconds: (t1 - t0) / 1000,
+    drainSeconds: (end - t1) / 1000,
+    requests: got.requests - before.requests,
+    senderCpuMs: (cpu.user + cpu.system) / 1000,
+    hubCpuMs,
+    receiverCpuMs,
+  };
+}
+
+/** The end-to-end baseline: the relay (bench/webhooks-server.ts with a receiver), a first burst then the measured one. */
+async function relayBaseline(receiver: Receiver): Promise<Burst> {
+  const dir = tempDir('relay');
+  const relay = await startChild('the baseline relay', ['bench/webhooks-server.ts', join(dir, 'relay.db'), SECRET, receiver.url], /\{"port":(\d+)\}/);
+  const base = `http://127.0.0.1:${relay.match[1]}`;
+  const target: BurstTarget = {
+    label: 'baseline relay',
+    url: `${base}/hooks/relay`,
+    pid: relay.child.pid,
+    done: async () => {
+      const { failed } = (await (await fetch(`${base}/relay-stats`)).json()) as { failed: number };
+      if (failed) throw new Error(`end to end (baseline relay): ${failed} relayed webhooks failed`);
+      return true;
+    },
+  };
+  await receiver.reset();
+  await burst(receiver, target, signedPool(WARMUP), 'first');
+  const measured = await burst(receiver, target, signedPool(WEBHOOKS), 'measured');
+  await stopChild(relay);
+  return measured;
+}
+
+async function endToEnd(receiver: Receiver): Promise<{ cold: Burst; warm: Burst }> {
+  const hub = await startHub('e2e', { HUB_WEBHOOK_ALLOW: '127.0.0.1/32' });
+  await hub.api('POST', '/v1/locations', { code: 'LON-1', name: 'London' });
+  for (let i = 0; i < SKUS; i++) await hub.api('POST', '/v1/products', { sku: `SKU-${i}`, name: `Product ${i}` });
+  await hub.api('POST', '/v1/webhooks/endpoints', { url: receiver.url, eventTypes: ['stock.*'] });
+  const connectionId = await createWebhookConnection(hub);
+  await receiver.reset();
+  const target: BurstTarget = {
+    label: 'hub',
+    url: `${hub.base}/hooks/${connectionId}`,
+    pid: hub.child.pid,
+    // Nothing left in the inbox to apply, nothing left to deliver, and the receiver has every delivery.
+    done: async () => {
+      const waiting = await hub.api('GET', '/v1/inbox?status=received&limit=1');
+      const ledger = (await hub.api('GET', '/v1/webhooks/stats')) as { published: number; delivered: number; pending: number; dead: number };
+      const got = await receiver.stats();
+      if (ledger.dead) throw new Error(`end to end (hub): ${ledger.dead} deliveries dead`);
+      return waiting.data.length === 0 && ledger.pending === 0 && got.distinct === ledger.delivered;
+    },
   };
 
   // First a burst into the hub as it started (its code not yet optimized by the JIT, its caches empty), then the
   // measured one into the same hub, warmed up.
-  const cold = await burst(signedPool(WARMUP), 'cold');
-  const warm = await burst(signedPool(WEBHOOKS), 'warm');
-  agent.destroy();
+  const cold = await burst(receiver, target, signedPool(WARMUP), 'cold');
+  const warm = await burst(receiver, target, signedPool(WEBHOOKS), 'warm');
 
   // What had to arrive, over both bursts: every stock event the hub wrote.
   const events: { id: string }[] = [];
@@ -618,6 +664,7 @@ async function main() {
   const inb = ONLY.has('inbound') ? await inbound() : null;
   const receiver = ONLY.has('outbound') || ONLY.has('e2e') ? await startReceiver() : null;
   const out = receiver && ONLY.has('outbound') ? await outbound(receiver) : null;
+  const relay = receiver && ONLY.has('e2e') ? await relayBaseline(receiver) : null;
   const e2e = receiver && ONLY.has('e2e') ? await endToEnd(receiver) : null;
   if (receiver) await stopChild(receiver);
 
@@ -631,14 +678,16 @@ async function main() {
     );
   }
   if (out) console.log(`outbound: ${f(out.hub)} deliveries/s (baseline raw HTTP ${f(out.raw)}/s, ratio ${(out.hub / out.raw).toFixed(2)}) (target ≥ 5,000/s: ${met(out.hub >= 5000)})`);
-  if (e2e) {
-    const line = (b: Burst, sent: number) =>
+  if (e2e && relay) {
+    const line = (b: Burst, sent: number, what = 'the hub') =>
       `${f(sent)} webhooks → ${f(b.events)} events delivered in ${b.seconds.toFixed(2)} s: ${f(b.events / b.seconds)} events/s; ` +
       `accepting took ${b.acceptSeconds.toFixed(2)} s (${f(sent / b.acceptSeconds)} webhooks/s), draining after the last accept ${b.drainSeconds.toFixed(2)} s` +
-      `; CPU used: the hub ${f(b.hubCpuMs)} ms (${f((b.hubCpuMs * 1000) / b.events)} µs per event), the sender ${f(b.senderCpuMs)} ms, the receiver ${f(b.receiverCpuMs)} ms` +
+      `; CPU used: ${what} ${f(b.hubCpuMs)} ms (${f((b.hubCpuMs * 1000) / b.events)} µs per event), the sender ${f(b.senderCpuMs)} ms, the receiver ${f(b.receiverCpuMs)} ms` +
       (b.requests !== b.events ? `; ${b.requests - b.events} deliveries were resends` : '');
     const eps = e2e.warm.events / e2e.warm.seconds;
-    console.log(`end to end, warmed up: ${line(e2e.warm, WEBHOOKS)} (target ≥ 2,000/s: ${met(eps >= 2000)})`);
+    const baseline = relay.events / relay.seconds;
+    console.log(`end to end, warmed up: ${line(e2e.warm, WEBHOOKS)}; ratio to the baseline relay ${(eps / baseline).toFixed(2)} (target ≥ 2,000/s: ${met(eps >= 2000)})`);
+    console.log(`end to end, the baseline relay (warmed up, same bursts): ${line(relay, WEBHOOKS, 'the relay')}`);
     console.log(`end to end, the first burst after the hub started (cold, for comparison): ${line(e2e.cold, WARMUP)}`);
   }
 }
