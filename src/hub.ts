@@ -170,12 +170,6 @@ export function createHub(options: HubOptions): Hub {
   const inboxBatch = options.inboxBatch ?? (store.kind === 'appwrite' ? INBOX_BATCH.appwrite : INBOX_BATCH.sqlite);
   const inboundDeps = { store, clock, cipher, log: log.child({ part: 'inbound' }), fetch: fetchFn, connectors, mappings, queue, webhooksPerJob: inboxBatch };
   const receiver = createInboundReceiver(inboundDeps);
-  // Appwrite stages each write of a transaction as an operation, at most 100 on its Free plan
-  // (store.writesPerTransaction). An outcome writes its attempt and its delivery, the last of a chain its head's too,
-  // and leases the next chain's head: 5 of them stay under 30 writes, plus each endpoint's health. A claim leases at
-  // most 50. The write that disables an endpoint (a 410, or failures that lasted) pauses 20 of its pending deliveries,
-  // and claims pause the rest as they come due. (Disabling and enabling through the API page by that bound too.)
-  const outboundWrites = store.kind === 'appwrite' ? { outcomesPerWrite: 5, chainLength: 4, batchSize: 50, pausesPerDisable: 20 } : {};
   const dispatcher = createDispatcher({
     store,
     clock,
@@ -185,7 +179,7 @@ export function createHub(options: HubOptions): Hub {
     log: log.child({ part: 'dispatcher' }),
     random: options.random,
     attemptsCounter: metrics.deliveries,
-    ...outboundWrites,
+    // Its bounds follow store.writesPerTransaction (Appwrite's per-transaction operations): dispatcherBounds.
   });
   // On Appwrite the execution that receives an upload is not the one that imports it: uploads wait in Storage.
   const aw = options.appwrite;

@@ -5,7 +5,7 @@ import { Webhook } from 'standardwebhooks';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { appendEvent } from '../src/events/log.ts';
 import type { Db } from '../src/store/types.ts';
-import { createDispatcher } from '../src/webhooks/dispatcher.ts';
+import { createDispatcher, dispatcherBounds } from '../src/webhooks/dispatcher.ts';
 import { moveTheRest } from '../src/webhooks/manage.ts';
 import { STANDARD_SCHEDULE_MS } from '../src/webhooks/schedule.ts';
 import { createAddressPolicy } from '../src/webhooks/ssrf.ts';
@@ -572,6 +572,68 @@ describe('outbound webhooks', () => {
     // The next dispatcher takes the first at once, and the chain from there.
     await dispatch();
     expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('derives its bounds from the store\'s writes per transaction: Appwrite Free, Pro, a small bound, SQLite', () => {
+    expect(dispatcherBounds(100)).toEqual({ outcomesPerWrite: 5, chainLength: 4, batchSize: 50, pausesPerDisable: 20 });
+    expect(dispatcherBounds(1000)).toEqual({ outcomesPerWrite: 50, chainLength: 32, batchSize: 256, pausesPerDisable: 200 });
+    expect(dispatcherBounds(10)).toEqual({ outcomesPerWrite: 1, chainLength: 4, batchSize: 5, pausesPerDisable: 2 });
+    expect(dispatcherBounds(Infinity)).toEqual({});
+  });
+
+  it('keeps every transaction within a store\'s write bound when many endpoints are disabled by one write', async () => {
+    const endpoints = [];
+    for (let i = 0; i < 6; i++) endpoints.push((await subscribe()).endpoint.id);
+    for (let n = 0; n < 30; n++) await emit('stock.updated', null, { n });
+    // The hub's store, bounded as Appwrite's Free plan bounds a transaction (100 staged writes; the 101st fails the
+    // transaction); every write made in a transaction is counted, its nested transactions' too.
+    const store = t.hub.deps.store;
+    const BOUND = 100;
+    const most = { writes: 0 };
+    const WRITES = new Set<PropertyKey>(['insert', 'update', 'updateFrom', 'delete', 'upsert', 'deleteWhere', 'increment']);
+    const bounded = new Proxy(store, {
+      get(target, key) {
+        if (key === 'writesPerTransaction') return BOUND;
+        if (key !== 'transaction') return Reflect.get(target, key);
+        return (fn: (tx: Db) => Promise<unknown>) =>
+          target.transaction((tx) => {
+            let writes = 0;
+            const view = (inner: Db): Db => ({
+              table: ((name: never) =>
+                new Proxy(inner.table(name), {
+                  get(table, k) {
+                    const v = Reflect.get(table, k) as unknown;
+                    if (typeof v !== 'function') return v;
+                    if (!WRITES.has(k)) return v.bind(table);
+                    return (...args: unknown[]) => {
+                      most.writes = Math.max(most.writes, ++writes);
+                      if (writes > BOUND) throw new Error(`Transaction already has ${BOUND} operations`);
+                      return v.apply(table, args);
+                    };
+                  },
+                })) as Db['table'],
+              transaction: (inner2) => inner.transaction((nested) => inner2(view(nested))),
+            });
+            return fn(view(tx));
+          });
+      },
+    });
+    // Every endpoint answers 410 at once: the first write of outcomes disables five endpoints.
+    const own = createDispatcher({ store: bounded, clock: t.clock, cipher: t.hub.deps.cipher, transport: sameTurnTransport(() => 410), config: t.hub.deps.config.webhooks });
+    try {
+      // Each claim leases or pauses at most 50: ten take everything.
+      for (let pass = 0; pass < 10; pass++) await own.runOnce();
+      expect(most.writes).toBeGreaterThan(20);
+      expect(most.writes).toBeLessThanOrEqual(BOUND);
+      for (const id of endpoints) expect((await t.call('GET', `/v1/webhooks/endpoints/${id}`)).body).toMatchObject({ status: 'disabled', disabledReason: 'gone' });
+      // What the writes that disabled them left pending, the claims paused: nothing is left to send, nothing lost.
+      const states = new Map<string, number>();
+      for (const id of endpoints) for (const d of await deliveriesOf(id)) states.set(d.state, (states.get(d.state) ?? 0) + 1);
+      expect(states.get('pending') ?? 0).toBe(0);
+      expect((states.get('paused') ?? 0) + receiver.received.length).toBeGreaterThanOrEqual(180);
+    } finally {
+      await own.stop(0);
+    }
   });
 
   it('pauses only so many pending deliveries in the write that disables an endpoint, and the claims pause the rest', async () => {

@@ -28,19 +28,19 @@ export interface DispatcherOptions {
   /** For retry jitter; tests fix it. */
   random?: () => number;
   owner?: string;
-  /** At most this many deliveries leased per claim. Default 256. */
+  /** At most this many deliveries leased per claim. Default 256 (on a store with a write bound, see dispatcherBounds). */
   batchSize?: number;
   /** How long to sleep when nothing is due (new deliveries in this process wake it sooner). Default 500 ms. */
   pollIntervalMs?: number;
   /** Counts attempts by outcome (`delivered`, `retried`, `dead`, `paused`) for /metrics. */
   attemptsCounter?: Counter;
-  /** Most outcomes written in one transaction. Default 128. */
+  /** Most outcomes written in one transaction. Default 128 (on a store with a write bound, see dispatcherBounds). */
   outcomesPerWrite?: number;
-  /** Most deliveries of one ordering key leased together, to be sent one after another (see CHAIN). Default 32. */
+  /** Most deliveries of one ordering key taken together (the first leased), sent one after another (see CHAIN). Default 32. */
   chainLength?: number;
   /**
-   * Most pending deliveries the write that disables an endpoint pauses itself; claims pause the others as they come
-   * due. Default: all of them.
+   * Most pending deliveries a write that disables endpoints pauses itself, and never more than the store's write bound
+   * leaves room for; claims pause the others as they come due. Default: all of them (see dispatcherBounds).
    */
   pausesPerDisable?: number;
 }
@@ -82,6 +82,54 @@ const MAX_MESSAGE = 500;
  * backlog is sent at the receiver's pace, and its outcomes are written in batches with the others'.
  */
 const CHAIN = 32;
+
+type Bounds = Pick<DispatcherOptions, 'outcomesPerWrite' | 'chainLength' | 'batchSize' | 'pausesPerDisable'>;
+
+/**
+ * The dispatcher's bounds on a store whose transactions hold at most `writes` writes (store.writesPerTransaction:
+ * Appwrite stages each as an operation, 100 on its Free plan, 1,000 on Pro; HUB_APPWRITE_TRANSACTION_WRITES).
+ * - A write of outcomes makes at most 5 per outcome counted: its attempt and its delivery (a chain's last counts two,
+ *   for the head it carries), and per entry the lease of the next chain's head, or giving it back, and its endpoint's
+ *   health. So outcomes take a fifth of the bound at most: writes / 20 of them.
+ * - An endpoint it disables adds its own update and its operational event with that event's deliveries; pauses come
+ *   last, in what room is left (see record).
+ * - A claim writes at most 2 per delivery (a key reopened: its expired head waits again, and its oldest is leased).
+ * - A chain is not written when it is taken (only its head is leased): its length bounds what one read returns, and
+ *   grows with the bound (writes / 25, at least 4, at most CHAIN) as a chain's outcomes are written in fewer writes.
+ * Unbounded (SQLite): the defaults.
+ */
+export function dispatcherBounds(writes: number): Bounds {
+  if (!Number.isFinite(writes)) return {};
+  const outcomesPerWrite = Math.max(1, Math.floor(writes / 20));
+  return {
+    outcomesPerWrite,
+    chainLength: Math.min(CHAIN, Math.max(4, Math.floor(writes / 25))),
+    batchSize: Math.max(1, Math.min(256, Math.floor(writes / 2))),
+    pausesPerDisable: Math.floor(writes / 5),
+  };
+}
+
+/** A view of a transaction that counts the writes made through it, nested transactions' included. */
+function countingWrites(tx: Db): { db: Db; writes: () => number } {
+  let writes = 0;
+  const WRITES = new Set<PropertyKey>(['insert', 'update', 'updateFrom', 'delete', 'upsert', 'deleteWhere', 'increment']);
+  const view = (inner: Db): Db => ({
+    table: ((name: Parameters<Db['table']>[0]) =>
+      new Proxy(inner.table(name), {
+        get(target, key) {
+          const value = Reflect.get(target, key) as unknown;
+          if (typeof value !== 'function') return value;
+          if (!WRITES.has(key)) return value.bind(target);
+          return (...args: unknown[]) => {
+            writes++;
+            return value.apply(target, args);
+          };
+        },
+      })) as Db['table'],
+    transaction: (fn) => inner.transaction((nested) => fn(view(nested))),
+  });
+  return { db: view(tx), writes: () => writes };
+}
 
 interface Claimed {
   delivery: WebhookDeliveriesRow;
@@ -138,9 +186,12 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const log = options.log ?? silentLogger;
   const random = options.random ?? Math.random;
   const owner = options.owner ?? `dispatch:${process.pid}:${randomToken(6)}`.slice(0, 64);
-  const batchSize = options.batchSize ?? 256;
-  const flushAt = Math.max(1, options.outcomesPerWrite ?? FLUSH_AT);
-  const chainLength = Math.max(1, options.chainLength ?? CHAIN);
+  const maxWrites = store.writesPerTransaction;
+  const bounds = dispatcherBounds(maxWrites);
+  const batchSize = options.batchSize ?? bounds.batchSize ?? 256;
+  const flushAt = Math.max(1, options.outcomesPerWrite ?? bounds.outcomesPerWrite ?? FLUSH_AT);
+  const chainLength = Math.max(1, options.chainLength ?? bounds.chainLength ?? CHAIN);
+  const pausesPerDisable = options.pausesPerDisable ?? bounds.pausesPerDisable ?? Infinity;
   const pollIntervalMs = options.pollIntervalMs ?? 500;
   // A lease outlives the longest send and the outcome write after it (well under a second; 5 s allowed), plus one
   // more timeout for a chain (leased together, sent one after another): its next delivery goes only while its lease
@@ -389,10 +440,15 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   async function record(batch: Outcome[]): Promise<{ next: Claimed[]; events: Map<string, EventsRow> }> {
     const next: Claimed[] = [];
     const events = new Map<string, EventsRow>();
-    await store.transaction(async (tx) => {
+    await store.transaction(async (outer) => {
       // A body run again (Appwrite, after a conflict) starts over.
       next.length = 0;
       events.clear();
+      // Where the store bounds a transaction's writes, they are counted: the pauses of endpoints disabled here take
+      // what room is left.
+      const counted = Number.isFinite(maxWrites) ? countingWrites(outer) : null;
+      const tx = counted?.db ?? outer;
+      const disabled: string[] = [];
       const deliveries = tx.table('webhook_deliveries');
       const health = new Map<string, { endpoint: LiveEndpoint; ok: boolean; gone: boolean; at: number }>();
       for (const outcome of batch.flatMap((o) => (o.head ? [o.head, o] : [o]))) {
@@ -478,7 +534,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         if (!seen || at >= seen.at) health.set(endpoint.row.id, { endpoint, ok: d.ok, gone: status === 410 || (seen?.gone ?? false), at });
         else if (status === 410) seen.gone = true;
       }
-      for (const { endpoint, ok, gone, at } of health.values()) await updateHealth(tx, endpoint, ok, gone, at);
+      for (const { endpoint, ok, gone, at } of health.values()) {
+        if (await updateHealth(tx, endpoint, ok, gone, at)) disabled.push(endpoint.row.id);
+      }
       // A successor whose endpoint this batch disabled (a 410 after its predecessor's 2xx) waits with the others:
       // the first of its chain paused, the rest waiting behind it.
       for (const endpointId of new Set(next.map((c) => c.delivery.endpointId))) {
@@ -493,37 +551,44 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         const page = await tx.table('events').query({ where: { id: { in: ids.slice(i, i + 100) } }, limit: 100 });
         for (const e of page.items) events.set(e.id, e);
       }
+      // Last, the pending deliveries of the endpoints disabled here are paused, as many as the bounds leave room for.
+      let room = Math.min(pausesPerDisable, counted ? maxWrites - counted.writes() : Infinity);
+      for (const id of disabled) {
+        if (room <= 0) break;
+        room -= await pauseOpen(tx, id, room);
+      }
     });
     return { next, events };
   }
 
   /**
    * Keeps the endpoint's failure record: the time of the first failure since the last success. A 410, or failures
-   * that last the disable period, disable it; an operational event says so.
+   * that last the disable period, disable it (answers true; the caller pauses its pending deliveries); an
+   * operational event says so.
    */
-  async function updateHealth(tx: Db, endpoint: LiveEndpoint, ok: boolean, gone: boolean, at: number): Promise<void> {
+  async function updateHealth(tx: Db, endpoint: LiveEndpoint, ok: boolean, gone: boolean, at: number): Promise<boolean> {
     const table = tx.table('webhook_endpoints');
     const row = await table.get(endpoint.row.id);
-    if (!row || row.status !== 'enabled') return;
+    if (!row || row.status !== 'enabled') return false;
     const atIso = iso(at);
     if (gone) return disable(tx, row.id, 'gone', atIso);
     if (ok) {
       // Written only when it changes something an operator reads: not on every success.
       const stale = !row.lastSuccessAt || at - Date.parse(row.lastSuccessAt) > 60_000;
       if (row.failingSince !== null || stale) await table.update(row.id, { failingSince: null, lastSuccessAt: atIso });
-      return;
+      return false;
     }
     if (row.failingSince === null || row.failingSince === undefined) {
       await table.update(row.id, { failingSince: atIso });
-      return;
+      return false;
     }
-    if (at - Date.parse(row.failingSince) >= config.disableAfterMs) await disable(tx, row.id, 'failing', atIso);
+    if (at - Date.parse(row.failingSince) >= config.disableAfterMs) return disable(tx, row.id, 'failing', atIso);
+    return false;
   }
 
-  async function disable(tx: Db, id: string, reason: 'gone' | 'failing', at: string): Promise<void> {
+  async function disable(tx: Db, id: string, reason: 'gone' | 'failing', at: string): Promise<true> {
     const row = await tx.table('webhook_endpoints').update(id, { status: 'disabled', disabledReason: reason, disabledAt: at });
     endpoints.drop(id);
-    await pauseOpen(tx, id, options.pausesPerDisable);
     await appendEvent(
       tx,
       {
@@ -535,6 +600,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       at,
     );
     log.warn('webhook endpoint disabled', { endpointId: id, reason });
+    return true;
   }
 
   async function runPass(): Promise<number> {
