@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   invalid_query: { status: 400, title: 'A query parameter is not valid', retryable: false },
   unsupported_media_type: { status: 415, title: 'Unsupported media type', retryable: false },
   payload_too_large: { status: 413, title: 'The body is too large', retryable: false },
+  transaction_too_large: { status: 413, title: 'The change writes more than one transaction of the store holds', retryable: false },
   // credentials
   unauthenticated: { status: 401, title: 'Credentials are missing or not valid', retryable: false },
   insufficient_scope: { status: 403, title: 'The credentials lack the scope this needs', retryable: false },

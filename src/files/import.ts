@@ -144,8 +144,8 @@ class Importer {
   private markerWritten = false;
   /** Records per transaction now, between minBatch and maxBatch (see ImportEnv.maxBatchSize). */
   private batchSize: number;
-  private readonly minBatch: number;
-  private readonly maxBatch: number;
+  private minBatch: number;
+  private maxBatch: number;
   private readonly maxStoredErrors: number;
   /** The schema inputs are checked against after mapping; null when the mapping checks it already. */
   private readonly schema: string | null;
@@ -317,6 +317,7 @@ class Importer {
         return await this.applyTogether(batch, errorSeq, cursor);
       } catch (err) {
         if (err instanceof AlreadyImported) throw err;
+        if (isHubError(err, 'transaction_too_large')) return this.commitInHalves(batch, errorSeq, cursor, err);
         if (isRefusal(err) && refusals++ < 3) {
           // A unit was refused: find which by trying each alone (rolled back), then apply the rest together, so
           // the batch still commits as one with its cursor.
@@ -329,6 +330,26 @@ class Importer {
         await new Promise((r) => setTimeout(r, 20 * (attempt + 1)));
       }
     }
+  }
+
+  /**
+   * A batch that writes more than one transaction of the store holds (Appwrite's operations per transaction) goes in
+   * halves, each with its own cursor, and no later batch of the run is larger than the half that went. A record that
+   * alone writes too much fails with that reason, and the rest of its batch goes.
+   */
+  private async commitInHalves(units: Unit[], errorSeq: number, cursor: number, err: HubError): Promise<number> {
+    const todo = units.filter((u) => u.input);
+    if (todo.length <= 1) {
+      const failures = failuresOfError(err, todo[0]?.row ?? units[0]!.row);
+      return this.commitOnce(units.map((u) => (u.input ? { ...u, input: undefined, failures } : u)), false, errorSeq, cursor);
+    }
+    const half = Math.ceil(units.length / 2);
+    this.maxBatch = Math.max(1, Math.min(this.maxBatch, half));
+    this.minBatch = Math.min(this.minBatch, this.maxBatch);
+    this.batchSize = Math.min(this.batchSize, this.maxBatch);
+    const first = units.slice(0, half);
+    errorSeq = await this.commitOnce(first, false, errorSeq, first[first.length - 1]!.last + 1);
+    return this.commitOnce(units.slice(half), false, errorSeq, cursor);
   }
 
   /** Applies `units` in a transaction that is rolled back: the refusal, when the data was refused. */
@@ -346,15 +367,26 @@ class Importer {
     return null;
   }
 
-  /** Dry run: which units would be refused, without keeping anything (each alone, once the batch is refused). */
+  /**
+   * Dry run: which units would be refused, without keeping anything (each alone, once the batch is refused; in
+   * halves first when the batch writes more than one transaction holds).
+   */
   private async tryBatch(units: Unit[]): Promise<Map<Unit, RowFailure[]>> {
     const failures = new Map<Unit, RowFailure[]>();
-    const todo = units.filter((u) => u.input);
-    if (todo.length === 0 || !(await this.trial(todo))) return failures;
-    for (const u of todo) {
-      const refusal = await this.trial([u]);
-      if (refusal) failures.set(u, failuresOfError(refusal, u.row));
-    }
+    const find = async (todo: Unit[]): Promise<void> => {
+      const refusal = todo.length ? await this.trial(todo) : null;
+      if (!refusal) return;
+      if (isHubError(refusal, 'transaction_too_large') && todo.length > 1) {
+        const half = Math.ceil(todo.length / 2);
+        await find(todo.slice(0, half));
+        return find(todo.slice(half));
+      }
+      for (const u of todo) {
+        const alone = todo.length === 1 ? refusal : await this.trial([u]);
+        if (alone) failures.set(u, failuresOfError(alone, u.row));
+      }
+    };
+    await find(units.filter((u) => u.input));
     return failures;
   }
 
