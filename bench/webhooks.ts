@@ -23,9 +23,9 @@
 //     hub's mapping, ledger, retries, ordering or crash safety. The target is absolute; the ratio tells what it asks
 //     of the machine at hand (the machines these runs get differ by 2-3× in speed).
 // BENCH_SECONDS (10) and BENCH_ROUNDS (2) set the inbound rounds, BENCH_DELIVERIES (20,000) the outbound deliveries
-// per round, BENCH_WARMUP (5,000) and BENCH_WEBHOOKS (5,000) the end-to-end bursts, BENCH_E2E_ROUNDS (2) its rounds. BENCH_PROF=1 writes CPU
-// profiles of the hub processes to /tmp/hub-webhooks-prof. It prints; it fails only when it would not be measuring
-// what it says.
+// per round, BENCH_WARMUP (5,000) and BENCH_WEBHOOKS (5,000) the end-to-end bursts, BENCH_E2E_ROUNDS (2) their
+// rounds. BENCH_PROF=1 writes CPU profiles of the hub processes to /tmp/hub-webhooks-prof. It prints; it fails only
+// when it would not be measuring what it says.
 import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
 import { spawn, type ChildProcess } from 'node:child_process';
