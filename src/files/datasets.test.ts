@@ -47,6 +47,7 @@ function countingStore(store: Store): { db: Db; queries: () => number } {
       return new Proxy(t, { get: (target, p) => (p === 'query' ? (...a: Parameters<typeof t.query>) => (n++, target.query(...a)) : Reflect.get(target, p)) });
     },
     transaction: (fn) => store.transaction(fn),
+    writesLeft: () => store.writesLeft(),
   };
   return { db, queries: () => n };
 }

@@ -520,6 +520,7 @@ export class AppwriteStore implements Store {
           return t as unknown as Table<TableRows[N]>;
         },
         transaction: <T>(inner: (db: Db) => Promise<T>) => inner(tx),
+        writesLeft: () => this.writesPerTransaction - txCtx.writes!.count,
       };
       let result: R;
       try {
@@ -538,6 +539,11 @@ export class AppwriteStore implements Store {
         await this.sleep(backoffDelay(attempt, TX_BACKOFF));
       }
     }
+  }
+
+  /** Outside a transaction each write is its own. */
+  writesLeft(): number {
+    return Infinity;
   }
 
   /** Appwrite gives each execution its own dynamic key: a warm container's store switches to the current one. */

@@ -480,6 +480,7 @@ export class SqliteStore implements Store {
     this.txView = {
       table: <N extends TableName>(name: N) => this.txTables.get(name) as unknown as Table<TableRows[N]>,
       transaction: <R>(fn: (tx: Db) => Promise<R>) => fn(this.txView),
+      writesLeft: () => Infinity,
     };
   }
 
@@ -562,6 +563,10 @@ export class SqliteStore implements Store {
    * costly write of the WAL pages) serves the whole group. A caller's promise settles only after the COMMIT that
    * holds its writes, so nothing is reported done before it is durable; a failed COMMIT fails the whole group.
    */
+  writesLeft(): number {
+    return Infinity;
+  }
+
   transaction<R>(fn: (tx: Db) => Promise<R>): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.pending.push({ fn: fn as (tx: Db) => Promise<unknown>, resolve: resolve as (v: unknown) => void, reject });

@@ -119,6 +119,11 @@ export interface Db extends StoreTables {
    * for it. Called on a transaction, it joins that transaction.
    */
   transaction<R>(fn: (tx: Db) => Promise<R>): Promise<R>;
+  /**
+   * How many more writes the transaction this is may make (Store.writesPerTransaction less those it made);
+   * Infinity where the store sets no bound, and outside a transaction.
+   */
+  writesLeft(): number;
 }
 
 export interface Store extends Db {

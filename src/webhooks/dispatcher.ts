@@ -109,28 +109,6 @@ export function dispatcherBounds(writes: number): Bounds {
   };
 }
 
-/** A view of a transaction that counts the writes made through it, nested transactions' included. */
-function countingWrites(tx: Db): { db: Db; writes: () => number } {
-  let writes = 0;
-  const WRITES = new Set<PropertyKey>(['insert', 'update', 'updateFrom', 'delete', 'upsert', 'deleteWhere', 'increment']);
-  const view = (inner: Db): Db => ({
-    table: ((name: Parameters<Db['table']>[0]) =>
-      new Proxy(inner.table(name), {
-        get(target, key) {
-          const value = Reflect.get(target, key) as unknown;
-          if (typeof value !== 'function') return value;
-          if (!WRITES.has(key)) return value.bind(target);
-          return (...args: unknown[]) => {
-            writes++;
-            return value.apply(target, args);
-          };
-        },
-      })) as Db['table'],
-    transaction: (fn) => inner.transaction((nested) => fn(view(nested))),
-  });
-  return { db: view(tx), writes: () => writes };
-}
-
 interface Claimed {
   delivery: WebhookDeliveriesRow;
   endpoint: LiveEndpoint;
@@ -186,8 +164,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const log = options.log ?? silentLogger;
   const random = options.random ?? Math.random;
   const owner = options.owner ?? `dispatch:${process.pid}:${randomToken(6)}`.slice(0, 64);
-  const maxWrites = store.writesPerTransaction;
-  const bounds = dispatcherBounds(maxWrites);
+  const bounds = dispatcherBounds(store.writesPerTransaction);
   const batchSize = options.batchSize ?? bounds.batchSize ?? 256;
   const flushAt = Math.max(1, options.outcomesPerWrite ?? bounds.outcomesPerWrite ?? FLUSH_AT);
   const chainLength = Math.max(1, options.chainLength ?? bounds.chainLength ?? CHAIN);
@@ -247,7 +224,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const due = await table.query({ where: { state: 'pending', nextAttemptAt: { lte: now } }, orderBy: { field: 'nextAttemptAt' }, limit });
       const claimed: Claimed[] = [];
       for (const found of [...expired.items, ...due.items]) {
-        if (claimed.length >= limit) break;
+        // Paused and reopened ones write too: a store's bound on writes ends the claim as well (a reopened key writes
+        // its expired head back to waiting, then takes its oldest).
+        if (claimed.length >= limit || tx.writesLeft() < 2) break;
         let delivery: WebhookDeliveriesRow | null = found;
         let reopened = false;
         try {
@@ -440,14 +419,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   async function record(batch: Outcome[]): Promise<{ next: Claimed[]; events: Map<string, EventsRow> }> {
     const next: Claimed[] = [];
     const events = new Map<string, EventsRow>();
-    await store.transaction(async (outer) => {
+    await store.transaction(async (tx) => {
       // A body run again (Appwrite, after a conflict) starts over.
       next.length = 0;
       events.clear();
-      // Where the store bounds a transaction's writes, they are counted: the pauses of endpoints disabled here take
-      // what room is left.
-      const counted = Number.isFinite(maxWrites) ? countingWrites(outer) : null;
-      const tx = counted?.db ?? outer;
       const disabled: string[] = [];
       const deliveries = tx.table('webhook_deliveries');
       const health = new Map<string, { endpoint: LiveEndpoint; ok: boolean; gone: boolean; at: number }>();
@@ -552,7 +527,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         for (const e of page.items) events.set(e.id, e);
       }
       // Last, the pending deliveries of the endpoints disabled here are paused, as many as the bounds leave room for.
-      let room = Math.min(pausesPerDisable, counted ? maxWrites - counted.writes() : Infinity);
+      let room = Math.min(pausesPerDisable, tx.writesLeft());
       for (const id of disabled) {
         if (room <= 0) break;
         room -= await pauseOpen(tx, id, room);
