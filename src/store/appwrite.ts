@@ -520,7 +520,7 @@ export class AppwriteStore implements Store {
           return t as unknown as Table<TableRows[N]>;
         },
         transaction: <T>(inner: (db: Db) => Promise<T>) => inner(tx),
-        writesLeft: () => this.writesPerTransaction - txCtx.writes!.count,
+        writesLeft: () => txCtx.writes!.limit - txCtx.writes!.count,
       };
       let result: R;
       try {
