@@ -9,13 +9,15 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /**
- * The entries, by output name, beside main.js: the job worker's thread as worker-thread.js (src/jobs/worker-host.ts),
+ * The entries, by output name, beside main.js: the job worker's thread as worker-thread.js (src/jobs/worker-host.ts), the WAL
+ * checkpointer's as checkpoint-thread.js (src/store/checkpointer.ts),
  * the reading worker as read-worker.js (src/files/reader-boot.ts), the import process as import-process.js
  * (src/files/import-child.ts).
  */
 export const HUB_ENTRIES = {
   main: 'src/main.ts',
   'worker-thread': 'src/jobs/worker-thread.ts',
+  'checkpoint-thread': 'src/store/checkpoint-thread.ts',
   'read-worker': 'src/files/read-worker.ts',
   'import-process': 'src/files/import-process.ts',
 } as const;

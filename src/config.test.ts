@@ -11,6 +11,20 @@ const load = (env: Record<string, string>) => {
   return loadConfig({ HUB_DATA_DIR: dir, ...env }, dir);
 };
 
+/** Each value of the variable is refused with a ConfigError that names the variable. */
+function expectRefused(variable: string, values: string[]): void {
+  for (const bad of values) {
+    let err: unknown;
+    try {
+      load({ [variable]: bad });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).problems.join('\n')).toContain(variable);
+  }
+}
+
 describe('HUB_IMPORT_PROCESS_MIN_BYTES', () => {
   it('defaults to 4 MiB, takes a byte count (0: every file) or off (never)', () => {
     expect(load({}).files.importProcessMinBytes).toBe(4 * 1024 * 1024);
@@ -20,16 +34,7 @@ describe('HUB_IMPORT_PROCESS_MIN_BYTES', () => {
   });
 
   it('refuses anything else, naming the variable', () => {
-    for (const bad of ['lots', '-1', '4MB', '1.5']) {
-      let err: unknown;
-      try {
-        load({ HUB_IMPORT_PROCESS_MIN_BYTES: bad });
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toBeInstanceOf(ConfigError);
-      expect((err as ConfigError).problems.join('\n')).toContain('HUB_IMPORT_PROCESS_MIN_BYTES');
-    }
+    expectRefused('HUB_IMPORT_PROCESS_MIN_BYTES', ['lots', '-1', '4MB', '1.5']);
   });
 });
 
@@ -40,13 +45,18 @@ describe('HUB_APPWRITE_TRANSACTION_WRITES', () => {
   });
 
   it('refuses a bound too small to page by, naming the variable', () => {
-    for (const bad of ['0', '5', 'many']) {
-      expect(() => load({ HUB_APPWRITE_TRANSACTION_WRITES: bad })).toThrow(ConfigError);
-      try {
-        load({ HUB_APPWRITE_TRANSACTION_WRITES: bad });
-      } catch (err) {
-        expect((err as ConfigError).problems.join('\n')).toContain('HUB_APPWRITE_TRANSACTION_WRITES');
-      }
-    }
+    expectRefused('HUB_APPWRITE_TRANSACTION_WRITES', ['0', '5', 'many']);
+  });
+});
+
+describe('HUB_SQLITE_CHECKPOINT_MS', () => {
+  it('defaults to a checkpointer turn every 100 ms, and takes 0 (SQLite checkpoints in its commits)', () => {
+    expect(load({}).sqliteCheckpointMs).toBe(100);
+    expect(load({ HUB_SQLITE_CHECKPOINT_MS: '0' }).sqliteCheckpointMs).toBe(0);
+    expect(load({ HUB_SQLITE_CHECKPOINT_MS: '250' }).sqliteCheckpointMs).toBe(250);
+  });
+
+  it('refuses anything else, naming the variable', () => {
+    expectRefused('HUB_SQLITE_CHECKPOINT_MS', ['-1', 'often', '60001']);
   });
 });

@@ -39,6 +39,8 @@ export interface HubConfig {
   appwriteTransactionWrites: number;
   /** SQLite's page cache of the embedded store, in MB. */
   sqliteCacheMb: number;
+  /** How often `npm start`'s checkpointer thread copies the WAL into the database file (0: each commit that fills it does). */
+  sqliteCheckpointMs: number;
   webhooks: WebhookConfig;
   files: FilesConfig;
 }
@@ -175,6 +177,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): HubConf
     workerTimeoutSeconds: int('HUB_WORKER_TIMEOUT_SECONDS', 900, 10, 86_400),
     appwriteTransactionWrites: int('HUB_APPWRITE_TRANSACTION_WRITES', 100, 10, 100_000),
     sqliteCacheMb: int('HUB_SQLITE_CACHE_MB', 4, 2, 65_536),
+    sqliteCheckpointMs: int('HUB_SQLITE_CHECKPOINT_MS', 100, 0, 60_000),
     webhooks: {
       allow: list('HUB_WEBHOOK_ALLOW', parseAllowList),
       retrySchedule: list('HUB_WEBHOOK_RETRY_SCHEDULE', parseSchedule, [...STANDARD_SCHEDULE_MS]),

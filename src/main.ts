@@ -9,6 +9,8 @@ import { createHub, enqueueMaintenance, MAINTENANCE_EVERY_MS, type Hub } from '.
 import { startWorkerThread, type WorkerThread } from './jobs/worker-host.ts';
 import { resolveEncryptionKey } from './lib/key-file.ts';
 import { createLogger } from './lib/log.ts';
+import { CollectedCounter } from './lib/metrics.ts';
+import { BACKSTOP_PAGES, startCheckpointer, type Checkpointer, type CheckpointerStats } from './store/checkpointer.ts';
 import { createSqliteStore } from './store/sqlite.ts';
 import { createWriteGate } from './store/write-gate.ts';
 
@@ -45,24 +47,37 @@ async function main(): Promise<void> {
   // 0 leaves the jobs to other processes on the same data (an API-only node).
   const threaded = config.workerConcurrency > 0 && config.workerThread;
   const gate = threaded ? createWriteGate() : undefined;
+  // WAL checkpoints on a thread of their own, outside the write lock (store/checkpointer.ts); the connections then
+  // checkpoint themselves only at the backstop.
+  const walAutoCheckpoint = config.sqliteCheckpointMs > 0 ? BACKSTOP_PAGES : undefined;
   let store;
   try {
-    store = createSqliteStore({ path: dbPath, cacheMb: config.sqliteCacheMb, gate });
+    store = createSqliteStore({ path: dbPath, cacheMb: config.sqliteCacheMb, gate, walAutoCheckpoint });
   } catch (err) {
     fail(`Cannot open the database ${dbPath}: ${(err as Error).message}`);
   }
+  const checkpointer: Checkpointer | undefined =
+    config.sqliteCheckpointMs > 0 ? startCheckpointer({ path: dbPath, everyMs: config.sqliteCheckpointMs, log: log.child({ part: 'checkpointer' }) }) : undefined;
   // Appwrite Storage exchanges of an embedded hub default to this project when it is configured.
   const appwrite = { endpoint: process.env.APPWRITE_ENDPOINT?.trim() || undefined, projectId: process.env.APPWRITE_PROJECT?.trim() || undefined, apiKey: process.env.APPWRITE_API_KEY?.trim() || undefined };
   // Large imports run in a process of their own on this file, with a heap sized for them (files/import-child.ts).
   const importProcess = { dbPath, cacheMb: config.sqliteCacheMb, minBytes: config.files.importProcessMinBytes, onBusy: (listener: () => void) => store.onBusy(listener) };
   const hub = createHub({ config, store, encryptionKey: key.key, log, appwrite, importProcess });
+  if (checkpointer) {
+    const registry = hub.deps.metrics.registry;
+    const stat = (key: keyof CheckpointerStats) => () => checkpointer.stats()[key];
+    registry.register(new CollectedCounter('hub_sqlite_checkpoints_total', 'WAL checkpoints run by the checkpointer thread.', stat('checkpoints')));
+    registry.register(new CollectedCounter('hub_sqlite_checkpoint_pages_total', 'WAL pages the checkpointer thread copied into the database file.', stat('pagesCopied')));
+    registry.register(new CollectedCounter('hub_sqlite_wal_restarts_total', 'Times the checkpointer thread started the WAL over, all of it copied.', stat('restarts')));
+    registry.register(new CollectedCounter('hub_sqlite_checkpoint_failures_total', 'WAL checkpoints that failed (each is tried again at the next turn).', stat('failures')));
+  }
   const boot = await bootstrapIfEmpty(store, hub.deps.clock);
 
   let server: ServerType;
   try {
     server = await listen(hub, config);
   } catch (err) {
-    await store.close();
+    await Promise.all([store.close(), checkpointer?.stop()]);
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') fail(`Port ${config.port} on ${config.host} is already in use: stop the other process or set HUB_PORT.`);
     if (code === 'EACCES') fail(`Not allowed to listen on port ${config.port}: choose a port above 1024 with HUB_PORT.`);
@@ -116,6 +131,8 @@ async function main(): Promise<void> {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     if ('closeIdleConnections' in server) (server as { closeIdleConnections(): void }).closeIdleConnections();
     await Promise.all([hub.close(), workerThread?.stop(config.shutdownTimeoutMs)]);
+    // Last: the last connection to close copies what is left of the WAL into the file.
+    await checkpointer?.stop();
     await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
     log.info('stopped');
     process.exit(0);

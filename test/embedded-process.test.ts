@@ -80,7 +80,8 @@ describe('npm start (the bundle of src/main.ts)', () => {
     }
     expect(packages).toContain('better-sqlite3');
     for (const onDemand of ['ssh2', 'ssh2-sftp-client', 'nodemailer', 'node-appwrite', 'exceljs']) expect(packages).not.toContain(onDemand);
-    const hub = run(main, { HUB_DATA_DIR: tempDir(), HUB_PORT: '0', HUB_LOG_LEVEL: 'info' }, flags);
+    const data = tempDir();
+    const hub = run(main, { HUB_DATA_DIR: data, HUB_PORT: '0', HUB_LOG_LEVEL: 'info' }, flags);
     try {
       const [, url] = await hub.waitFor(/Hub running at (http:\/\/\S+)/);
       const [key] = await hub.waitFor(/hub_sk_[A-Za-z0-9_-]{43}/);
@@ -110,11 +111,21 @@ describe('npm start (the bundle of src/main.ts)', () => {
       // The import ran on the job worker's thread (worker-thread.js beside main.js), which forked its process.
       expect(hub.out() + hub.err()).toMatch(/worker thread started/);
       expect(hub.out() + hub.err()).toMatch(/import process finished.*"state":"succeeded"/);
+      // The WAL was copied into the file by the checkpointer's thread (checkpoint-thread.js beside main.js), not in
+      // the commits of the hub's connections.
+      expect(hub.out()).toMatch(/checkpointer started.*"everyMs":100/);
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      const counter = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(metrics)?.[1]);
+      expect(counter('hub_sqlite_checkpoints_total')).toBeGreaterThan(0);
+      expect(counter('hub_sqlite_checkpoint_pages_total')).toBeGreaterThan(0);
+      expect(counter('hub_sqlite_checkpoint_failures_total')).toBe(0);
       expect(hub.err()).not.toMatch(/error/i);
     } finally {
       hub.child.kill('SIGTERM');
       expect(await hub.exit).toBe(0);
     }
+    // Stopped cleanly, the last connection closed took what was left: no WAL remains beside the database.
+    expect(() => statSync(join(data, 'hub.db-wal'))).toThrow();
   }, 120_000);
 });
 

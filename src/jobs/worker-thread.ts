@@ -5,6 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createHub } from '../hub.ts';
 import { createLogger } from '../lib/log.ts';
+import { BACKSTOP_PAGES } from '../store/checkpointer.ts';
 import { createSqliteStore } from '../store/sqlite.ts';
 import { openWriteGate } from '../store/write-gate.ts';
 import { onDeliveriesCreated } from '../webhooks/fanout.ts';
@@ -17,7 +18,9 @@ const data = (workerData as { data: WorkerThreadData }).data;
 const { config, dbPath } = data;
 const log = createLogger(config.logLevel).child({ thread: 'worker' });
 const mainBusy = new Set<() => void>();
-const store = createSqliteStore({ path: dbPath, cacheMb: config.sqliteCacheMb, gate: openWriteGate(data.gate) });
+// The main thread runs the checkpointer when this is set (main.ts): this connection, like its own, keeps only the backstop.
+const walAutoCheckpoint = config.sqliteCheckpointMs > 0 ? BACKSTOP_PAGES : undefined;
+const store = createSqliteStore({ path: dbPath, cacheMb: config.sqliteCacheMb, gate: openWriteGate(data.gate), walAutoCheckpoint });
 const hub = createHub({
   config,
   store,

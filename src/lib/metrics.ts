@@ -90,6 +90,18 @@ export class CollectedGauge implements Metric {
   }
 }
 
+/** A counter kept elsewhere (another thread's tally), read when the metrics are. */
+export class CollectedCounter implements Metric {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly read: () => number,
+  ) {}
+  render(): string[] {
+    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`, fmt(this.name, '', this.read())];
+  }
+}
+
 export class MetricsRegistry {
   private readonly metrics: Metric[] = [];
   register<M extends Metric>(metric: M): M {

@@ -406,6 +406,11 @@ export interface SqliteStoreOptions {
   cacheMb?: number;
   /** Shared with the other threads of this process that write to the same file (see write-gate.ts). */
   gate?: WriteGate;
+  /**
+   * The WAL size (pages) at which a commit of this connection checkpoints (default SQLite's 1,000). With a
+   * checkpointer running (checkpointer.ts), its BACKSTOP_PAGES: the checkpointer does it, outside the write lock.
+   */
+  walAutoCheckpoint?: number;
 }
 
 interface PendingTx {
@@ -454,6 +459,7 @@ export class SqliteStore implements Store {
     // NORMAL keeps WAL commits durable across a process crash (the case we design for); only power loss may
     // drop the last commits.
     this.db.pragma('synchronous = NORMAL');
+    if (options.walAutoCheckpoint !== undefined) this.db.pragma(`wal_autocheckpoint = ${Math.max(0, Math.floor(options.walAutoCheckpoint))}`);
     // While opening (migrations), wait for another process's write the way SQLite does; see whenFree after.
     this.db.pragma('busy_timeout = 5000');
     // Savepoints (one per transaction of a group commit) keep their undo pages in temp storage: keep it in memory.
