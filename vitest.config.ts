@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
@@ -21,5 +22,9 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // Vitest's default is a worker per core less one: on a 2-core machine, one file at a time. Most of the slow suites
+    // wait more than they compute (child processes, SFTP and SMTP servers, the TablesDB test server, fake-clock
+    // retries), so two at a time overlap them: the whole suite took 288 s instead of 458 s here, every test passing.
+    maxWorkers: Math.max(2, availableParallelism() - 1),
   },
 });
