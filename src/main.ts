@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   // Appwrite Storage exchanges of an embedded hub default to this project when it is configured.
   const appwrite = { endpoint: process.env.APPWRITE_ENDPOINT?.trim() || undefined, projectId: process.env.APPWRITE_PROJECT?.trim() || undefined, apiKey: process.env.APPWRITE_API_KEY?.trim() || undefined };
   // Large imports run in a process of their own on this file, with a heap sized for them (files/import-child.ts).
-  const importProcess = { dbPath, cacheMb: config.sqliteCacheMb, minBytes: config.files.importProcessMinBytes, onBusy: (listener: () => void) => store.onBusy(listener) };
+  const importProcess = { dbPath, cacheMb: config.sqliteCacheMb, walAutoCheckpoint, minBytes: config.files.importProcessMinBytes, onBusy: (listener: () => void) => store.onBusy(listener) };
   const hub = createHub({ config, store, encryptionKey: key.key, log, appwrite, importProcess });
   if (checkpointer) {
     const registry = hub.deps.metrics.registry;

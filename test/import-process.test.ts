@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createWorkspace } from '../src/bootstrap.ts';
 import { HubError } from '../src/errors.ts';
 import { testConfig } from '../src/config.ts';
-import { importProcessEnv } from '../src/files/import-child.ts';
+import { importProcessEnv, importTask } from '../src/files/import-child.ts';
 import { EXCHANGE_JOB } from '../src/files/runner.ts';
 import { inTransaction } from '../src/inventory/context.ts';
 import { createProduct } from '../src/inventory/products.ts';
@@ -132,6 +132,15 @@ describe('an import in an import process', () => {
     expect(logged.filter((l) => l.msg === 'import process finished').map((l) => l.fields?.runId)).toEqual([large]);
     expect([...(await onHandBySku())].sort()).toEqual([['P0', 2997], ['P1', 2998], ['P2', 2999]]);
   }, 60_000);
+
+  it('opens the file as the hub\'s connections do: with the hub\'s checkpointer running, checkpointing only at the backstop', () => {
+    const run = { id: 'run_1' } as Parameters<typeof importTask>[1];
+    const plan = { file: { format: 'csv' }, mapping: null, action: 'stock.count', policy: 'keep-good', scope: 'x' } as Parameters<typeof importTask>[2];
+    const staged = { path: '/s', checksum: 'sha256:0', bytes: 1 } as Parameters<typeof importTask>[3];
+    expect(importTask({ dbPath: '/d/hub.db', cacheMb: 4, walAutoCheckpoint: 16_384 }, run, plan, staged, { currency: 'USD' })).toMatchObject({ dbPath: '/d/hub.db', walAutoCheckpoint: 16_384 });
+    // Without it (the checkpointer off, or a hub other than npm start's), SQLite's own default.
+    expect(importTask({ dbPath: '/d/hub.db', cacheMb: 4 }, run, plan, staged, { currency: 'USD' }).walAutoCheckpoint).toBeUndefined();
+  });
 
   it('runs with one malloc arena unless the operator chose a number, and otherwise the hub\'s environment', () => {
     expect(importProcessEnv({ PATH: '/bin', HUB_DATA: '/d' })).toEqual({ PATH: '/bin', HUB_DATA: '/d', MALLOC_ARENA_MAX: '1' });

@@ -23,6 +23,8 @@ export interface ImportProcessOptions {
   dbPath: string;
   /** Its page cache in the import process, MB. */
   cacheMb: number;
+  /** The hub's connections' WAL backstop when its checkpointer runs (SqliteStoreOptions.walAutoCheckpoint). */
+  walAutoCheckpoint?: number;
   /** Files at least this large are imported in a process of their own; smaller ones in the hub's. */
   minBytes: number;
   /** Subscribes to the hub store's waits for the write lock (SqliteStore.onBusy). */
@@ -33,6 +35,7 @@ export interface ImportProcessOptions {
 export interface ImportTask {
   dbPath: string;
   cacheMb: number;
+  walAutoCheckpoint?: number;
   runId: string;
   file: FileSpec;
   mapping: PortableMapping | null;
@@ -48,7 +51,7 @@ export interface ImportTask {
 
 /** The task of importing `staged` as `run` by `plan`, in an import process on the SQLite file `dbPath`. */
 export function importTask(
-  where: { dbPath: string; cacheMb: number },
+  where: { dbPath: string; cacheMb: number; walAutoCheckpoint?: number },
   run: FileRunsRow,
   plan: ImportPlan,
   staged: StagedFile,
@@ -60,6 +63,7 @@ export function importTask(
     ...env,
     dbPath: where.dbPath,
     cacheMb: where.cacheMb,
+    walAutoCheckpoint: where.walAutoCheckpoint,
     runId: run.id,
     mapping: mapping ? portableMapping(mapping) : null,
     staged: { path: staged.path, checksum: staged.checksum, bytes: staged.bytes },

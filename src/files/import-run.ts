@@ -18,7 +18,9 @@ let yieldTo: ((ms: number) => void) | null = null;
 const send = (m: ChildMessage) => new Promise<void>((resolve) => process.send!(m, undefined, undefined, () => resolve()));
 
 async function run(task: ImportTask): Promise<ChildMessage> {
-  const store = createSqliteStore({ path: task.dbPath, cacheMb: task.cacheMb });
+  // Like the hub's connections: with the hub's checkpointer running, a commit of this process checkpoints only at the
+  // backstop, instead of copying the WAL while it holds the write lock that the hub waits for.
+  const store = createSqliteStore({ path: task.dbPath, cacheMb: task.cacheMb, walAutoCheckpoint: task.walAutoCheckpoint });
   yieldTo = (ms) => store.yieldWrites(ms);
   // The parent's dispatcher is told of deliveries this process writes (else it finds them at its next poll).
   let told = false;

@@ -31,6 +31,7 @@ const hub = createHub({
   importProcess: {
     dbPath,
     cacheMb: config.sqliteCacheMb,
+    walAutoCheckpoint,
     minBytes: config.files.importProcessMinBytes,
     onBusy: (listener) => {
       const off = store.onBusy(listener);
