@@ -496,6 +496,8 @@ interface Burst {
   /** CPU of the process under test: the hub, or the baseline relay. */
   hubCpuMs: number;
   receiverCpuMs: number;
+  /** The hub's write lock: the share of the burst each thread held it (hub_sqlite_write_lock_held_seconds_total). */
+  lockHeld?: Record<string, number>;
 }
 
 interface BurstTarget {
@@ -505,6 +507,8 @@ interface BurstTarget {
   pid: number | undefined;
   /** Once the receiver has every event: whether the target has nothing left to do (it throws when something failed). */
   done: () => Promise<boolean>;
+  /** Seconds each thread has held the write lock so far (the hub's /metrics). */
+  lockSeconds?: () => Promise<Record<string, number>>;
 }
 
 /**
@@ -528,6 +532,7 @@ async function burst(receiver: Receiver, target: BurstTarget, pool: Signed[], la
       req.end(body);
     });
   const before = await receiver.stats();
+  const lock0 = await target.lockSeconds?.();
   let next = 0;
   let failed = 0;
   let duplicates = 0;
@@ -568,7 +573,10 @@ async function burst(receiver: Receiver, target: BurstTarget, pool: Signed[], la
   const hubCpuMs = cpuMsOf(target.pid) - hubCpu0;
   const receiverCpuMs = cpuMsOf(receiver.child.pid) - receiverCpu0;
   const end = got.lastNewAt;
+  const lock1 = await target.lockSeconds?.();
+  const lockHeld = lock0 && lock1 ? Object.fromEntries(Object.entries(lock1).map(([thread, s]) => [thread, (s - (lock0[thread] ?? 0)) / ((end - t0) / 1000)])) : undefined;
   return {
+    lockHeld,
     events: got.distinct - before.distinct,
     seconds: (end - t0) / 1000,
     acceptSeconds: (t1 - t0) / 1000,
@@ -617,6 +625,12 @@ async function endToEnd(receiver: Receiver): Promise<{ cold: Burst; warm: Burst 
       const got = await receiver.stats();
       if (ledger.dead) throw new Error(`end to end (hub): ${ledger.dead} deliveries dead`);
       return waiting.data.length === 0 && ledger.pending === 0 && got.distinct === ledger.delivered;
+    },
+    lockSeconds: async () => {
+      const text = await (await fetch(`${hub.base}/metrics`)).text();
+      const held: Record<string, number> = {};
+      for (const m of text.matchAll(/^hub_sqlite_write_lock_held_seconds_total\{thread="(\w+)"\} (\S+)$/gm)) held[m[1]!] = Number(m[2]);
+      return held;
     },
   };
 
@@ -708,7 +722,8 @@ async function main() {
       `${f(sent)} webhooks → ${f(b.events)} events delivered in ${b.seconds.toFixed(2)} s: ${f(b.events / b.seconds)} events/s; ` +
       `accepting took ${b.acceptSeconds.toFixed(2)} s (${f(sent / b.acceptSeconds)} webhooks/s), draining after the last accept ${b.drainSeconds.toFixed(2)} s` +
       `; CPU used: ${what} ${f(b.hubCpuMs)} ms (${f((b.hubCpuMs * 1000) / b.events)} µs per event), the sender ${f(b.senderCpuMs)} ms, the receiver ${f(b.receiverCpuMs)} ms` +
-      (b.requests !== b.events ? `; ${b.requests - b.events} deliveries were resends` : '');
+      (b.requests !== b.events ? `; ${b.requests - b.events} deliveries were resends` : '') +
+      (b.lockHeld ? `; the write lock held ${Object.entries(b.lockHeld).map(([t, share]) => `${Math.round(share * 100)}% by the ${t} thread`).join(', ')}` : '');
     const eps = rate(hub.warm);
     console.log(`end to end, warmed up: ${line(hub.warm, WEBHOOKS)}; ratio to the baseline relay ${(eps / rate(relay)).toFixed(2)} (target ≥ 2,000/s: ${met(eps >= 2000)})`);
     console.log(`end to end, the baseline relay (warmed up, same bursts): ${line(relay, WEBHOOKS, 'the relay')}`);

@@ -11,7 +11,7 @@ import { resolveEncryptionKey } from './lib/key-file.ts';
 import { createLogger } from './lib/log.ts';
 import { CollectedCounter } from './lib/metrics.ts';
 import { BACKSTOP_PAGES, startCheckpointer, type Checkpointer, type CheckpointerStats } from './store/checkpointer.ts';
-import { createSqliteStore } from './store/sqlite.ts';
+import { createSqliteStore, readLockStats, WRITE_LOCK_SLOTS, type WriteLockStats } from './store/sqlite.ts';
 import { createWriteGate } from './store/write-gate.ts';
 
 function fail(message: string, code = 2): never {
@@ -50,9 +50,11 @@ async function main(): Promise<void> {
   // WAL checkpoints on a thread of their own, outside the write lock (store/checkpointer.ts); the connections then
   // checkpoint themselves only at the backstop.
   const walAutoCheckpoint = config.sqliteCheckpointMs > 0 ? BACKSTOP_PAGES : undefined;
+  // Each thread's connection adds up its use of the file's one write lock here (shared memory, read for /metrics).
+  const lockStats = { main: new Float64Array(new SharedArrayBuffer(WRITE_LOCK_SLOTS * 8)), worker: new Float64Array(new SharedArrayBuffer(WRITE_LOCK_SLOTS * 8)) };
   let store;
   try {
-    store = createSqliteStore({ path: dbPath, cacheMb: config.sqliteCacheMb, gate, walAutoCheckpoint });
+    store = createSqliteStore({ path: dbPath, cacheMb: config.sqliteCacheMb, gate, walAutoCheckpoint, lockStats: lockStats.main });
   } catch (err) {
     fail(`Cannot open the database ${dbPath}: ${(err as Error).message}`);
   }
@@ -63,8 +65,15 @@ async function main(): Promise<void> {
   // Large imports run in a process of their own on this file, with a heap sized for them (files/import-child.ts).
   const importProcess = { dbPath, cacheMb: config.sqliteCacheMb, walAutoCheckpoint, minBytes: config.files.importProcessMinBytes, onBusy: (listener: () => void) => store.onBusy(listener) };
   const hub = createHub({ config, store, encryptionKey: key.key, log, appwrite, importProcess });
+  const registry = hub.deps.metrics.registry;
+  // The hub's capacity on SQLite is the one writer's: held most of the time, the writes queue (its threads, and an
+  // import process, take turns). By thread: main (the API and the dispatcher), worker (jobs, inbound webhooks applied).
+  const threads = gate ? (['main', 'worker'] as const) : (['main'] as const);
+  const byThread = (key: keyof WriteLockStats, scale = 1) => () => threads.map((thread) => ({ labels: { thread }, value: readLockStats(lockStats[thread])[key] * scale }));
+  registry.register(new CollectedCounter('hub_sqlite_write_lock_held_seconds_total', 'Time a connection of the hub held the database\'s write lock, by thread.', byThread('heldMs', 1 / 1000)));
+  registry.register(new CollectedCounter('hub_sqlite_write_lock_wait_seconds_total', 'Time the transactions of a connection waited for the write lock, by thread.', byThread('waitedMs', 1 / 1000)));
+  registry.register(new CollectedCounter('hub_sqlite_commits_total', 'Group commits (each of one or more transactions), by thread.', byThread('commits')));
   if (checkpointer) {
-    const registry = hub.deps.metrics.registry;
     const stat = (key: keyof CheckpointerStats) => () => checkpointer.stats()[key];
     registry.register(new CollectedCounter('hub_sqlite_checkpoints_total', 'WAL checkpoints run by the checkpointer thread.', stat('checkpoints')));
     registry.register(new CollectedCounter('hub_sqlite_checkpoint_pages_total', 'WAL pages the checkpointer thread copied into the database file.', stat('pagesCopied')));
@@ -85,7 +94,7 @@ async function main(): Promise<void> {
   }
   let workerThread: WorkerThread | undefined;
   if (gate) {
-    workerThread = startWorkerThread({ config, dbPath, encryptionKey: key.key, appwrite, gate: gate.buffer }, { store, queue: hub.queue, gate, log: log.child({ part: 'worker-host' }), onBusy: (listener) => store.onBusy(listener) });
+    workerThread = startWorkerThread({ config, dbPath, encryptionKey: key.key, appwrite, gate: gate.buffer, lockStats: lockStats.worker }, { store, queue: hub.queue, gate, log: log.child({ part: 'worker-host' }), onBusy: (listener) => store.onBusy(listener) });
   } else if (config.workerConcurrency > 0) hub.worker.start();
   if (config.webhooks.concurrency > 0) hub.dispatcher.start();
   hub.startScheduler();

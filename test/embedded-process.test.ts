@@ -119,6 +119,12 @@ describe('npm start (the bundle of src/main.ts)', () => {
       expect(counter('hub_sqlite_checkpoints_total')).toBeGreaterThan(0);
       expect(counter('hub_sqlite_checkpoint_pages_total')).toBeGreaterThan(0);
       expect(counter('hub_sqlite_checkpoint_failures_total')).toBe(0);
+      // Each thread's use of the one write lock: the API's writes on the main thread, the import's job on the worker's.
+      for (const thread of ['main', 'worker']) {
+        const held = new RegExp(`^hub_sqlite_write_lock_held_seconds_total\\{thread="${thread}"\\} ([\\d.e-]+)$`, 'm').exec(metrics);
+        expect(Number(held?.[1])).toBeGreaterThan(0);
+        expect(metrics).toMatch(new RegExp(`^hub_sqlite_commits_total\\{thread="${thread}"\\} [1-9]\\d*$`, 'm'));
+      }
       expect(hub.err()).not.toMatch(/error/i);
     } finally {
       hub.child.kill('SIGTERM');

@@ -18,6 +18,8 @@ export interface WorkerThreadData {
   appwrite: { endpoint?: string; projectId?: string; apiKey?: string };
   /** The write gate the two threads' connections share (write-gate.ts). */
   gate: SharedArrayBuffer;
+  /** Where the thread's connection adds up its use of the write lock, for the main thread's metrics (SqliteStoreOptions.lockStats). */
+  lockStats?: Float64Array;
 }
 
 export type ToThread = { t: 'wake' } | { t: 'busy' } | { t: 'connection'; id: string } | { t: 'stop'; timeoutMs: number };

@@ -20,7 +20,7 @@ const log = createLogger(config.logLevel).child({ thread: 'worker' });
 const mainBusy = new Set<() => void>();
 // The main thread runs the checkpointer when this is set (main.ts): this connection, like its own, keeps only the backstop.
 const walAutoCheckpoint = config.sqliteCheckpointMs > 0 ? BACKSTOP_PAGES : undefined;
-const store = createSqliteStore({ path: dbPath, cacheMb: config.sqliteCacheMb, gate: openWriteGate(data.gate), walAutoCheckpoint });
+const store = createSqliteStore({ path: dbPath, cacheMb: config.sqliteCacheMb, gate: openWriteGate(data.gate), walAutoCheckpoint, lockStats: data.lockStats });
 const hub = createHub({
   config,
   store,

@@ -90,15 +90,18 @@ export class CollectedGauge implements Metric {
   }
 }
 
-/** A counter kept elsewhere (another thread's tally), read when the metrics are. */
+/** A counter kept elsewhere (another thread's tally), read when the metrics are: a number, or a value per label set. */
 export class CollectedCounter implements Metric {
   constructor(
     readonly name: string,
     readonly help: string,
-    private readonly read: () => number,
+    private readonly read: () => number | { labels: Labels; value: number }[],
   ) {}
   render(): string[] {
-    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`, fmt(this.name, '', this.read())];
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
+    const values = this.read();
+    for (const { labels, value } of typeof values === 'number' ? [{ labels: {}, value: values }] : values) lines.push(fmt(this.name, labelKey(labels), value));
+    return lines;
   }
 }
 

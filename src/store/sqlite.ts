@@ -411,7 +411,25 @@ export interface SqliteStoreOptions {
    * checkpointer running (checkpointer.ts), its BACKSTOP_PAGES: the checkpointer does it, outside the write lock.
    */
   walAutoCheckpoint?: number;
+  /**
+   * Where this connection adds up its use of the file's one write lock (WRITE_LOCK_SLOTS numbers, see
+   * writeLockStats); shared memory lets another thread read them. Default: an array of its own.
+   */
+  lockStats?: Float64Array;
 }
+
+/** What one connection's writes took of the file's one write lock. */
+export interface WriteLockStats {
+  /** Time it held the lock (from its BEGIN to the end of its COMMIT), ms. */
+  heldMs: number;
+  /** Time its transactions waited for the lock (the other thread's, or another process's), ms. */
+  waitedMs: number;
+  /** Group commits (each serves one or more transactions). */
+  commits: number;
+}
+
+/** The numbers a connection keeps in its lockStats: held ms, waited ms, commits. */
+export const WRITE_LOCK_SLOTS = 3;
 
 interface PendingTx {
   fn: (tx: Db) => Promise<unknown>;
@@ -443,6 +461,7 @@ export class SqliteStore implements Store {
   /** How long the next transaction waits, so that another process gets the write lock (yieldWrites). */
   private yieldMs = 0;
   private readonly gate: WriteGate | undefined;
+  private readonly lockStats: Float64Array;
   /** The database file (or ':memory:'). */
   readonly path: string;
   readonly cacheMb: number;
@@ -453,6 +472,8 @@ export class SqliteStore implements Store {
     this.path = options.path;
     this.cacheMb = options.cacheMb ?? 4;
     this.gate = options.gate;
+    this.lockStats = options.lockStats ?? new Float64Array(WRITE_LOCK_SLOTS);
+    if (this.lockStats.length < WRITE_LOCK_SLOTS) throw new Error(`lockStats needs ${WRITE_LOCK_SLOTS} slots`);
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
     this.db = new Database(options.path);
     this.db.pragma('journal_mode = WAL');
@@ -615,6 +636,8 @@ export class SqliteStore implements Store {
     this.lock = new Promise<void>((resolve) => (release = resolve));
     const done: { job: PendingTx; value: unknown }[] = [];
     let gated = false;
+    const asked = performance.now();
+    let began = 0;
     try {
       try {
         if (this.gate) {
@@ -622,6 +645,8 @@ export class SqliteStore implements Store {
           gated = true;
         }
         await this.whenFree(() => this.stmt('BEGIN IMMEDIATE').run());
+        began = performance.now();
+        this.addLockStat(1, began - asked);
       } catch (err) {
         // Another process kept the write lock past the timeout: this group fails, not forever retried.
         for (const job of this.pending.splice(0, MAX_GROUP)) job.reject(err);
@@ -644,15 +669,26 @@ export class SqliteStore implements Store {
         }
       }
       this.stmt('COMMIT').run();
+      this.addLockStat(2, 1);
       for (const d of done) d.job.resolve(d.value);
     } catch (err) {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       for (const d of done) d.job.reject(err);
     } finally {
+      if (began) this.addLockStat(0, performance.now() - began);
       if (gated) this.gate!.release();
       this.lock = null;
       release();
     }
+  }
+
+  private addLockStat(slot: number, by: number): void {
+    this.lockStats[slot] = this.lockStats[slot]! + by;
+  }
+
+  /** This connection's use of the write lock since it opened (another thread's connection: read its lockStats). */
+  writeLockStats(): WriteLockStats {
+    return readLockStats(this.lockStats);
   }
 
   async ping(): Promise<void> {
@@ -663,6 +699,11 @@ export class SqliteStore implements Store {
     await this.waitForUnlock();
     if (this.db.open) this.db.close();
   }
+}
+
+/** A connection's write-lock figures from its lockStats (see SqliteStoreOptions.lockStats). */
+export function readLockStats(slots: Float64Array): WriteLockStats {
+  return { heldMs: slots[0]!, waitedMs: slots[1]!, commits: slots[2]! };
 }
 
 export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startThread } from '../lib/thread.ts';
-import { createSqliteStore } from './sqlite.ts';
+import { createSqliteStore, readLockStats, WRITE_LOCK_SLOTS } from './sqlite.ts';
 import { createWriteGate } from './write-gate.ts';
 
 const dirs: string[] = [];
@@ -81,6 +81,42 @@ describe('the write gate', () => {
     await Promise.all(Array.from({ length: 40 }, (_, n) => write(n % 2 ? a : b, n)));
     expect(busy).toBe(0);
     expect(await a.table('workspaces').count()).toBe(40);
+    await a.close();
+    await b.close();
+  });
+
+  it('adds up what each connection took of the write lock: time held, time waited, commits', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gate-'));
+    dirs.push(dir);
+    const gate = createWriteGate();
+    // As npm start shares them between its threads: shared memory the other thread's figures are read from.
+    const shared = new Float64Array(new SharedArrayBuffer(WRITE_LOCK_SLOTS * 8));
+    const a = createSqliteStore({ path: join(dir, 'hub.db'), gate });
+    const b = createSqliteStore({ path: join(dir, 'hub.db'), gate, lockStats: shared });
+    expect(a.writeLockStats()).toEqual({ heldMs: 0, waitedMs: 0, commits: 0 });
+    // a holds the lock for ~150 ms; b's transaction, begun meanwhile, waits for it.
+    let holding!: () => void;
+    const held = new Promise<void>((r) => (holding = r));
+    const long = a.transaction(async (tx) => {
+      await tx.table('workspaces').insert({ name: 'a', slug: 'a', currency: 'USD', timezone: 'UTC' });
+      holding();
+      await new Promise((r) => setTimeout(r, 150));
+    });
+    await held;
+    await b.transaction(async (tx) => void (await tx.table('workspaces').insert({ name: 'b', slug: 'b', currency: 'USD', timezone: 'UTC' })));
+    await long;
+    const sa = a.writeLockStats();
+    expect(sa.commits).toBe(1);
+    expect(sa.heldMs).toBeGreaterThanOrEqual(140);
+    expect(sa.waitedMs).toBeLessThan(50);
+    const sb = readLockStats(shared);
+    expect(sb).toEqual(b.writeLockStats());
+    expect(sb.commits).toBe(1);
+    expect(sb.waitedMs).toBeGreaterThanOrEqual(100);
+    expect(sb.heldMs).toBeLessThan(sb.waitedMs);
+    // A transaction that fails held the lock too; its group still ends in a COMMIT, of nothing.
+    await expect(b.transaction(async () => Promise.reject(new Error('no')))).rejects.toThrow('no');
+    expect(b.writeLockStats().commits).toBe(2);
     await a.close();
     await b.close();
   });
