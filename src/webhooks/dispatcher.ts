@@ -418,11 +418,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
    */
   async function record(batch: Outcome[]): Promise<{ next: Claimed[]; events: Map<string, EventsRow> }> {
     const next: Claimed[] = [];
-    const events = new Map<string, EventsRow>();
     await store.transaction(async (tx) => {
       // A body run again (Appwrite, after a conflict) starts over.
       next.length = 0;
-      events.clear();
       const disabled: string[] = [];
       const deliveries = tx.table('webhook_deliveries');
       const health = new Map<string, { endpoint: LiveEndpoint; ok: boolean; gone: boolean; at: number }>();
@@ -520,12 +518,6 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         for (const c of next.filter((n) => n.delivery.endpointId === endpointId)) await unlease(tx, c, { state: 'paused' });
         next.splice(0, next.length, ...next.filter((n) => n.delivery.endpointId !== endpointId));
       }
-      // The events the leased deliveries carry, read together.
-      const ids = [...new Set(next.flatMap((c) => [c, ...(c.chain ?? [])].map((m) => m.delivery.eventId)))];
-      for (let i = 0; i < ids.length; i += 100) {
-        const page = await tx.table('events').query({ where: { id: { in: ids.slice(i, i + 100) } }, limit: 100 });
-        for (const e of page.items) events.set(e.id, e);
-      }
       // Last, the pending deliveries of the endpoints disabled here are paused, as many as the bounds leave room for.
       let room = Math.min(pausesPerDisable, tx.writesLeft());
       for (const id of disabled) {
@@ -533,7 +525,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         room -= await pauseOpen(tx, id, room);
       }
     });
-    return { next, events };
+    // The events the leased deliveries carry, read together once the write is done: events do not change, and on
+    // SQLite the write lock (which the worker's thread waits for) is not held for a read.
+    return { next, events: await loadEvents(next.flatMap((c) => [c, ...(c.chain ?? [])])) };
   }
 
   /**
