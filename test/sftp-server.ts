@@ -170,6 +170,8 @@ export async function startSftpServer(options: SftpServerOptions): Promise<SftpT
       sockets.delete(socket);
       if (socket.remotePort !== undefined && byPort.get(socket.remotePort) === socket) byPort.delete(socket.remotePort);
     });
+    // As a server tuned for request-and-answer traffic does (src/files/transports/sftp.ts sets it on its side).
+    socket.setNoDelay(true);
     // Sockets are accepted here rather than by ssh2's own listener so that the test server owns them.
     ssh.injectSocket(socket);
   });

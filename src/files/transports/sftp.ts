@@ -245,6 +245,10 @@ async function connect(s: Settings): Promise<Connection> {
   } finally {
     clearTimeout(timer);
   }
+  // Each READ and WRITE waits for its answer before the next is sent: Nagle's algorithm would hold a request back
+  // until the last packet was acknowledged, which the server's delayed ACK puts off. Measured on loopback against
+  // the test server: a 1 MB download took 6.4 s with it, 3.4 s without it on this side, 0.3 s without it on both.
+  (raw as unknown as { setNoDelay(on: boolean): void }).setNoDelay(true);
   // A failure of the SFTP channel alone (the server's sftp process died) loses the connection too.
   conn.sftp.on('close', () => conn.kill(unreachable(s, 'closed the SFTP channel')));
   conn.sftp.on('error', (err: Error) => conn.kill(unreachable(s, `broke the SFTP channel: ${err.message}`, err)));
