@@ -12,7 +12,9 @@
 // - `faults.dropAfterBytes`: on each connection, once that many bytes of file data have been sent in READ
 //   answers, the connection is destroyed (TCP, no goodbye), as a network that drops does. The last answer is cut
 //   to the exact count first. `faults.stall`: SFTP requests get no answer at all while it is set.
+//   `faults.maxReadBytes`: READ answers carry at most that many bytes (short reads, as some servers send).
 //   `setFaults` changes the faults for every connection from the next request on.
+// - Sockets have TCP_NODELAY unless `noDelay: false` (OpenSSH's sshd keeps Nagle's algorithm for SFTP).
 // - `connections`, `authAttempts` record what clients did: a test can check that a client refused a host key
 //   before it sent any credentials.
 //
@@ -44,6 +46,8 @@ export interface SftpServerFaults {
   dropAfterBytes?: number;
   /** Answer no SFTP request (the connection stays up and answers SSH keepalives), as a hung server does. */
   stall?: boolean;
+  /** Answer a READ with at most this many bytes, as a server with a smaller limit than the client's request does. */
+  maxReadBytes?: number;
 }
 
 export interface SftpServerOptions {
@@ -53,6 +57,11 @@ export interface SftpServerOptions {
   faults?: SftpServerFaults;
   /** Advertise and serve posix-rename@openssh.com (rename that replaces); default true. */
   posixRename?: boolean;
+  /**
+   * TCP_NODELAY on its sockets (default true). OpenSSH's sshd leaves Nagle's algorithm on for SFTP sessions (it
+   * turns it off for interactive ones): false serves as it does, each answer's tail held until the client's ACK.
+   */
+  noDelay?: boolean;
 }
 
 export interface AuthAttempt {
@@ -72,6 +81,8 @@ export interface SftpTestServer {
   setFaults(faults: SftpServerFaults): void;
   /** TCP connections accepted so far. */
   readonly connections: number;
+  /** READ requests answered so far, and the most a connection had in hand at once (a client reading ahead). */
+  readonly reads: { total: number; mostInFlight: number };
   /** Every authentication request any client made, in order. */
   readonly authAttempts: readonly AuthAttempt[];
   /** Destroys every open connection (the server keeps listening), as a network outage does. */
@@ -115,6 +126,7 @@ export async function startSftpServer(options: SftpServerOptions): Promise<SftpT
   const posixRename = options.posixRename ?? true;
   let faults: SftpServerFaults = { ...options.faults };
   let connections = 0;
+  const reads = { total: 0, mostInFlight: 0 };
   const authAttempts: AuthAttempt[] = [];
   const sockets = new Set<Socket>();
   /** Sockets by their remote port: how an ssh2 connection (which hides its socket) finds the one to destroy. */
@@ -141,6 +153,7 @@ export async function startSftpServer(options: SftpServerOptions): Promise<SftpT
             posixRename,
             faults: () => faults,
             drop: () => (socket ? socket.destroy() : conn.end()),
+            reads,
           });
         });
       });
@@ -170,8 +183,7 @@ export async function startSftpServer(options: SftpServerOptions): Promise<SftpT
       sockets.delete(socket);
       if (socket.remotePort !== undefined && byPort.get(socket.remotePort) === socket) byPort.delete(socket.remotePort);
     });
-    // As a server tuned for request-and-answer traffic does (src/files/transports/sftp.ts sets it on its side).
-    socket.setNoDelay(true);
+    socket.setNoDelay(options.noDelay ?? true);
     // Sockets are accepted here rather than by ssh2's own listener so that the test server owns them.
     ssh.injectSocket(socket);
   });
@@ -189,6 +201,7 @@ export async function startSftpServer(options: SftpServerOptions): Promise<SftpT
     get connections() {
       return connections;
     },
+    reads,
     authAttempts,
     dropConnections: () => {
       for (const socket of sockets) socket.destroy();
@@ -209,6 +222,7 @@ interface ServeContext {
   faults: () => SftpServerFaults;
   /** Destroys this connection. */
   drop: () => void;
+  reads: { total: number; mostInFlight: number };
 }
 
 type OpenHandle = { kind: 'file'; fh: FileHandle } | { kind: 'dir'; dir: string; names: string[]; next: number };
@@ -318,6 +332,7 @@ function serveSftp(sftp: SFTPWrapper, ctx: ServeContext): void {
   /** File bytes sent in READ answers on this connection, for dropAfterBytes. */
   let sent = 0;
   let dropped = false;
+  let readsInFlight = 0;
 
   // Handles a client leaves open (it dropped) are closed with the channel, not left to the garbage collector.
   sftp.once('close', () => {
@@ -391,25 +406,35 @@ function serveSftp(sftp: SFTPWrapper, ctx: ServeContext): void {
 
   sftp.on('READ', (reqid, handle, offset, length) =>
     run(reqid, async () => {
-      const fh = file(handle);
-      const buffer = Buffer.alloc(Math.min(length, MAX_READ));
-      const { bytesRead } = await fh.read(buffer, 0, buffer.length, offset);
-      if (dropped) return;
-      if (bytesRead === 0) return sftp.status(reqid, STATUS_CODE.EOF);
-      let data = buffer.subarray(0, bytesRead);
-      const limit = ctx.faults().dropAfterBytes;
-      if (limit !== undefined && sent + data.length >= limit) {
-        data = data.subarray(0, Math.max(0, limit - sent));
-        sent += data.length;
-        if (data.length > 0) sftp.data(reqid, data);
-        dropped = true;
-        ctx.drop();
-        return;
+      ctx.reads.total++;
+      ctx.reads.mostInFlight = Math.max(ctx.reads.mostInFlight, ++readsInFlight);
+      try {
+        await answerRead(reqid, handle, offset, length);
+      } finally {
+        readsInFlight--;
       }
-      sent += data.length;
-      sftp.data(reqid, data);
     }),
   );
+
+  async function answerRead(reqid: number, handle: Buffer, offset: number, length: number): Promise<void> {
+    const fh = file(handle);
+    const buffer = Buffer.alloc(Math.min(length, MAX_READ, ctx.faults().maxReadBytes ?? Infinity));
+    const { bytesRead } = await fh.read(buffer, 0, buffer.length, offset);
+    if (dropped) return;
+    if (bytesRead === 0) return sftp.status(reqid, STATUS_CODE.EOF);
+    let data = buffer.subarray(0, bytesRead);
+    const limit = ctx.faults().dropAfterBytes;
+    if (limit !== undefined && sent + data.length >= limit) {
+      data = data.subarray(0, Math.max(0, limit - sent));
+      sent += data.length;
+      if (data.length > 0) sftp.data(reqid, data);
+      dropped = true;
+      ctx.drop();
+      return;
+    }
+    sent += data.length;
+    sftp.data(reqid, data);
+  }
 
   sftp.on('WRITE', (reqid, handle, offset, data) =>
     run(reqid, async () => {

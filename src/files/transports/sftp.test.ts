@@ -115,6 +115,34 @@ describe('sftp source and target over a password login', () => {
     expect(read.equals(data)).toBe(true);
   });
 
+  it('reads ahead: several READs in flight, the file passed on in order, byte for byte', async () => {
+    const data = randomBytes(1 << 20);
+    await put('in/big.bin', data);
+    const before = { ...server.reads };
+    server.reads.mostInFlight = 0;
+    const read = await buffer(await source({ ...login(), path: 'in' }).open('big.bin'));
+    expect(read.equals(data)).toBe(true);
+    // One READ at a time (a round trip per 32 KB) was the way before.
+    expect(server.reads.mostInFlight).toBeGreaterThanOrEqual(8);
+    // READs of the most ssh2 asks of a server that is not OpenSSH (34,000 bytes less its 2 KB of overhead: more, and
+    // it would split each in two), then one that finds the end: none past the size the file was opened with.
+    expect(server.reads.total - before.total).toBe(Math.ceil(data.length / (34_000 - 2048)) + 1);
+  });
+
+  it('reads a file from a server that answers short, asking for the rest of each answer, then no more than it gives', async () => {
+    const data = randomBytes(4 << 20);
+    await put('in/short.bin', data);
+    server.setFaults({ maxReadBytes: 10_000 });
+    const before = server.reads.total;
+    const read = await buffer(await source({ ...login(), path: 'in' }).open('short.bin'));
+    expect(read.equals(data)).toBe(true);
+    // At least 420 answers of 10,000 bytes and the end. The 16 READs of ~32 KB sent first take 4 each; after them the
+    // READs ask for 10,000 bytes (asking ~32 KB throughout would take ~530).
+    const reads = server.reads.total - before;
+    expect(reads).toBeGreaterThanOrEqual(Math.ceil(data.length / 10_000) + 1);
+    expect(reads).toBeLessThanOrEqual(Math.ceil(data.length / 10_000) + 1 + 16 * 3);
+  });
+
   it('gives a file whose name is already archived a stamped name, and never overwrites an archived file', async () => {
     const clock = createManualClock(Date.parse('2026-11-22T01:02:03.500Z'));
     const src = source({ ...login(), path: 'in', archivePath: 'done', clock });

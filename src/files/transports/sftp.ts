@@ -60,6 +60,8 @@ export interface SftpTargetOptions extends SftpOptions {
 const DEFAULT_TIMEOUT_MS = 20_000;
 /** One READ request: what every server answers in one packet (ssh2 splits larger reads for non-OpenSSH servers). */
 const READ_CHUNK = 32 * 1024;
+/** READs a download keeps in flight (512 KB): OpenSSH's sftp keeps 64. */
+const READ_AHEAD = 16;
 const MAX_ARCHIVE_ATTEMPTS = 100;
 const FINGERPRINT = /^SHA256:([A-Za-z0-9+/]{43})=?$/;
 const S_IFMT = 0o170000;
@@ -394,8 +396,34 @@ async function renameReplacing(s: Settings, conn: Connection, from: string, to: 
  * connection (each READ fails at once then, even one asked for long after the drop), a READ that is not
  * answered in time, or an end of file before the size the server gave when the file was opened.
  */
+/** A READ sent for a download, answered or not yet. */
+interface PendingRead {
+  offset: number;
+  length: number;
+  buffer: Buffer;
+  /** Bytes the answer carried (0: end of file); undefined until it comes. */
+  bytes?: number;
+}
+
+/**
+ * A remote file read with READ_AHEAD requests in flight, as OpenSSH's sftp reads: one READ at a time costs a round
+ * trip per 32 KB, and a server that leaves Nagle's algorithm on (OpenSSH's sshd, for SFTP) adds its ACK delay to each.
+ * Answers are passed on in file order. A short answer (a server with a smaller limit, or the end of the file) is
+ * followed by a READ for the rest of its range, and later READs ask for no more than that server gave; a READ
+ * answered with nothing ends the file.
+ */
 class RemoteFileStream extends Readable {
+  /** Where the next READ starts (the end of the ranges asked for so far). */
+  #next = 0;
+  /** Bytes passed on. */
   #position = 0;
+  /** READs sent and not yet passed on, in file order. */
+  readonly #queue: PendingRead[] = [];
+  /** What a READ asks for: READ_CHUNK or the connection's limit, or what the server gave for one when that was less. */
+  #chunk: number;
+  /** The reader wants more (push answered true, or _read was called). */
+  #wanted = false;
+  #ended = false;
   #closed = false;
   /**
    * A paused stream learns of a lost connection at once, not when it is next read. Only once reading has begun:
@@ -411,30 +439,67 @@ class RemoteFileStream extends Readable {
     private readonly size: number | null,
   ) {
     super({ highWaterMark: 2 * READ_CHUNK });
+    // ssh2 splits a read larger than its limit for the server into two READs, and answers when both are in: 31,952
+    // bytes for a server that is not OpenSSH (or what the server's limits extension says). It has no public word for
+    // it: read where it keeps it, else READ_CHUNK.
+    const limit = (conn.sftp as unknown as { _maxReadLen?: unknown })._maxReadLen;
+    this.#chunk = typeof limit === 'number' && Number.isInteger(limit) && limit > 0 ? Math.min(READ_CHUNK, limit) : READ_CHUNK;
   }
 
   override _read(): void {
     if (!this.#closed) this.conn.onLost.add(this.#onLost);
-    const buffer = Buffer.allocUnsafe(READ_CHUNK);
+    this.#wanted = true;
+    this.#pump();
+  }
+
+  #pump(): void {
+    while (this.#wanted && !this.destroyed && !this.#ended) {
+      const head = this.#queue[0];
+      if (!head || head.bytes === undefined) break;
+      this.#queue.shift();
+      if (head.bytes === 0) return this.#end();
+      this.#position += head.bytes;
+      if (head.bytes < head.length) {
+        // The rest of its range, ahead of the READs already sent (their answers hold for their own ranges).
+        this.#queue.unshift(this.#send(head.offset + head.bytes, head.length - head.bytes));
+        this.#chunk = Math.min(this.#chunk, head.bytes);
+      }
+      if (!this.push(head.buffer.subarray(0, head.bytes))) this.#wanted = false;
+    }
+    // With the size known, READs stop at it, and one more (answered: end of file) goes once all before it are in.
+    while (this.#wanted && !this.destroyed && !this.#ended && this.#queue.length < READ_AHEAD) {
+      if (this.size !== null && this.#next >= this.size && this.#queue.length > 0) break;
+      this.#queue.push(this.#send(this.#next, this.#chunk));
+      this.#next += this.#chunk;
+    }
+  }
+
+  #send(offset: number, length: number): PendingRead {
+    const read: PendingRead = { offset, length, buffer: Buffer.allocUnsafe(length) };
     request<number>(this.s, this.conn, `reading ${this.path}`, (sftp, done) =>
-      sftp.read(this.handle, buffer, 0, READ_CHUNK, this.#position, (err, bytesRead) => done(err, bytesRead)),
+      sftp.read(this.handle, read.buffer, 0, length, offset, (err, bytesRead) => done(err, bytesRead)),
     ).then(
       (bytesRead) => {
-        if (this.destroyed) return;
-        if (bytesRead > 0) {
-          this.#position += bytesRead;
-          this.push(buffer.subarray(0, bytesRead));
-        } else if (this.size !== null && this.#position < this.size) {
-          this.destroy(
-            new HubError('upstream_error', `${this.path} on the SFTP server ${this.s.server} ended after ${this.#position} of its ${this.size} bytes (changed while read?)`),
-          );
-        } else {
-          this.#release();
-          this.push(null);
-        }
+        read.bytes = bytesRead > 0 ? bytesRead : 0;
+        this.#pump();
       },
-      (err: unknown) => this.destroy(isHubError(err) ? err : remoteError(this.s, this.conn, err, `reading ${this.path}`)),
+      (err: unknown) => {
+        // A READ sent past the end, answered after the file ended (its handle closed), is of no concern.
+        if (!this.destroyed && !this.#ended) this.destroy(isHubError(err) ? err : remoteError(this.s, this.conn, err, `reading ${this.path}`));
+      },
     );
+    return read;
+  }
+
+  #end(): void {
+    if (this.size !== null && this.#position < this.size) {
+      this.destroy(new HubError('upstream_error', `${this.path} on the SFTP server ${this.s.server} ended after ${this.#position} of its ${this.size} bytes (changed while read?)`));
+      return;
+    }
+    this.#ended = true;
+    this.#queue.length = 0;
+    this.#release();
+    this.push(null);
   }
 
   #release(): void {
