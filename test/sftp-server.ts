@@ -13,6 +13,8 @@
 //   answers, the connection is destroyed (TCP, no goodbye), as a network that drops does. The last answer is cut
 //   to the exact count first. `faults.stall`: SFTP requests get no answer at all while it is set.
 //   `faults.maxReadBytes`: READ answers carry at most that many bytes (short reads, as some servers send).
+//   `faults.failWritesPast`: WRITEs reaching past that offset fail (FAILURE), as on a full disk.
+// - `reads` and `writes` count the requests and the most a connection had in hand at once.
 //   `setFaults` changes the faults for every connection from the next request on.
 // - Sockets have TCP_NODELAY unless `noDelay: false` (OpenSSH's sshd keeps Nagle's algorithm for SFTP).
 // - `connections`, `authAttempts` record what clients did: a test can check that a client refused a host key
@@ -48,6 +50,8 @@ export interface SftpServerFaults {
   stall?: boolean;
   /** Answer a READ with at most this many bytes, as a server with a smaller limit than the client's request does. */
   maxReadBytes?: number;
+  /** Fail every WRITE that reaches past this offset (FAILURE, nothing written), as a full disk does. */
+  failWritesPast?: number;
 }
 
 export interface SftpServerOptions {
@@ -83,6 +87,8 @@ export interface SftpTestServer {
   readonly connections: number;
   /** READ requests answered so far, and the most a connection had in hand at once (a client reading ahead). */
   readonly reads: { total: number; mostInFlight: number };
+  /** The same of WRITE requests (a client writing ahead). */
+  readonly writes: { total: number; mostInFlight: number };
   /** Every authentication request any client made, in order. */
   readonly authAttempts: readonly AuthAttempt[];
   /** Destroys every open connection (the server keeps listening), as a network outage does. */
@@ -127,6 +133,7 @@ export async function startSftpServer(options: SftpServerOptions): Promise<SftpT
   let faults: SftpServerFaults = { ...options.faults };
   let connections = 0;
   const reads = { total: 0, mostInFlight: 0 };
+  const writes = { total: 0, mostInFlight: 0 };
   const authAttempts: AuthAttempt[] = [];
   const sockets = new Set<Socket>();
   /** Sockets by their remote port: how an ssh2 connection (which hides its socket) finds the one to destroy. */
@@ -154,6 +161,7 @@ export async function startSftpServer(options: SftpServerOptions): Promise<SftpT
             faults: () => faults,
             drop: () => (socket ? socket.destroy() : conn.end()),
             reads,
+            writes,
           });
         });
       });
@@ -202,6 +210,7 @@ export async function startSftpServer(options: SftpServerOptions): Promise<SftpT
       return connections;
     },
     reads,
+    writes,
     authAttempts,
     dropConnections: () => {
       for (const socket of sockets) socket.destroy();
@@ -223,6 +232,7 @@ interface ServeContext {
   /** Destroys this connection. */
   drop: () => void;
   reads: { total: number; mostInFlight: number };
+  writes: { total: number; mostInFlight: number };
 }
 
 type OpenHandle = { kind: 'file'; fh: FileHandle } | { kind: 'dir'; dir: string; names: string[]; next: number };
@@ -333,6 +343,7 @@ function serveSftp(sftp: SFTPWrapper, ctx: ServeContext): void {
   let sent = 0;
   let dropped = false;
   let readsInFlight = 0;
+  let writesInFlight = 0;
 
   // Handles a client leaves open (it dropped) are closed with the channel, not left to the garbage collector.
   sftp.once('close', () => {
@@ -438,7 +449,15 @@ function serveSftp(sftp: SFTPWrapper, ctx: ServeContext): void {
 
   sftp.on('WRITE', (reqid, handle, offset, data) =>
     run(reqid, async () => {
-      await file(handle).write(data, 0, data.length, offset);
+      ctx.writes.total++;
+      ctx.writes.mostInFlight = Math.max(ctx.writes.mostInFlight, ++writesInFlight);
+      try {
+        const past = ctx.faults().failWritesPast;
+        if (past !== undefined && offset + data.length > past) throw new Error('No space left on device');
+        await file(handle).write(data, 0, data.length, offset);
+      } finally {
+        writesInFlight--;
+      }
       ok(reqid);
     }),
   );

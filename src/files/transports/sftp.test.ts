@@ -143,6 +143,32 @@ describe('sftp source and target over a password login', () => {
     expect(reads).toBeLessThanOrEqual(Math.ceil(data.length / 10_000) + 1 + 16 * 3);
   });
 
+  it('writes ahead: several WRITEs in flight, the file whole and in place', async () => {
+    const data = randomBytes(2 << 20);
+    const chunks = Array.from({ length: 64 }, (_, i) => data.subarray(i * 32_768, (i + 1) * 32_768));
+    server.writes.mostInFlight = 0;
+    await target({ ...login(), path: 'out' }).put('big.bin', Readable.from(chunks), CSV);
+    expect((await readFile(join(root, 'out', 'big.bin'))).equals(data)).toBe(true);
+    // One WRITE at a time (a round trip per chunk) was the way before.
+    expect(server.writes.mostInFlight).toBeGreaterThanOrEqual(8);
+  });
+
+  it('fails an export whose WRITEs the server refuses mid-file, leaving no file and no temporary file', async () => {
+    await put('out/stock.csv', 'the earlier export');
+    const data = randomBytes(2 << 20);
+    server.setFaults({ failWritesPast: 1 << 20 });
+    const out = target({ ...login(), path: 'out' });
+    const err = await failure(out.put('stock.csv', Readable.from(Array.from({ length: 64 }, (_, i) => data.subarray(i * 32_768, (i + 1) * 32_768))), CSV));
+    expect(err.code).toBe('upstream_error');
+    expect(err.message).toContain('No space left on device');
+    expect(await readdir(join(root, 'out'))).toEqual(['stock.csv']);
+    expect(await readFile(join(root, 'out', 'stock.csv'), 'utf8')).toBe('the earlier export');
+    // The connection is still good for the next export.
+    server.setFaults({});
+    await out.put('next.csv', Readable.from(['ok']), CSV);
+    expect(await readFile(join(root, 'out', 'next.csv'), 'utf8')).toBe('ok');
+  });
+
   it('gives a file whose name is already archived a stamped name, and never overwrites an archived file', async () => {
     const clock = createManualClock(Date.parse('2026-11-22T01:02:03.500Z'));
     const src = source({ ...login(), path: 'in', archivePath: 'done', clock });

@@ -62,6 +62,8 @@ const DEFAULT_TIMEOUT_MS = 20_000;
 const READ_CHUNK = 32 * 1024;
 /** READs a download keeps in flight (512 KB): OpenSSH's sftp keeps 64. */
 const READ_AHEAD = 16;
+/** WRITEs an upload keeps in flight (up to 1 MB of chunks of at most 64 KB). */
+const WRITE_AHEAD = 16;
 const MAX_ARCHIVE_ATTEMPTS = 100;
 const FINGERPRINT = /^SHA256:([A-Za-z0-9+/]{43})=?$/;
 const S_IFMT = 0o170000;
@@ -516,9 +518,16 @@ class RemoteFileStream extends Readable {
 }
 
 /** Writes a remote file through an open handle; the handle is closed at the end, and after a failure. */
+/**
+ * Writes a remote file through an open handle, WRITE_AHEAD WRITEs in flight (each at its own offset, so their answers
+ * may come in any order); the handle is closed once all are answered, and after a failure. A failed WRITE fails the
+ * next write, or the end.
+ */
 class RemoteFileWriter extends Writable {
   #position = 0;
   #closed = false;
+  readonly #inFlight = new Set<Promise<void>>();
+  #failed: Error | null = null;
 
   constructor(
     private readonly s: Settings,
@@ -530,32 +539,49 @@ class RemoteFileWriter extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    request(this.s, this.conn, `writing ${this.path}`, (sftp, done) => sftp.write(this.handle, chunk, 0, chunk.length, this.#position, done)).then(
-      () => {
-        this.#position += chunk.length;
-        callback();
+    if (this.#failed) return callback(this.#failed);
+    const offset = this.#position;
+    this.#position += chunk.length;
+    const write: Promise<void> = request(this.s, this.conn, `writing ${this.path}`, (sftp, done) => sftp.write(this.handle, chunk, 0, chunk.length, offset, done)).then(
+      () => void this.#inFlight.delete(write),
+      (err: Error) => {
+        this.#inFlight.delete(write);
+        this.#failed ??= err;
       },
-      (err: Error) => callback(err),
     );
+    this.#inFlight.add(write);
+    if (this.#inFlight.size < WRITE_AHEAD) return callback();
+    void Promise.race(this.#inFlight).then(() => callback(this.#failed));
+  }
+
+  /** Every WRITE sent is answered; the first failure, if any. */
+  async #settled(): Promise<Error | null> {
+    while (this.#inFlight.size) await Promise.race(this.#inFlight);
+    return this.#failed;
   }
 
   override _final(callback: (err?: Error | null) => void): void {
-    this.#closed = true;
-    // The server may report a failed write only here (a full disk on close).
-    request(this.s, this.conn, `closing ${this.path}`, (sftp, done) => sftp.close(this.handle, done)).then(
-      () => callback(),
-      (err: Error) => callback(err),
-    );
+    void this.#settled().then((failed) => {
+      if (failed) return callback(failed);
+      this.#closed = true;
+      // The server may report a failed write only here (a full disk on close).
+      request(this.s, this.conn, `closing ${this.path}`, (sftp, done) => sftp.close(this.handle, done)).then(
+        () => callback(),
+        (err: Error) => callback(err),
+      );
+    });
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    if (this.#closed || this.conn.lost) return callback(err);
-    this.#closed = true;
-    // Waited for, so that the temporary file is closed before it is deleted (some servers refuse otherwise).
-    request(this.s, this.conn, `closing ${this.path}`, (sftp, done) => sftp.close(this.handle, done)).then(
-      () => callback(err),
-      () => callback(err),
-    );
+    void this.#settled().then(() => {
+      if (this.#closed || this.conn.lost) return callback(err);
+      this.#closed = true;
+      // Waited for, so that the temporary file is closed before it is deleted (some servers refuse otherwise).
+      request(this.s, this.conn, `closing ${this.path}`, (sftp, done) => sftp.close(this.handle, done)).then(
+        () => callback(err),
+        () => callback(err),
+      );
+    });
   }
 }
 
