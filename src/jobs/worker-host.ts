@@ -4,7 +4,7 @@
 import type { Worker } from 'node:worker_threads';
 import type { HubConfig } from '../config.ts';
 import type { Logger } from '../lib/log.ts';
-import { siblingEntry, startThread } from '../lib/thread.ts';
+import { siblingEntry, startThread, stopThread } from '../lib/thread.ts';
 import type { Store } from '../store/types.ts';
 import type { WriteGate } from '../store/write-gate.ts';
 import { announceDeliveries } from '../webhooks/fanout.ts';
@@ -114,17 +114,9 @@ export function startWorkerThread(data: WorkerThreadData, deps: WorkerHostDeps):
         clearTimeout(restartTimer);
         const t = thread;
         if (!t) return;
-        const exited = new Promise<void>((resolve) => t.once('exit', () => resolve()));
-        t.postMessage({ t: 'stop', timeoutMs } satisfies ToThread);
         // The thread answers once its jobs are settled or abandoned (their leases then expire): a little over its own
         // timeout, then it is ended however far it got.
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), timeoutMs + 2000)));
-        if ((await Promise.race([exited, late])) === 'late') {
-          log.warn('the worker thread did not stop in time; ending it');
-          await t.terminate();
-        }
-        clearTimeout(timer);
+        if (await stopThread(t, { t: 'stop', timeoutMs } satisfies ToThread, timeoutMs + 2000)) log.warn('the worker thread did not stop in time; it was ended');
       })();
       return stopped;
     },

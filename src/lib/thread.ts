@@ -33,3 +33,18 @@ const BOOT = `const { workerData } = require('node:worker_threads');
 export function startThread(entry: string, options: { data?: unknown; resourceLimits?: ResourceLimits } = {}): Worker {
   return new Worker(BOOT, { eval: true, workerData: { entry, loader: tsxLoader(entry), data: options.data }, resourceLimits: options.resourceLimits });
 }
+
+/**
+ * Asks a thread to stop (posts `message`) and waits for it to exit, up to `graceMs`; then ends it however far it got.
+ * Answers whether it had to be ended.
+ */
+export async function stopThread(thread: Worker, message: unknown, graceMs: number): Promise<boolean> {
+  const exited = new Promise<'exited'>((resolve) => thread.once('exit', () => resolve('exited')));
+  thread.postMessage(message);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), graceMs)));
+  const ended = (await Promise.race([exited, late])) === 'late';
+  clearTimeout(timer);
+  if (ended) await thread.terminate();
+  return ended;
+}

@@ -8,7 +8,7 @@
 // is not running.
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../lib/log.ts';
-import { siblingEntry, startThread } from '../lib/thread.ts';
+import { siblingEntry, startThread, stopThread } from '../lib/thread.ts';
 
 export interface CheckpointerData {
   /** The database file. */
@@ -110,13 +110,8 @@ export function startCheckpointer(options: { path: string; everyMs: number; log:
         clearTimeout(restartTimer);
         const t = thread;
         if (!t) return;
-        const exited = new Promise<void>((resolve) => t.once('exit', () => resolve()));
-        t.postMessage({ t: 'stop' } satisfies ToCheckpointer);
         // A checkpoint under way finishes first; one stuck in the file system is not waited for past this.
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), 5000)));
-        if ((await Promise.race([exited, late])) === 'late') await t.terminate();
-        clearTimeout(timer);
+        if (await stopThread(t, { t: 'stop' } satisfies ToCheckpointer, 5000)) log.warn('the checkpointer thread did not stop in time; it was ended');
       })();
       return stopped;
     },
