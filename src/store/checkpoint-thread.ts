@@ -1,9 +1,10 @@
 // The checkpointer's thread (see checkpointer.ts): a connection of its own to the SQLite file that copies committed
 // WAL pages into the database (a PASSIVE checkpoint: it waits for no reader or writer, and none waits for it).
-// Posts what each checkpoint did; `stop` ends it.
+// Posts what each checkpoint did, and failures; `stop` ends it.
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { FromCheckpointer, CheckpointerData, ToCheckpointer } from './checkpointer.ts';
+import { isBusy } from './sqlite-busy.ts';
 
 const port = parentPort;
 if (!port) throw new Error('checkpoint-thread.ts runs as a worker thread (see checkpointer.ts)');
@@ -24,7 +25,6 @@ let last = { log: 0, checkpointed: 0 };
 type Result = { busy: number; log: number; checkpointed: number };
 
 function tick(): void {
-  const started = performance.now();
   try {
     // data_version changes when another connection commits: nothing new and nothing left over, nothing to do.
     const version = db.pragma('data_version', { simple: true });
@@ -49,16 +49,12 @@ function tick(): void {
     }
     const copied = r!.log < last.log ? r!.checkpointed : r!.checkpointed - last.checkpointed;
     last = restarted ? { log: 0, checkpointed: 0 } : r!;
-    post({ t: 'checkpoint', frames: r!.log, copied, restarted, ms: performance.now() - started });
+    post({ t: 'checkpoint', copied, restarted });
   } catch (err) {
     behind = true;
-    post({ t: 'failed', code: (err as { code?: string }).code ?? 'unknown', message: (err as Error).message });
+    // Another connection's checkpoint or lock under way is not a failure: the next turn's.
+    if (!isBusy(err)) post({ t: 'failed', code: (err as { code?: string }).code ?? 'unknown', message: (err as Error).message });
   }
-}
-
-function isBusy(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
 }
 
 const timer = setInterval(tick, everyMs);
@@ -66,7 +62,6 @@ port.on('message', (m: ToCheckpointer) => {
   if (m.t !== 'stop') return;
   clearInterval(timer);
   db.close();
-  post({ t: 'stopped' });
   port.close();
 });
 post({ t: 'ready' });

@@ -20,9 +20,8 @@ export interface CheckpointerData {
 export type ToCheckpointer = { t: 'stop' };
 export type FromCheckpointer =
   | { t: 'ready' }
-  | { t: 'checkpoint'; frames: number; copied: number; restarted: boolean; ms: number }
-  | { t: 'failed'; code: string; message: string }
-  | { t: 'stopped' };
+  | { t: 'checkpoint'; copied: number; restarted: boolean }
+  | { t: 'failed'; code: string; message: string };
 
 /**
  * The WAL size (pages) at which a hub connection checkpoints in its own commit after all, when the checkpointer runs:
@@ -44,8 +43,6 @@ export interface CheckpointerStats {
   restarts: number;
   /** Checkpoints that failed (another connection's checkpoint under way is not a failure: it is the next turn's). */
   failures: number;
-  /** Time the thread spent checkpointing. */
-  busyMs: number;
 }
 
 export interface Checkpointer {
@@ -58,7 +55,7 @@ export interface Checkpointer {
 
 export function startCheckpointer(options: { path: string; everyMs: number; log: Logger }): Checkpointer {
   const { log } = options;
-  const stats: CheckpointerStats = { checkpoints: 0, pagesCopied: 0, restarts: 0, failures: 0, busyMs: 0 };
+  const stats: CheckpointerStats = { checkpoints: 0, pagesCopied: 0, restarts: 0, failures: 0 };
   let thread: Worker | null = null;
   let stopping = false;
   let stopped: Promise<void> | null = null;
@@ -81,9 +78,7 @@ export function startCheckpointer(options: { path: string; everyMs: number; log:
         stats.checkpoints++;
         stats.pagesCopied += m.copied;
         if (m.restarted) stats.restarts++;
-        stats.busyMs += m.ms;
       } else if (m.t === 'failed') {
-        if (m.code === 'SQLITE_BUSY' || m.code === 'SQLITE_LOCKED') return;
         stats.failures++;
         // One line per failure would flood the log at ten turns a second: the first, then every hundredth.
         if (stats.failures % 100 === 1) log.warn('a WAL checkpoint failed; the next turn tries again', { code: m.code, message: m.message, failures: stats.failures });

@@ -36,6 +36,7 @@ import type {
   UpdateOptions,
   Where,
 } from './types.ts';
+import { isBusy } from './sqlite-busy.ts';
 import type { WriteGate } from './write-gate.ts';
 
 type AnyRow = Record<string, unknown> & { id: string; version: number };
@@ -191,11 +192,6 @@ function mapSqliteError(err: unknown, spec: TableSpec): never {
 }
 
 /** SQLite's answer when another connection (another process on the same file) holds the write lock. */
-function isBusy(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code === 'SQLITE_LOCKED');
-}
-
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 class SqliteTable implements Table<AnyRow> {
