@@ -230,6 +230,8 @@ interface InboundTarget {
   stored: () => number;
   /** Requests/s expected, to size the pool; updated after each run. */
   estimate: number;
+  /** The server's process, whose CPU time is read (Linux). */
+  pid: number | undefined;
 }
 
 interface InboundResult {
@@ -240,6 +242,8 @@ interface InboundResult {
   accepted: number;
   stored: number;
   signedLate: number;
+  /** The server's CPU time per request accepted, µs: steadier than requests/s on a machine whose speed drifts. */
+  cpuUs: number;
 }
 
 async function measureInbound(t: InboundTarget, seconds: number): Promise<InboundResult> {
@@ -250,6 +254,7 @@ async function measureInbound(t: InboundTarget, seconds: number): Promise<Inboun
   const timestamp = String(Math.floor(Date.now() / 1000));
   const iso = new Date().toISOString();
   const before = t.stored();
+  const cpu0 = cpuMsOf(t.pid);
   const r = await autocannon({
     url: `http://127.0.0.1:${t.port}`,
     connections: CONNECTIONS,
@@ -277,13 +282,14 @@ async function measureInbound(t: InboundTarget, seconds: number): Promise<Inboun
     ],
   });
   await sleep(300); // requests in flight when the clock ran out still land
+  const cpuUs = ((cpuMsOf(t.pid) - cpu0) * 1000) / r['2xx'];
   const stored = t.stored() - before;
   if (r.non2xx || r.errors) throw new Error(`${t.name}: ${r.non2xx} non-2xx answers and ${r.errors} errors: the benchmark is not measuring what it says`);
   if (notFresh) throw new Error(`${t.name}: ${notFresh} answers were not {"duplicate":false}: a webhook-id repeated`);
   // Every 2xx is a stored row, and no row without a fresh id: stored lies between the two.
   if (stored < r['2xx'] || stored > next) throw new Error(`${t.name}: ${stored} rows stored for ${r['2xx']} accepted of ${next} sent`);
   t.estimate = Math.max(t.estimate, r.requests.average);
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, sent: next, accepted: r['2xx'], stored, signedLate };
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, sent: next, accepted: r['2xx'], stored, signedLate, cpuUs };
 }
 
 async function inbound() {
@@ -295,8 +301,8 @@ async function inbound() {
   const bareDb = new Database(join(bareDir, 'bare.db'));
   const count = (db: Database.Database, table: string) => (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
   const targets = {
-    hub: { name: 'hub', port: Number(new URL(hub.base).port), path: `/hooks/${connectionId}`, stored: () => count(hubDb, 'inbox'), estimate: 10_000 },
-    bare: { name: 'baseline', port: Number(bare.match[1]), path: `/hooks/${connectionId}`, stored: () => count(bareDb, 'hooks'), estimate: 10_000 },
+    hub: { name: 'hub', port: Number(new URL(hub.base).port), path: `/hooks/${connectionId}`, stored: () => count(hubDb, 'inbox'), estimate: 10_000, pid: hub.child.pid },
+    bare: { name: 'baseline', port: Number(bare.match[1]), path: `/hooks/${connectionId}`, stored: () => count(bareDb, 'hooks'), estimate: 10_000, pid: bare.child.pid },
   } satisfies Record<string, InboundTarget>;
 
   // One by hand first: the hub accepts it as new, and a resend of it as a duplicate (what every request must avoid).
@@ -317,6 +323,7 @@ async function inbound() {
     rounds.push({ hub: h, bare: b });
     console.log(
       `  inbound round ${i + 1}: baseline ${f(b.rps)} req/s (p99 ${b.p99} ms) · hub ${f(h.rps)} req/s (p99 ${h.p99} ms) · ratio ${(h.rps / b.rps).toFixed(2)}` +
+        ` · CPU per request: baseline ${f(b.cpuUs)} µs, hub ${f(h.cpuUs)} µs` +
         ` · ${f(h.stored)} + ${f(b.stored)} rows stored for ${f(h.accepted)} + ${f(b.accepted)} accepted${h.signedLate + b.signedLate ? ` (${h.signedLate + b.signedLate} signed late: pool too small)` : ''}`,
     );
   }
@@ -711,7 +718,8 @@ async function main() {
   if (inb) {
     const ratio = inb.hub.rps / inb.bare.rps;
     console.log(
-      `inbound accept: hub ${f(inb.hub.rps)} req/s p99 ${inb.hub.p99} ms; baseline ${f(inb.bare.rps)} req/s p99 ${inb.bare.p99} ms; ratio ${ratio.toFixed(2)} ` +
+      `inbound accept: hub ${f(inb.hub.rps)} req/s p99 ${inb.hub.p99} ms (${f(inb.hub.cpuUs)} µs of CPU per request); ` +
+        `baseline ${f(inb.bare.rps)} req/s p99 ${inb.bare.p99} ms (${f(inb.bare.cpuUs)} µs); ratio ${ratio.toFixed(2)} ` +
         `(target ≥ 0.6: ${met(ratio >= 0.6)}; p99 ≤ 20 ms: ${met(inb.hub.p99 <= 20)})`,
     );
   }
