@@ -1,6 +1,7 @@
 // `npm start`: the embedded hub in one process: the API on one port, the job worker (on a thread of its own), and a
 // SQLite file under data/.
-import { serve, type ServerType } from '@hono/node-server';
+import { getRequestListener, type ServerType } from '@hono/node-server';
+import { createServer } from 'node:http';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { bootstrapIfEmpty } from './bootstrap.ts';
@@ -13,6 +14,7 @@ import { CollectedCounter } from './lib/metrics.ts';
 import { BACKSTOP_PAGES, startCheckpointer, type Checkpointer, type CheckpointerStats } from './store/checkpointer.ts';
 import { createSqliteStore, readLockStats, WRITE_LOCK_SLOTS, type WriteLockStats } from './store/sqlite.ts';
 import { createWriteGate } from './store/write-gate.ts';
+import { hookListener } from './app/hook-listener.ts';
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`${message}\n`);
@@ -21,7 +23,9 @@ function fail(message: string, code = 2): never {
 
 function listen(hub: Hub, config: HubConfig): Promise<ServerType> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: hub.app.fetch, port: config.port, hostname: config.host }, () => resolve(server));
+    // Webhooks take the direct path (app/hook-listener.ts); every other request, @hono/node-server's listener.
+    const server = createServer(hookListener(hub.deps, getRequestListener(hub.app.fetch, { hostname: config.host })));
+    server.listen(config.port, config.host, () => resolve(server));
     server.once('error', reject);
   });
 }

@@ -29,6 +29,11 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const idPrefix = `req_${randomToken(6)}`;
 let idCounter = 0;
 
+/** The request's id: the X-Request-Id it came with when that is a sane one, else a new one. */
+export function requestIdOf(given: string | string[] | undefined): string {
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : `${idPrefix}${(idCounter++).toString(36)}`;
+}
+
 function problemResponse(err: HubError, requestId: string | undefined): Response {
   const headers = new Headers({ 'Content-Type': 'application/problem+json', 'X-Content-Type-Options': 'nosniff', ...err.headers });
   if (requestId) headers.set('X-Request-Id', requestId);
@@ -36,7 +41,7 @@ function problemResponse(err: HubError, requestId: string | undefined): Response
 }
 
 /** Any thrown value becomes a HubError: ours as they are, Hono's by status, everything else as internal_error. */
-function asHubError(err: unknown): HubError {
+export function asHubError(err: unknown): HubError {
   if (err instanceof HubError) return err;
   if (err instanceof HTTPException) {
     const byStatus = Object.entries(ERROR_CODES).find(([, v]) => v.status === err.status);
@@ -51,8 +56,7 @@ export function createApp(deps: AppDeps) {
 
   app.use('*', async (c, next) => {
     const started = performance.now();
-    const given = c.req.header('x-request-id');
-    const requestId = given && REQUEST_ID.test(given) ? given : `${idPrefix}${(idCounter++).toString(36)}`;
+    const requestId = requestIdOf(c.req.header('x-request-id'));
     c.set('deps', deps);
     c.set('requestId', requestId);
     // Collected as a plain object and written by sendJson into the Response it builds: @hono/node-server writes
