@@ -26,6 +26,7 @@ import type { ImportProcessOptions } from './files/import-child.ts';
 import type { FilesDeps } from './files/runner.ts';
 import { EXCHANGE_JOB } from './files/runs.ts';
 import { deleteFinishedRuns, sweepSpool } from './files/retention.ts';
+import { pruneEachWorkspace, pruneRows } from './store/prune.ts';
 import type { UploadShelf } from './files/upload-shelf.ts';
 import { startScheduler } from './schedules/scheduler.ts';
 import type { TransportEnv } from './files/transports/index.ts';
@@ -100,22 +101,29 @@ function maintenanceHandler(store: Store, clock: Clock, config: HubConfig): JobH
   return async () => {
     const now = clock.now();
     const before = (days: number) => new Date(now - days * DAY_MS).toISOString();
-    const idempotencyDeleted = await store.table('idempotency_keys').deleteWhere({ expiresAt: { lt: new Date(now).toISOString() } });
-    const jobsDeleted = await store.table('jobs').deleteWhere({
-      state: { in: ['succeeded', 'cancelled', 'dead'] },
-      finishedAt: { lt: before(config.jobRetentionDays) },
-    });
-    const eventsDeleted = await store.table('events').deleteWhere({ time: { lt: before(config.eventRetentionDays) } });
+    // Each table pruned a chunk at a time along an index (store/prune.ts), so that webhooks and the worker go on.
+    const idempotencyDeleted = await pruneRows(store, 'idempotency_keys', { expiresAt: { lt: new Date(now).toISOString() } });
+    const jobsCutoff = before(config.jobRetentionDays);
+    // runAt bounds the scan of the (state, runAt) index: a job runs at or after runAt, so one finished before the
+    // cutoff was due before it too (a job cancelled before it was due goes once its runAt has passed the cutoff).
+    const jobsDeleted = await pruneRows(store, 'jobs', { state: { in: ['succeeded', 'cancelled', 'dead'] }, runAt: { lt: jobsCutoff }, finishedAt: { lt: jobsCutoff } });
+    const eventsCutoff = before(config.eventRetentionDays);
+    const eventsDeleted = await pruneEachWorkspace(store, 'events', (workspaceId) => ({ workspaceId, time: { lt: eventsCutoff } }));
     // Attempt logs, finished deliveries and applied inbound webhooks: kept for inspection and replay, then dropped.
-    const attemptsDeleted = await store.table('webhook_attempts').deleteWhere({ at: { lt: before(config.webhooks.attemptRetentionDays) } });
-    const deliveriesDeleted = await store.table('webhook_deliveries').deleteWhere({
+    const attemptsCutoff = before(config.webhooks.attemptRetentionDays);
+    const attemptsDeleted = await pruneEachWorkspace(store, 'webhook_attempts', (workspaceId) => ({ workspaceId, at: { lt: attemptsCutoff } }));
+    // createdAt bounds the scan of the (workspaceId, createdAt) index: a delivery last changed before the cutoff was made before it.
+    const deliveriesDeleted = await pruneEachWorkspace(store, 'webhook_deliveries', (workspaceId) => ({
+      workspaceId,
+      createdAt: { lt: jobsCutoff },
       state: { in: ['delivered', 'dead'] },
-      updatedAt: { lt: before(config.jobRetentionDays) },
-    });
-    const inboxDeleted = await store.table('inbox').deleteWhere({
+      updatedAt: { lt: jobsCutoff },
+    }));
+    const inboxDeleted = await pruneEachWorkspace(store, 'inbox', (workspaceId) => ({
+      workspaceId,
+      receivedAt: { lt: jobsCutoff },
       status: { in: ['processed', 'ignored', 'failed'] },
-      receivedAt: { lt: before(config.jobRetentionDays) },
-    });
+    }));
     const fileRunsDeleted = await deleteFinishedRuns(store, before(config.files.runRetentionDays));
     const spoolFilesDeleted = await sweepSpool(store, config.files.spoolDir, now);
     return { idempotencyDeleted, jobsDeleted, eventsDeleted, attemptsDeleted, deliveriesDeleted, inboxDeleted, fileRunsDeleted, spoolFilesDeleted };

@@ -292,6 +292,21 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect(await t.deleteWhere({ workspaceId: null })).toBe(5);
         expect(await t.count()).toBe(20);
       });
+
+      it('deletes at most a limit of what matches, a chunk at a time', async () => {
+        const t = store.table('jobs');
+        expect(await t.deleteWhere({ workspaceId: 'ws_a', type: 'order.created' }, { limit: 4 })).toBe(4);
+        expect(await t.count({ workspaceId: 'ws_a', type: 'order.created' })).toBe(6);
+        expect(await t.count()).toBe(21);
+        expect(await t.deleteWhere({ workspaceId: 'ws_a', type: 'order.created' }, { limit: 4 })).toBe(4);
+        expect(await t.deleteWhere({ workspaceId: 'ws_a', type: 'order.created' }, { limit: 4 })).toBe(2);
+        expect(await t.deleteWhere({ workspaceId: 'ws_a', type: 'order.created' }, { limit: 4 })).toBe(0);
+        expect(await t.count()).toBe(15);
+        for (const limit of [0, -1, 1.5, Number.NaN]) {
+          await expect(t.deleteWhere({ workspaceId: null }, { limit })).rejects.toMatchObject({ code: 'invalid_query' });
+        }
+        expect(await t.count()).toBe(15);
+      });
     });
 
     describe('increment', () => {

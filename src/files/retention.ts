@@ -3,6 +3,7 @@
 // (file_imports) stay: they are what keeps an old file from being applied a second time, and they are small.
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pruneRows } from '../store/prune.ts';
 import type { Store } from '../store/types.ts';
 import { FINISHED_STATES } from './runs.ts';
 
@@ -17,7 +18,8 @@ export async function deleteFinishedRuns(store: Store, cutoff: string): Promise<
     const ids = page.items.map((r) => r.id);
     if (ids.length === 0) return deleted;
     // The failed rows first: a crash between the two leaves runs to delete next time, never rows without a run.
-    await store.table('file_run_errors').deleteWhere({ runId: { in: ids } });
+    // A chunk at a time: one run may have failed on a million rows.
+    await pruneRows(store, 'file_run_errors', { runId: { in: ids } });
     deleted += await store.table('file_runs').deleteWhere({ id: { in: ids } });
   }
 }

@@ -9,9 +9,10 @@ import { TABLE_SPECS, type TableSpec } from '../schemas/tables.ts';
 import { provisionAppwrite } from './appwrite-provision.ts';
 import { fromRow, matches, toData, whereQueries, type AnyRow, type AppwriteRow } from './appwrite-rows.ts';
 import { DEFAULT_DATABASE_ID } from './appwrite-schema.ts';
-import { checkOrder, checkWhere, clampLimit, prepareInsert, prepareUpdate, upsertRow } from './rows.ts';
+import { checkDeleteLimit, checkOrder, checkWhere, clampLimit, prepareInsert, prepareUpdate, upsertRow } from './rows.ts';
 import type {
   Db,
+  DeleteOptions,
   IncrementOptions,
   NewRow,
   Page,
@@ -380,11 +381,12 @@ class AppwriteTable implements Table<AnyRow> {
     return n;
   }
 
-  async deleteWhere(where: Where): Promise<number> {
+  async deleteWhere(where: Where, options: DeleteOptions = {}): Promise<number> {
     checkWhere(this.spec, where);
+    const limit = options.limit === undefined ? Infinity : checkDeleteLimit(options.limit);
     let deleted = 0;
     for (;;) {
-      const page = await this.query({ where, limit: 100 });
+      const page = await this.query({ where, limit: Math.min(100, limit - deleted) });
       for (const row of page.items) {
         try {
           this.staging();
@@ -394,7 +396,7 @@ class AppwriteTable implements Table<AnyRow> {
           if (!isHubError(err, 'not_found')) throw err; // deleted by someone else meanwhile
         }
       }
-      if (!page.nextCursor || this.ctx.transactionId) return deleted;
+      if (!page.nextCursor || this.ctx.transactionId || deleted >= limit) return deleted;
     }
   }
 

@@ -9,6 +9,7 @@ import { systemClock, type Clock } from '../lib/clock.ts';
 import { TABLE_SPECS, type ColumnSpec, type TableSpec } from '../schemas/tables.ts';
 import {
   checkOrder,
+  checkDeleteLimit,
   checkWhere,
   clampLimit,
   decodeCursor,
@@ -21,6 +22,7 @@ import {
 } from './rows.ts';
 import type {
   Db,
+  DeleteOptions,
   FieldOps,
   IncrementOptions,
   NewRow,
@@ -354,10 +356,17 @@ class SqliteTable implements Table<AnyRow> {
     return this.run(() => this.owner.stmt(sql).get(...params) !== undefined);
   }
 
-  async deleteWhere(where: Where): Promise<number> {
+  async deleteWhere(where: Where, options: DeleteOptions = {}): Promise<number> {
     checkWhere(this.spec, where);
     const params: SqlValue[] = [];
-    const sql = `DELETE FROM ${q(this.spec.name)} WHERE ${whereSql(this.spec, where, params)}`;
+    const table = q(this.spec.name);
+    const filter = whereSql(this.spec, where, params);
+    let sql = `DELETE FROM ${table} WHERE ${filter}`;
+    if (options.limit !== undefined) {
+      // DELETE … LIMIT is a compile-time option of SQLite's that better-sqlite3's build leaves out.
+      sql = `DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE ${filter} LIMIT ?)`;
+      params.push(checkDeleteLimit(options.limit));
+    }
     return this.run(() => this.owner.stmt(sql).run(...params).changes);
   }
 

@@ -63,6 +63,11 @@ export interface UpdateOptions {
   ifVersion?: number;
 }
 
+export interface DeleteOptions {
+  /** At most this many rows (a positive integer). */
+  limit?: number;
+}
+
 export interface IncrementOptions {
   /** The result may not fall below this (fails with `bound_exceeded`, nothing changed). */
   min?: number;
@@ -99,8 +104,11 @@ export interface Table<T extends { id: string; version: number }> {
   count(where?: Where): Promise<number>;
   /** Whether any row matches: stops at the first, in no particular order (a check that must not sort a backlog). */
   exists(where: Where): Promise<boolean>;
-  /** Deletes every matching row and says how many. */
-  deleteWhere(where: Where): Promise<number>;
+  /**
+   * Deletes every matching row and says how many; with `limit`, at most that many, whichever match first (a bulk
+   * delete pages by it, so that no one statement holds SQLite's write lock for long: see store/prune.ts).
+   */
+  deleteWhere(where: Where, options?: DeleteOptions): Promise<number>;
   /**
    * Atomically adds `by` (negative to subtract) to an integer column, within bounds; returns the new row.
    * Counters live outside optimistic versioning: `version` is not bumped (Appwrite's increment cannot bump it).
