@@ -21,6 +21,7 @@ import type { Store } from './store/types.ts';
 import { createDispatcher, type Dispatcher } from './webhooks/dispatcher.ts';
 import { onDeliveriesCreated } from './webhooks/fanout.ts';
 import { createInboundReceiver, INBOX_BATCH, inboxHandler, INBOX_JOB } from './webhooks/inbound.ts';
+import { ENDPOINT_PURGE_JOB, endpointPurgeHandler } from './webhooks/manage.ts';
 import { createAddressPolicy } from './webhooks/ssrf.ts';
 import type { ImportProcessOptions } from './files/import-child.ts';
 import type { FilesDeps } from './files/runner.ts';
@@ -195,6 +196,7 @@ export function createHub(options: HubOptions): Hub {
   const handlers: Record<string, JobHandler> = {
     [MAINTENANCE_JOB]: maintenanceHandler(store, clock, config),
     [INBOX_JOB]: inboxHandler(inboundDeps, receiver, inboxBatch),
+    [ENDPOINT_PURGE_JOB]: endpointPurgeHandler(store),
     [EXCHANGE_JOB]: lazyExchangeHandler({
       store,
       clock,

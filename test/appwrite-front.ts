@@ -98,7 +98,9 @@ export async function startAppwriteFront(tables: TablesDbServer): Promise<Appwri
         body: req.method === 'GET' || req.method === 'HEAD' || body.length === 0 ? undefined : body,
       });
       const out = Buffer.from(await answer.arrayBuffer());
-      res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' });
+      // As it came: a 204 (a deleted row) has no body and no type, and node-appwrite parses any JSON-typed body.
+      const type = answer.headers.get('content-type');
+      res.writeHead(answer.status, type ? { 'content-type': type } : {});
       res.end(out);
     })().catch((err: unknown) => {
       violations.push(`front failed: ${String(err)}`);

@@ -6,11 +6,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { appendEvent } from '../src/events/log.ts';
 import type { Db } from '../src/store/types.ts';
 import { createDispatcher, dispatcherBounds } from '../src/webhooks/dispatcher.ts';
-import { moveTheRest } from '../src/webhooks/manage.ts';
+import { PRUNE_CHUNK } from '../src/store/prune.ts';
+import { ENDPOINT_PURGE_JOB, moveTheRest } from '../src/webhooks/manage.ts';
 import { STANDARD_SCHEDULE_MS } from '../src/webhooks/schedule.ts';
 import { createAddressPolicy } from '../src/webhooks/ssrf.ts';
 import { createTransport, type WebhookResult } from '../src/webhooks/transport.ts';
-import { createTestHub, expectProblem, type TestHub } from './helpers.ts';
+import { createTestHub, expectProblem, runDueJobs, type TestHub } from './helpers.ts';
 import { startReceiver, type Receiver } from './webhook-receiver.ts';
 
 const LOOPBACK = ['127.0.0.1/32', '::1/128'];
@@ -836,12 +837,31 @@ describe('endpoint API bad input', () => {
     expectProblem(await t.call('GET', `/v1/webhooks/endpoints/${endpoint.id}/secret`, { key: key.body.secret }), 403, 'insufficient_scope');
   });
 
-  it('deletes an endpoint with its deliveries', async () => {
+  it('deletes an endpoint at once, and its deliveries and their log in a job, a chunk at a time', async () => {
     const { endpoint } = await subscribe();
     await emit('stock.updated');
-    expect(await deliveriesOf(endpoint.id)).toHaveLength(1);
+    expect(await dispatch()).toBe(1);
+    // More than a chunk of the purge (PRUNE_CHUNK) besides: delivered ones with their attempts, and one still due.
+    const { store } = t.hub.deps;
+    const now = new Date(t.clock.now()).toISOString();
+    await store.transaction(async (tx) => {
+      for (let i = 0; i < PRUNE_CHUNK + 50; i++) {
+        const d = await tx.table('webhook_deliveries').insert({ workspaceId: t.workspace.id, endpointId: endpoint.id, eventId: `evt_bulk${i}`, eventType: 'stock.updated', orderingKey: null, state: 'delivered', attempts: 1, totalAttempts: 1, nextAttemptAt: now });
+        await tx.table('webhook_attempts').insert({ workspaceId: t.workspace.id, endpointId: endpoint.id, deliveryId: d.id, eventId: `evt_bulk${i}`, attempt: 1, at: now, ok: true, status: 200, latencyMs: 1 });
+      }
+    });
+    await emit('stock.updated');
+    expect(await store.table('webhook_deliveries').count({ endpointId: endpoint.id })).toBe(PRUNE_CHUNK + 52);
+
     expect((await t.call('DELETE', `/v1/webhooks/endpoints/${endpoint.id}`)).status).toBe(204);
-    expect(await deliveriesOf(endpoint.id)).toHaveLength(0);
+    expectProblem(await t.call('GET', `/v1/webhooks/endpoints/${endpoint.id}`), 404, 'not_found');
+    // Nothing more goes out to it: the due one is dropped when the dispatcher claims it.
     expect(await dispatch()).toBe(0);
+    const jobs = await store.table('jobs').query({ where: { type: ENDPOINT_PURGE_JOB }, limit: 10 });
+    expect(jobs.items).toEqual([expect.objectContaining({ state: 'queued', workspaceId: t.workspace.id, payload: { endpointId: endpoint.id } })]);
+    expect(await runDueJobs(t.hub)).toBeGreaterThanOrEqual(1);
+    expect(await store.table('jobs').get(jobs.items[0]!.id)).toMatchObject({ state: 'succeeded', result: { endpointId: endpoint.id, attemptsDeleted: PRUNE_CHUNK + 51, deliveriesDeleted: PRUNE_CHUNK + 51 } });
+    expect(await store.table('webhook_deliveries').count({ endpointId: endpoint.id })).toBe(0);
+    expect(await store.table('webhook_attempts').count({ endpointId: endpoint.id })).toBe(0);
   });
 });

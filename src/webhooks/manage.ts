@@ -2,7 +2,10 @@
 // dispatcher does (a URL, a secret, enabled or not) drops this process's cached copy of the endpoint at once.
 import { HubError, type FieldError } from '../errors.ts';
 import { appendEvent, matchesType } from '../events/log.ts';
+import type { JobQueue } from '../jobs/queue.ts';
+import type { JobHandler } from '../jobs/worker.ts';
 import type { Cipher } from '../lib/secrets.ts';
+import { pruneRows } from '../store/prune.ts';
 import type { Db, RowPatch, Store, WebhookDeliveriesRow, WebhookEndpointsRow } from '../store/types.ts';
 import { pauseOpen } from './dispatcher.ts';
 import { endpointChanged, RESERVED_HEADER } from './endpoints.ts';
@@ -158,12 +161,30 @@ export async function moveTheRest(store: Store, endpointId: string, status: 'ena
   }
 }
 
-/** Deletes the endpoint with its deliveries and their log. */
-export async function deleteEndpoint(db: Db, endpoint: WebhookEndpointsRow): Promise<void> {
-  await db.table('webhook_attempts').deleteWhere({ endpointId: endpoint.id });
-  await db.table('webhook_deliveries').deleteWhere({ endpointId: endpoint.id });
+export const ENDPOINT_PURGE_JOB = 'webhooks.endpoint.purge';
+
+/**
+ * Deletes the endpoint, and queues in the same transaction the job that deletes its deliveries and their log: an
+ * endpoint may have millions, more than one transaction should hold (on SQLite it would stop every other write
+ * meanwhile; on Appwrite it cannot take more than its operations bound). Until the job has run, a dispatcher that
+ * claims one of them finds its endpoint gone and deletes it, sending nothing.
+ */
+export async function deleteEndpoint(db: Db, queue: JobQueue, endpoint: WebhookEndpointsRow): Promise<void> {
   await db.table('webhook_endpoints').delete(endpoint.id);
+  await queue.enqueue({ type: ENDPOINT_PURGE_JOB, payload: { endpointId: endpoint.id }, workspaceId: endpoint.workspaceId, maxAttempts: 10 }, db);
   endpointChanged(endpoint.id);
+}
+
+/** The job deleteEndpoint queues: the endpoint's attempt log, then its deliveries, a chunk at a time. Run again, it goes on. */
+export function endpointPurgeHandler(store: Store): JobHandler {
+  return async (job) => {
+    const { endpointId } = job.payload as { endpointId?: unknown };
+    if (typeof endpointId !== 'string') throw new HubError('validation_failed', 'The job names no endpoint (payload.endpointId)');
+    // Ids are never reused: whatever names this endpoint is the deleted one's.
+    const attemptsDeleted = await pruneRows(store, 'webhook_attempts', { endpointId });
+    const deliveriesDeleted = await pruneRows(store, 'webhook_deliveries', { endpointId });
+    return { endpointId, attemptsDeleted, deliveriesDeleted };
+  };
 }
 
 /** Starts a new cycle of attempts for a delivered or dead delivery (same webhook-id: a receiver can tell it has it). */

@@ -147,6 +147,9 @@ export function registerWebhookRoutes(routes: RouteTable): void {
       path: '/v1/webhooks/endpoints/{id}',
       operationId: 'deleteWebhookEndpoint',
       summary: 'Delete an endpoint with its deliveries and their log',
+      description:
+        'The endpoint is gone at once and nothing more is sent to it; its deliveries and their attempt log are deleted by a background job ' +
+        '(`webhooks.endpoint.purge`, visible under /v1/jobs), a chunk at a time, however many there are.',
       tag: TAG,
       auth: WRITE,
       responses: { 204: { description: 'Deleted' }, 404: PROBLEM('No such endpoint') },
@@ -155,7 +158,7 @@ export function registerWebhookRoutes(routes: RouteTable): void {
       const { store } = c.get('deps');
       await store.transaction(async (tx) => {
         const endpoint = await loadOwned(c, 'webhook_endpoints', c.req.param('id')!, tx);
-        await deleteEndpoint(tx, endpoint);
+        await deleteEndpoint(tx, c.get('deps').queue, endpoint);
         await auditRequest(tx, c, { action: 'webhook_endpoint.deleted', resourceType: 'webhook_endpoint', resourceId: endpoint.id });
       });
       return c.body(null, 204);
