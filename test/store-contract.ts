@@ -293,6 +293,19 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect(await t.count()).toBe(20);
       });
 
+      it('deletes every match in a transaction, more than a page of them, or refuses the lot past its bound', async () => {
+        const t = store.table('jobs');
+        for (let i = 0; i < 130; i++) await t.insert(job('bulk.delete', '2026-02-01T00:00:00.000Z', { workspaceId: 'ws_bulk' }));
+        const inOne = store.transaction((tx) => tx.table('jobs').deleteWhere({ workspaceId: 'ws_bulk' }));
+        if (store.writesPerTransaction >= 130) {
+          expect(await inOne).toBe(130);
+          expect(await t.count({ workspaceId: 'ws_bulk' })).toBe(0);
+        } else {
+          await expect(inOne).rejects.toMatchObject({ code: 'transaction_too_large' });
+          expect(await t.count({ workspaceId: 'ws_bulk' })).toBe(130);
+        }
+      });
+
       it('deletes at most a limit of what matches, a chunk at a time', async () => {
         const t = store.table('jobs');
         expect(await t.deleteWhere({ workspaceId: 'ws_a', type: 'order.created' }, { limit: 4 })).toBe(4);

@@ -385,6 +385,8 @@ class AppwriteTable implements Table<AnyRow> {
     checkWhere(this.spec, where);
     const limit = options.limit === undefined ? Infinity : checkDeleteLimit(options.limit);
     let deleted = 0;
+    // Each page is gone before the next is read, so the next is the first again: inside a transaction too, whose
+    // reads see what it staged. Past the transaction's bound on writes the lot is refused, none of it kept.
     for (;;) {
       const page = await this.query({ where, limit: Math.min(100, limit - deleted) });
       for (const row of page.items) {
@@ -396,7 +398,7 @@ class AppwriteTable implements Table<AnyRow> {
           if (!isHubError(err, 'not_found')) throw err; // deleted by someone else meanwhile
         }
       }
-      if (!page.nextCursor || this.ctx.transactionId || deleted >= limit) return deleted;
+      if (!page.nextCursor || deleted >= limit) return deleted;
     }
   }
 
