@@ -44,6 +44,11 @@ export interface RouteSpec {
   auth: false | { resource: Resource; action: Action };
   body?: { schema: string; required?: boolean; form?: boolean };
   query?: QueryParam[];
+  /**
+   * Query parameters are the caller's own, taken as they come and never refused (a webhook address that a vendor
+   * or a user gave some of their own); `query` is then empty.
+   */
+  openQuery?: boolean;
   ifMatch?: boolean;
   /** The handler reads the body itself as a file (these media types), streamed, with this size limit documented. */
   upload?: { contentTypes: string[]; description: string };
@@ -103,7 +108,7 @@ function queryValidator(spec: RouteSpec) {
   let validate: ValidateFunction | undefined;
   const anyRequired = params.some((p) => p.required);
   return (c: Context<HubEnv>) => {
-    if (!anyRequired && !c.req.url.includes('?')) return {};
+    if (spec.openQuery || (!anyRequired && !c.req.url.includes('?'))) return {};
     const raw = c.req.queries();
     const out: Record<string, string | number | boolean> = {};
     for (const [name, values] of Object.entries(raw)) {

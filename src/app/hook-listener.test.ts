@@ -26,6 +26,9 @@ const vendor = defineConnector({
       verify: (req) => {
         const intent = req.headers.get('x-hook-secret');
         if (intent) return { ok: true, deliveryId: 'handshake', handshake: { status: 200, headers: { 'X-Hook-Secret': intent }, body: 'ready' } };
+        // As a vendor that signs the address it posts to would check it.
+        const signedUrl = req.headers.get('x-signed-url');
+        if (signedUrl !== null && signedUrl !== req.url) return { ok: false, reason: 'url_mismatch' };
         return req.headers.get('x-test-signature') === 'good' ? { ok: true, deliveryId: req.headers.get('x-id') ?? 'none' } : { ok: false, reason: 'signature_mismatch' };
       },
       parse: () => ({ eventType: null, payload: {} }),
@@ -131,6 +134,16 @@ describe('the direct webhook path', () => {
     expect(stored.body.headers).toMatchObject({ 'x-test-signature': 'good', 'x-id': 'a-direct' });
   });
 
+  it('takes a query string of the sender’s own, and gives it to the verifier with the path', async () => {
+    const path = `/hooks/${connectionId}?token=abc&source=shop`;
+    const res = await both(path, (w) => ({ ...good(`qs-${w}`), headers: { ...good(`qs-${w}`).headers, 'x-signed-url': path } }));
+    expect(res.direct).toMatchObject({ status: 202, body: { duplicate: false } });
+    expect(comparable(res.direct)).toEqual(comparable(res.plain));
+    const other = await both(path, (w) => ({ ...good(`qs2-${w}`), headers: { ...good(`qs2-${w}`).headers, 'x-signed-url': `/hooks/${connectionId}` } }));
+    expect(other.direct.status).toBe(401);
+    expect(comparable(other.direct)).toEqual(comparable(other.plain));
+  });
+
   it('keeps the request id it is given, and a sane one only', async () => {
     const res = await both(`/hooks/${connectionId}`, (w) => ({ ...good(`q-${w}`), headers: { ...good(`q-${w}`).headers, 'x-request-id': 'sender-42' } }));
     expect(res.direct).toMatchObject({ status: 202, headers: { 'x-request-id': 'sender-42' } });
@@ -187,7 +200,7 @@ describe('the direct webhook path', () => {
       [`/hooks/${connectionId}/more`, 'POST'],
       ['/hooks/', 'POST'],
       ['/hooks/con%5Fx', 'POST'],
-      [`/hooks/${connectionId}?source=test`, 'POST'],
+      ['/hooks/?x=1', 'POST'],
     ] as const) {
       const res = await both(path, () => ({ method, headers: { 'x-test-signature': 'good', 'x-id': 'f' }, ...(method === 'POST' ? { body: '{}' } : {}) }), false);
       expect(res.direct.status, `${method} ${path}`).toBeGreaterThanOrEqual(400);

@@ -3,7 +3,7 @@
 // Response around each webhook. Webhooks are the one route that takes thousands of small requests a second from
 // senders that time out (a vendor gives up after seconds and resends), so its CPU per request is the accept rate
 // and its tail latency. Anything this path does not take as it is (another route, a connection id it would have
-// to decode, a CORS request) goes to the Hono app.
+// to decode, a CORS request) goes to the Hono app. A query string, like the route's, is passed on with the path.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { HubError, toProblem } from '../errors.ts';
 import { asHubError, requestIdOf } from './create-app.ts';
@@ -29,10 +29,11 @@ export function hookListener(deps: AppDeps, next: RequestListener): RequestListe
   };
 }
 
-/** The connection id of /hooks/{id}; null for anything else, a query string too (the route refuses those). */
+/** The connection id of /hooks/{id}[?query]; null for anything else. */
 function connectionIdOf(url: string | undefined): string | null {
   if (!url?.startsWith(PREFIX)) return null;
-  const id = url.slice(PREFIX.length);
+  const q = url.indexOf('?', PREFIX.length);
+  const id = url.slice(PREFIX.length, q === -1 ? undefined : q);
   return PLAIN_ID.test(id) ? id : null;
 }
 

@@ -4,6 +4,12 @@ import type { RouteTable } from '../define-route.ts';
 import { sendJson } from '../http.ts';
 import { PROBLEM } from './common.ts';
 
+/** The path and query of the request, as a vendor that signs its URL signed them. */
+function pathAndQuery(url: string): string {
+  const { pathname, search } = new URL(url);
+  return pathname + search;
+}
+
 export function registerHookRoutes(routes: RouteTable): void {
   routes.add(
     {
@@ -14,9 +20,12 @@ export function registerHookRoutes(routes: RouteTable): void {
       description:
         'The connection’s connector verifies the signature over the raw body (Standard Webhooks, HMAC-SHA256, or the vendor’s scheme). ' +
         'A verified webhook is stored and applied in the background; a resend with the same delivery id is acknowledged and dropped. ' +
-        'A bad signature gets 401 without detail; an unknown connection 404; a body over the limit 413.',
+        'A bad signature gets 401 without detail; an unknown connection 404; a body over the limit 413. ' +
+        'A query string is the sender’s own: it is passed to the connector’s verifier with the path, and otherwise ignored.',
       tag: 'Webhooks',
       auth: false,
+      // A vendor's webhook settings take any address: one given with a query of the user's own still receives.
+      openQuery: true,
       responses: {
         202: {
           description: 'Stored; it is applied in the background',
@@ -33,7 +42,7 @@ export function registerHookRoutes(routes: RouteTable): void {
         method: 'POST',
         headers: c.req.raw.headers,
         body,
-        url: c.req.path,
+        url: pathAndQuery(c.req.url),
       });
       if (outcome.kind === 'handshake') return new Response(outcome.body ?? null, { status: outcome.status, headers: outcome.headers });
       // sendJson: plain-object headers, written straight to the socket (c.json builds a Headers object).
