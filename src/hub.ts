@@ -21,7 +21,7 @@ import type { Store } from './store/types.ts';
 import { createDispatcher, type Dispatcher } from './webhooks/dispatcher.ts';
 import { onDeliveriesCreated } from './webhooks/fanout.ts';
 import { createInboundReceiver, INBOX_BATCH, inboxHandler, INBOX_JOB } from './webhooks/inbound.ts';
-import { ENDPOINT_PURGE_JOB, endpointPurgeHandler } from './webhooks/manage.ts';
+import { ENDPOINT_MOVE_JOB, ENDPOINT_PURGE_JOB, endpointMoveHandler, endpointPurgeHandler } from './webhooks/manage.ts';
 import { createAddressPolicy } from './webhooks/ssrf.ts';
 import type { ImportProcessOptions } from './files/import-child.ts';
 import type { FilesDeps } from './files/runner.ts';
@@ -197,6 +197,7 @@ export function createHub(options: HubOptions): Hub {
     [MAINTENANCE_JOB]: maintenanceHandler(store, clock, config),
     [INBOX_JOB]: inboxHandler(inboundDeps, receiver, inboxBatch),
     [ENDPOINT_PURGE_JOB]: endpointPurgeHandler(store),
+    [ENDPOINT_MOVE_JOB]: endpointMoveHandler(store, clock),
     [EXCHANGE_JOB]: lazyExchangeHandler({
       store,
       clock,

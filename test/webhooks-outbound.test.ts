@@ -7,7 +7,8 @@ import { appendEvent } from '../src/events/log.ts';
 import type { Db } from '../src/store/types.ts';
 import { createDispatcher, dispatcherBounds } from '../src/webhooks/dispatcher.ts';
 import { PRUNE_CHUNK } from '../src/store/prune.ts';
-import { ENDPOINT_PURGE_JOB, moveTheRest } from '../src/webhooks/manage.ts';
+import { MOVES_PER_TRANSACTION } from '../src/webhooks/fanout.ts';
+import { ENDPOINT_MOVE_JOB, ENDPOINT_PURGE_JOB, moveTheRest } from '../src/webhooks/manage.ts';
 import { STANDARD_SCHEDULE_MS } from '../src/webhooks/schedule.ts';
 import { createAddressPolicy } from '../src/webhooks/ssrf.ts';
 import { createTransport, type WebhookResult } from '../src/webhooks/transport.ts';
@@ -658,6 +659,44 @@ describe('outbound webhooks', () => {
     } finally {
       await own.stop(0);
     }
+  });
+
+  it('pauses or resumes a backlog with the endpoint up to a chunk, and the rest in a job queued with it', async () => {
+    const { endpoint } = await subscribe();
+    const { store } = t.hub.deps;
+    const due = new Date(t.clock.now() + 86_400_000).toISOString();
+    await store.transaction(async (tx) => {
+      for (let i = 0; i < MOVES_PER_TRANSACTION + 20; i++) {
+        await tx.table('webhook_deliveries').insert({ workspaceId: t.workspace.id, endpointId: endpoint.id, eventId: `evt_backlog${i}`, eventType: 'stock.updated', orderingKey: null, state: 'pending', attempts: 0, totalAttempts: 0, nextAttemptAt: due });
+      }
+    });
+    const states = async () => ({
+      pending: await store.table('webhook_deliveries').count({ endpointId: endpoint.id, state: 'pending' }),
+      paused: await store.table('webhook_deliveries').count({ endpointId: endpoint.id, state: 'paused' }),
+    });
+    const moveJobs = () => store.table('jobs').count({ type: ENDPOINT_MOVE_JOB, state: 'queued' });
+
+    expect((await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/disable`)).body.status).toBe('disabled');
+    expect(await states()).toEqual({ pending: 20, paused: MOVES_PER_TRANSACTION });
+    expect(await moveJobs()).toBe(1);
+    expect(await runDueJobs(t.hub)).toBe(1);
+    expect(await states()).toEqual({ pending: 0, paused: MOVES_PER_TRANSACTION + 20 });
+
+    expect((await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/enable`)).body.status).toBe('enabled');
+    expect(await states()).toEqual({ pending: MOVES_PER_TRANSACTION, paused: 20 });
+    expect(await runDueJobs(t.hub)).toBe(1);
+    expect(await states()).toEqual({ pending: MOVES_PER_TRANSACTION + 20, paused: 0 });
+
+    // A backlog that fits moves with the endpoint, and queues nothing.
+    expect((await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/disable`)).status).toBe(200);
+    await runDueJobs(t.hub);
+    await store.transaction(async (tx) => {
+      const some = await tx.table('webhook_deliveries').query({ where: { endpointId: endpoint.id }, limit: MOVES_PER_TRANSACTION + 20 });
+      for (const d of some.items.slice(50)) await tx.table('webhook_deliveries').delete(d.id);
+    });
+    expect((await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/enable`)).status).toBe(200);
+    expect(await states()).toEqual({ pending: 50, paused: 0 });
+    expect(await moveJobs()).toBe(0);
   });
 
   it('moves the rest of an enable or a disable a page per transaction, and stops once the status changed again', async () => {

@@ -25,8 +25,16 @@ export async function pruneRows(store: Store, table: TableName, where: Where, ch
     const n = await store.transaction((tx) => tx.table(table).deleteWhere(where, { limit: size }));
     deleted += n;
     if (n < size) return deleted;
-    await sleep(Math.min(performance.now() - started, MAX_PAUSE_MS));
+    await pauseAfter(started);
   }
+}
+
+/**
+ * Waits as long as the chunk begun at `started` (performance.now()) took, up to 50 ms: work done a chunk per
+ * transaction leaves the write lock to other writers at least half the time.
+ */
+export function pauseAfter(started: number): Promise<void> {
+  return sleep(Math.min(performance.now() - started, MAX_PAUSE_MS));
 }
 
 /**

@@ -12,7 +12,7 @@ import type { Cipher } from '../lib/secrets.ts';
 import type { Db, EventsRow, RowPatch, Store, WebhookDeliveriesRow } from '../store/types.ts';
 import type { WebhookConfig } from '../config.ts';
 import { createEndpointCache, type LiveEndpoint } from './endpoints.ts';
-import { onDeliveriesCreated, promoteNext, reopenKey, restateDeliveries, waitingAgain } from './fanout.ts';
+import { MOVES_PER_TRANSACTION, onDeliveriesCreated, promoteNext, reopenKey, restateDeliveries, waitingAgain } from './fanout.ts';
 import { retryDelay } from './schedule.ts';
 import { standardHeaders } from './signing.ts';
 import type { Transport, WebhookResult } from './transport.ts';
@@ -168,7 +168,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const batchSize = options.batchSize ?? bounds.batchSize ?? 256;
   const flushAt = Math.max(1, options.outcomesPerWrite ?? bounds.outcomesPerWrite ?? FLUSH_AT);
   const chainLength = Math.max(1, options.chainLength ?? bounds.chainLength ?? CHAIN);
-  const pausesPerDisable = options.pausesPerDisable ?? bounds.pausesPerDisable ?? Infinity;
+  // Past it, the disabled endpoint's deliveries still pending are paused as they are claimed (claim).
+  const pausesPerDisable = options.pausesPerDisable ?? bounds.pausesPerDisable ?? MOVES_PER_TRANSACTION;
   const pollIntervalMs = options.pollIntervalMs ?? 500;
   // A lease outlives the longest send and the outcome write after it (well under a second; 5 s allowed), plus one
   // more timeout for a chain (leased together, sent one after another): its next delivery goes only while its lease

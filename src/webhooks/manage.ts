@@ -5,11 +5,12 @@ import { appendEvent, matchesType } from '../events/log.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import type { JobHandler } from '../jobs/worker.ts';
 import type { Cipher } from '../lib/secrets.ts';
-import { pruneRows } from '../store/prune.ts';
+import type { Clock } from '../lib/clock.ts';
+import { pauseAfter, pruneRows } from '../store/prune.ts';
 import type { Db, RowPatch, Store, WebhookDeliveriesRow, WebhookEndpointsRow } from '../store/types.ts';
 import { pauseOpen } from './dispatcher.ts';
 import { endpointChanged, RESERVED_HEADER } from './endpoints.ts';
-import { createDelivery, OPEN_STATES, restateDeliveries } from './fanout.ts';
+import { createDelivery, MOVES_PER_TRANSACTION, OPEN_STATES, restateDeliveries } from './fanout.ts';
 import { generateSecret, secretKey } from './signing.ts';
 import { checkWebhookUrl, type AddressPolicy } from './ssrf.ts';
 
@@ -151,6 +152,7 @@ function resumePaused(db: Db, endpointId: string, now: string, atMost: number): 
 export async function moveTheRest(store: Store, endpointId: string, status: 'enabled' | 'disabled', now: string, perTransaction: number): Promise<number> {
   let moved = 0;
   for (;;) {
+    const started = performance.now();
     const n = await store.transaction(async (tx) => {
       const endpoint = await tx.table('webhook_endpoints').get(endpointId);
       if (endpoint?.status !== status) return 0;
@@ -158,7 +160,36 @@ export async function moveTheRest(store: Store, endpointId: string, status: 'ena
     });
     moved += n;
     if (n < perTransaction) return moved;
+    await pauseAfter(started);
   }
+}
+
+export const ENDPOINT_MOVE_JOB = 'webhooks.endpoint.move';
+
+/** Deliveries an enable or a disable moves in its own transaction, on any store: the rest are ENDPOINT_MOVE_JOB's. */
+export function movesPerTransaction(store: Store): number {
+  // The request's transaction also writes the endpoint, its audit entry and this job.
+  return Math.max(1, Math.min(MOVES_PER_TRANSACTION, store.writesPerTransaction - 3));
+}
+
+/**
+ * Queues, in the transaction that enabled or disabled the endpoint, the job that moves the deliveries it had no room
+ * for: queued with the change, the rest cannot be lost to a crash between the two.
+ */
+export async function queueTheRest(db: Db, queue: JobQueue, endpoint: WebhookEndpointsRow, status: 'enabled' | 'disabled'): Promise<void> {
+  await queue.enqueue({ type: ENDPOINT_MOVE_JOB, payload: { endpointId: endpoint.id, status }, workspaceId: endpoint.workspaceId, maxAttempts: 10 }, db);
+}
+
+/** The job queueTheRest queues: moveTheRest, a chunk per transaction; it stops once the endpoint's status changed again. */
+export function endpointMoveHandler(store: Store, clock: Clock): JobHandler {
+  return async (job) => {
+    const { endpointId, status } = job.payload as { endpointId?: unknown; status?: unknown };
+    if (typeof endpointId !== 'string' || (status !== 'enabled' && status !== 'disabled')) {
+      throw new HubError('validation_failed', 'The job names no endpoint and status (payload.endpointId, payload.status)');
+    }
+    const moved = await moveTheRest(store, endpointId, status, new Date(clock.now()).toISOString(), movesPerTransaction(store));
+    return { endpointId, status, moved };
+  };
 }
 
 export const ENDPOINT_PURGE_JOB = 'webhooks.endpoint.purge';

@@ -13,7 +13,8 @@ import {
   deliveryLedger,
   disableEndpoint,
   enableEndpoint,
-  moveTheRest,
+  movesPerTransaction,
+  queueTheRest,
   replayDelivery,
   replayEndpoint,
   revealSecret,
@@ -219,16 +220,16 @@ export function registerWebhookRoutes(routes: RouteTable): void {
       async (c) => {
         const { store } = c.get('deps');
         const now = nowIso(c);
-        // The endpoint's own write and the audit entry, then as many deliveries as the transaction has room for;
-        // on a store that bounds it (Appwrite), the rest follow a transaction at a time.
-        const room = store.writesPerTransaction - 2;
-        const { endpoint, more } = await store.transaction(async (tx) => {
+        // The endpoint's own write and the audit entry, then its first deliveries (movesPerTransaction); a job
+        // queued with them moves the rest, a chunk per transaction.
+        const room = movesPerTransaction(store);
+        const endpoint = await store.transaction(async (tx) => {
           const endpoint = await loadOwned(c, 'webhook_endpoints', c.req.param('id')!, tx);
           const done = verb === 'enable' ? await enableEndpoint(tx, endpoint, now, room) : await disableEndpoint(tx, endpoint, now, room);
+          if (done.more) await queueTheRest(tx, c.get('deps').queue, done.endpoint, `${verb}d`);
           await auditRequest(tx, c, { action: `webhook_endpoint.${verb}d`, resourceType: 'webhook_endpoint', resourceId: endpoint.id });
-          return done;
+          return done.endpoint;
         });
-        if (more) await moveTheRest(store, endpoint.id, `${verb}d`, now, room);
         c.get('deps').dispatcher?.wake();
         return jsonWithEtag(c, publicEndpoint(endpoint));
       },
