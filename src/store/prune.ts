@@ -14,8 +14,8 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /**
  * Deletes every row of `table` that matches `where`, a chunk per transaction (no more than a transaction of the
- * store holds), pausing between chunks as long as the last took: other writers get the lock half the time at
- * least. Give a filter that an index leads with, or each chunk scans the table for its rows.
+ * store holds), pausing after each chunk (pauseAfter). Give a filter that an index leads with, or each chunk scans
+ * the table for its rows.
  */
 export async function pruneRows(store: Store, table: TableName, where: Where, chunk = PRUNE_CHUNK): Promise<number> {
   const size = Math.max(1, Math.min(chunk, store.writesPerTransaction));
@@ -31,7 +31,7 @@ export async function pruneRows(store: Store, table: TableName, where: Where, ch
 
 /**
  * Waits as long as the chunk begun at `started` (performance.now()) took, up to 50 ms: work done a chunk per
- * transaction leaves the write lock to other writers at least half the time.
+ * transaction leaves other writers the write lock about half the time, and gets it again at once when they have none.
  */
 export function pauseAfter(started: number): Promise<void> {
   return sleep(Math.min(performance.now() - started, MAX_PAUSE_MS));

@@ -144,8 +144,8 @@ function resumePaused(db: Db, endpointId: string, now: string, atMost: number): 
 }
 
 /**
- * What an enable or a disable left for later on a store that bounds a transaction's writes (Appwrite): pauses or
- * resumes the endpoint's deliveries `perTransaction` at a time, each page a transaction of its own, and answers how
+ * What an enable or a disable left for later (ENDPOINT_MOVE_JOB runs it): pauses or resumes the endpoint's
+ * deliveries `perTransaction` at a time, each page a transaction of its own with a pause after it, and answers how
  * many moved. Each page reads the endpoint first: once it is no longer in `status` (enabled or disabled again
  * meanwhile), the later call moves its deliveries, and this one stops. Run again, it goes on where it stopped.
  */
