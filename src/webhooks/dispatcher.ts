@@ -40,7 +40,8 @@ export interface DispatcherOptions {
   chainLength?: number;
   /**
    * Most pending deliveries a write that disables endpoints pauses itself, and never more than the store's write bound
-   * leaves room for; claims pause the others as they come due. Default: all of them (see dispatcherBounds).
+   * leaves room for; claims pause the others as they come due. Default MOVES_PER_TRANSACTION (100), and a fifth of
+   * the bound on a store with one (see dispatcherBounds): a backlog of days is not paused under the write lock.
    */
   pausesPerDisable?: number;
 }
