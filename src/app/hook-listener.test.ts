@@ -26,6 +26,7 @@ const vendor = defineConnector({
       verify: (req) => {
         const intent = req.headers.get('x-hook-secret');
         if (intent) return { ok: true, deliveryId: 'handshake', handshake: { status: 200, headers: { 'X-Hook-Secret': intent }, body: 'ready' } };
+        if (req.headers.get('x-explode')) throw new Error('the verifier broke');
         // As a vendor that signs the address it posts to would check it.
         const signedUrl = req.headers.get('x-signed-url');
         if (signedUrl !== null && signedUrl !== req.url) return { ok: false, reason: 'url_mismatch' };
@@ -158,6 +159,12 @@ describe('the direct webhook path', () => {
     expect(res.direct).toMatchObject({ status: 401, headers: { 'content-type': 'application/problem+json' }, body: { code: 'unauthenticated' } });
     expect(comparable(res.direct)).toEqual(comparable(res.plain));
     expect((await t.call('GET', '/v1/inbox?limit=100')).body.data.length).toBe(before);
+  });
+
+  it('answers 500 with a problem document when the connector fails, as the app does', async () => {
+    const res = await both(`/hooks/${connectionId}?token=secret`, () => ({ method: 'POST', headers: { 'x-explode': '1' }, body: '{}' }));
+    expect(res.direct).toMatchObject({ status: 500, headers: { 'content-type': 'application/problem+json' }, body: { code: 'internal_error' } });
+    expect(comparable(res.direct)).toEqual(comparable(res.plain));
   });
 
   it('answers 404 for a connection that does not exist', async () => {

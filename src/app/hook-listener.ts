@@ -23,7 +23,7 @@ export function hookListener(deps: AppDeps, next: RequestListener): RequestListe
     if (id === null) return next(req, res);
     receive(deps, id, req, res).catch((err: unknown) => {
       // Only writing the answer itself can get here (the socket gone, say): nothing left to tell the sender.
-      deps.log.error('webhook request failed while answering', { path: req.url, err });
+      deps.log.error('webhook request failed while answering', { path: pathOf(req.url!), err });
       res.destroy();
     });
   };
@@ -62,7 +62,7 @@ async function receive(deps: AppDeps, connectionId: string, req: IncomingMessage
     if (err === GONE) return void res.destroy();
     const hubError = asHubError(err);
     status = hubError.status;
-    if (status >= 500) deps.log.error('request failed', { requestId, path: req.url, err: hubError.cause ?? hubError });
+    if (status >= 500) deps.log.error('request failed', { requestId, path: pathOf(req.url!), err: hubError.cause ?? hubError });
     const text = JSON.stringify(toProblem(hubError, requestId));
     res.writeHead(status, {
       'content-type': 'application/problem+json',
@@ -76,6 +76,12 @@ async function receive(deps: AppDeps, connectionId: string, req: IncomingMessage
     res.end(text);
   }
   deps.metrics.observeRequest('POST', HOOK_ROUTE, status, (performance.now() - started) / 1000);
+}
+
+/** The path without the query, for logs: a query may carry the sender's token. */
+function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
 }
 
 const GONE = new Error('the sender closed the connection before the body ended');
