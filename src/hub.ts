@@ -21,7 +21,7 @@ import type { Store } from './store/types.ts';
 import { createDispatcher, type Dispatcher } from './webhooks/dispatcher.ts';
 import { onDeliveriesCreated } from './webhooks/fanout.ts';
 import { createInboundReceiver, INBOX_BATCH, inboxHandler, INBOX_JOB } from './webhooks/inbound.ts';
-import { ENDPOINT_MOVE_JOB, ENDPOINT_PURGE_JOB, endpointMoveHandler, endpointPurgeHandler } from './webhooks/manage.ts';
+import { ENDPOINT_MOVE_JOB, ENDPOINT_PURGE_JOB, endpointMoveHandler, endpointPurgeHandler, queueTheRest } from './webhooks/manage.ts';
 import { createAddressPolicy } from './webhooks/ssrf.ts';
 import type { ImportProcessOptions } from './files/import-child.ts';
 import type { FilesDeps } from './files/runner.ts';
@@ -188,6 +188,8 @@ export function createHub(options: HubOptions): Hub {
     log: log.child({ part: 'dispatcher' }),
     random: options.random,
     attemptsCounter: metrics.deliveries,
+    // An endpoint it disables gets its backlog paused by a job, as an API disable does.
+    queueTheRest: (tx, endpoint) => queueTheRest(tx, queue, endpoint, 'disabled'),
     // Its bounds follow store.writesPerTransaction (Appwrite's per-transaction operations): dispatcherBounds.
   });
   // On Appwrite the execution that receives an upload is not the one that imports it: uploads wait in Storage.

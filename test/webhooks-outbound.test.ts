@@ -82,6 +82,16 @@ function officialVerify(secret: string, got: { body: string; headers: Record<str
   }
 }
 
+/** `n` pending deliveries of the endpoint, due `inMs` from now (of events that were never stored: never sent). */
+async function backlog(endpointId: string, n: number, inMs: number): Promise<void> {
+  const due = new Date(t.clock.now() + inMs).toISOString();
+  await t.hub.deps.store.transaction(async (tx) => {
+    for (let i = 0; i < n; i++) {
+      await tx.table('webhook_deliveries').insert({ workspaceId: t.workspace.id, endpointId, eventId: `evt_backlog${i}`, eventType: 'stock.updated', orderingKey: null, state: 'pending', attempts: 0, totalAttempts: 0, nextAttemptAt: due });
+    }
+  });
+}
+
 async function deliveriesOf(endpointId: string) {
   const res = await t.call('GET', `/v1/webhooks/deliveries?endpointId=${endpointId}&limit=200`);
   return res.body.data as any[];
@@ -661,15 +671,35 @@ describe('outbound webhooks', () => {
     }
   });
 
+  it('pauses the backlog of an endpoint it disables, the rest in a job, so that an enable sends it all at once', async () => {
+    const { endpoint } = await subscribe();
+    const { store } = t.hub.deps;
+    // A backlog waiting out its retries, and one due now that is answered 410.
+    await backlog(endpoint.id, MOVES_PER_TRANSACTION + 30, 3_600_000);
+    receiver.respond((_req, res) => {
+      res.statusCode = 410;
+      res.end();
+    });
+    await emit('stock.updated', 'now');
+    await dispatch();
+    expect((await t.call('GET', `/v1/webhooks/endpoints/${endpoint.id}`)).body).toMatchObject({ status: 'disabled', disabledReason: 'gone' });
+    const count = (state: 'pending' | 'paused') => store.table('webhook_deliveries').count({ endpointId: endpoint.id, state });
+    expect(await count('paused')).toBe(MOVES_PER_TRANSACTION + 1);
+    expect(await store.table('jobs').count({ type: ENDPOINT_MOVE_JOB, state: 'queued' })).toBe(1);
+    expect(await runDueJobs(t.hub)).toBe(1);
+    expect({ pending: await count('pending'), paused: await count('paused') }).toEqual({ pending: 0, paused: MOVES_PER_TRANSACTION + 31 });
+
+    // Enabled again, everything that waited is due now, not when its next retry would have been.
+    expect((await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/enable`)).status).toBe(200);
+    expect(await runDueJobs(t.hub)).toBe(1);
+    const now = new Date(t.clock.now()).toISOString();
+    expect(await store.table('webhook_deliveries').count({ endpointId: endpoint.id, state: 'pending', nextAttemptAt: { lte: now } })).toBe(MOVES_PER_TRANSACTION + 31);
+  });
+
   it('pauses or resumes a backlog with the endpoint up to a chunk, and the rest in a job queued with it', async () => {
     const { endpoint } = await subscribe();
     const { store } = t.hub.deps;
-    const due = new Date(t.clock.now() + 86_400_000).toISOString();
-    await store.transaction(async (tx) => {
-      for (let i = 0; i < MOVES_PER_TRANSACTION + 20; i++) {
-        await tx.table('webhook_deliveries').insert({ workspaceId: t.workspace.id, endpointId: endpoint.id, eventId: `evt_backlog${i}`, eventType: 'stock.updated', orderingKey: null, state: 'pending', attempts: 0, totalAttempts: 0, nextAttemptAt: due });
-      }
-    });
+    await backlog(endpoint.id, MOVES_PER_TRANSACTION + 20, 86_400_000);
     const states = async () => ({
       pending: await store.table('webhook_deliveries').count({ endpointId: endpoint.id, state: 'pending' }),
       paused: await store.table('webhook_deliveries').count({ endpointId: endpoint.id, state: 'paused' }),

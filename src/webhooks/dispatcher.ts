@@ -9,7 +9,7 @@ import { randomToken } from '../lib/ids.ts';
 import { createSleeper } from '../lib/wake.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
 import type { Cipher } from '../lib/secrets.ts';
-import type { Db, EventsRow, RowPatch, Store, WebhookDeliveriesRow } from '../store/types.ts';
+import type { Db, EventsRow, RowPatch, Store, WebhookDeliveriesRow, WebhookEndpointsRow } from '../store/types.ts';
 import type { WebhookConfig } from '../config.ts';
 import { createEndpointCache, type LiveEndpoint } from './endpoints.ts';
 import { MOVES_PER_TRANSACTION, onDeliveriesCreated, promoteNext, reopenKey, restateDeliveries, waitingAgain } from './fanout.ts';
@@ -44,6 +44,12 @@ export interface DispatcherOptions {
    * the bound on a store with one (see dispatcherBounds): a backlog of days is not paused under the write lock.
    */
   pausesPerDisable?: number;
+  /**
+   * Queues, in the write that disabled the endpoint, the job that pauses the pending deliveries that write had no room
+   * for (manage.ts queueTheRest). Without it, claims pause them as they come due, so an enable would not send them
+   * until their retries are due.
+   */
+  queueTheRest?: (tx: Db, endpoint: Pick<WebhookEndpointsRow, 'id' | 'workspaceId'>) => Promise<void>;
 }
 
 export interface DispatcherStats {
@@ -423,7 +429,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     await store.transaction(async (tx) => {
       // A body run again (Appwrite, after a conflict) starts over.
       next.length = 0;
-      const disabled: string[] = [];
+      const disabled: LiveEndpoint['row'][] = [];
       const deliveries = tx.table('webhook_deliveries');
       const health = new Map<string, { endpoint: LiveEndpoint; ok: boolean; gone: boolean; at: number }>();
       for (const outcome of batch.flatMap((o) => (o.head ? [o.head, o] : [o]))) {
@@ -510,7 +516,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         else if (status === 410) seen.gone = true;
       }
       for (const { endpoint, ok, gone, at } of health.values()) {
-        if (await updateHealth(tx, endpoint, ok, gone, at)) disabled.push(endpoint.row.id);
+        if (await updateHealth(tx, endpoint, ok, gone, at)) disabled.push(endpoint.row);
       }
       // A successor whose endpoint this batch disabled (a 410 after its predecessor's 2xx) waits with the others:
       // the first of its chain paused, the rest waiting behind it.
@@ -520,11 +526,15 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         for (const c of next.filter((n) => n.delivery.endpointId === endpointId)) await unlease(tx, c, { state: 'paused' });
         next.splice(0, next.length, ...next.filter((n) => n.delivery.endpointId !== endpointId));
       }
-      // Last, the pending deliveries of the endpoints disabled here are paused, as many as the bounds leave room for.
-      let room = Math.min(pausesPerDisable, tx.writesLeft());
-      for (const id of disabled) {
-        if (room <= 0) break;
-        room -= await pauseOpen(tx, id, room);
+      // Last, the pending deliveries of the endpoints disabled here are paused, as many as the bounds leave room for
+      // (less a write for each one's job): a job queued with them pauses the rest (queueTheRest).
+      const queueTheRest = options.queueTheRest;
+      let room = Math.min(pausesPerDisable, tx.writesLeft() - (queueTheRest ? disabled.length : 0));
+      for (const endpoint of disabled) {
+        const paused = room > 0 ? await pauseOpen(tx, endpoint.id, room) : 0;
+        const full = paused >= room;
+        room -= paused;
+        if (full && queueTheRest) await queueTheRest(tx, endpoint);
       }
     });
     // The events the leased deliveries carry, read together once the write is done: events do not change, and on

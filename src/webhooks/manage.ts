@@ -176,7 +176,7 @@ export function movesPerTransaction(store: Store): number {
  * Queues, in the transaction that enabled or disabled the endpoint, the job that moves the deliveries it had no room
  * for: queued with the change, the rest cannot be lost to a crash between the two.
  */
-export async function queueTheRest(db: Db, queue: JobQueue, endpoint: WebhookEndpointsRow, status: 'enabled' | 'disabled'): Promise<void> {
+export async function queueTheRest(db: Db, queue: JobQueue, endpoint: Pick<WebhookEndpointsRow, 'id' | 'workspaceId'>, status: 'enabled' | 'disabled'): Promise<void> {
   await queue.enqueue({ type: ENDPOINT_MOVE_JOB, payload: { endpointId: endpoint.id, status }, workspaceId: endpoint.workspaceId, maxAttempts: 10 }, db);
 }
 
