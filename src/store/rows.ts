@@ -137,13 +137,13 @@ function invalidField(spec: TableSpec, field: string, why: string): HubError {
   });
 }
 
-/** Checks that every filtered field is a scalar column of the table (recursing into `$or`). */
 /** A deleteWhere limit: a positive integer. */
 export function checkDeleteLimit(limit: number): number {
   if (!Number.isSafeInteger(limit) || limit < 1) throw new HubError('invalid_query', `A delete's limit must be a positive integer (got ${limit})`);
   return limit;
 }
 
+/** Checks that every filtered field is a scalar column of the table (recursing into `$or`). */
 export function checkWhere(spec: TableSpec, where: Where | undefined): void {
   if (!where) return;
   for (const [field, cond] of Object.entries(where)) {
