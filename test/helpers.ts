@@ -4,7 +4,7 @@ import { createWorkspace, type CreatedKey } from '../src/bootstrap.ts';
 import { testConfig, type HubConfig } from '../src/config.ts';
 import { createHub, type Hub, type HubOptions } from '../src/hub.ts';
 import { createManualClock } from '../src/lib/clock.ts';
-import { createSqliteStore } from '../src/store/sqlite.ts';
+import { createSqliteStore, type SqliteStore } from '../src/store/sqlite.ts';
 import type { WorkspacesRow } from '../src/store/types.ts';
 
 export interface CallOptions {
@@ -123,4 +123,39 @@ export async function runDueJobs(hub: Hub, limit = 10_000): Promise<number> {
     ran++;
   }
   return ran;
+}
+
+/** A statement `spyStatements` saw run: its SQL, its parameters, and what it answered. */
+export interface SpiedStatement {
+  sql: string;
+  params: unknown[];
+  result: unknown;
+}
+
+/**
+ * Records each statement whose SQL starts with `prefix` as the store runs it by `method` (run, get or all), from now
+ * on; `plan` reads SQLite's query plan of one, to check which index a statement takes.
+ */
+export function spyStatements(store: SqliteStore, prefix: string, method: 'run' | 'get' | 'all') {
+  const seen: SpiedStatement[] = [];
+  const stmt = store.stmt.bind(store);
+  store.stmt = (sql: string) => {
+    const s = stmt(sql);
+    if (!sql.startsWith(prefix)) return s;
+    return new Proxy(s, {
+      get(target, key) {
+        if (key === method) {
+          return (...params: unknown[]) => {
+            const result = (target[method] as (...a: unknown[]) => unknown)(...params);
+            seen.push({ sql, params, result });
+            return result;
+          };
+        }
+        const value = Reflect.get(target, key);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  };
+  const plan = (s: Pick<SpiedStatement, 'sql' | 'params'>) => (stmt(`EXPLAIN QUERY PLAN ${s.sql}`).all(...s.params) as { detail: string }[]).map((r) => r.detail);
+  return { seen, plan };
 }

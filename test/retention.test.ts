@@ -5,7 +5,8 @@ import { MAINTENANCE_JOB } from '../src/hub.ts';
 import { PRUNE_CHUNK, pruneRows } from '../src/store/prune.ts';
 import type { SqliteStore } from '../src/store/sqlite.ts';
 import type { Db } from '../src/store/types.ts';
-import { createTestHub, type TestHub } from './helpers.ts';
+import type { RunResult } from 'better-sqlite3';
+import { createTestHub, spyStatements, type TestHub } from './helpers.ts';
 
 const DAY = 86_400_000;
 /** Past one chunk, so that every table takes at least two. */
@@ -13,31 +14,13 @@ const OLD = PRUNE_CHUNK + 100;
 
 let t: TestHub;
 let store: SqliteStore;
-/** Every DELETE the store ran: its SQL, parameters and rows changed. */
-let deletes: { sql: string; params: unknown[]; changes: number }[];
+/** Every DELETE the store ran: its SQL, parameters and result (rows changed). */
+let deletes: ReturnType<typeof spyStatements>;
 
 beforeEach(async () => {
   t = await createTestHub();
   store = t.hub.deps.store as SqliteStore;
-  deletes = [];
-  const stmt = store.stmt.bind(store);
-  store.stmt = (sql: string) => {
-    const s = stmt(sql);
-    if (!sql.startsWith('DELETE')) return s;
-    return new Proxy(s, {
-      get(target, key) {
-        if (key === 'run') {
-          return (...params: unknown[]) => {
-            const result = target.run(...params);
-            deletes.push({ sql, params, changes: result.changes });
-            return result;
-          };
-        }
-        const value = Reflect.get(target, key);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
-  };
+  deletes = spyStatements(store, 'DELETE', 'run');
 });
 afterEach(() => t.close());
 
@@ -98,11 +81,11 @@ describe('retention', () => {
     expect(await counts()).toEqual({ events: 6, webhook_deliveries: 2 + 6, webhook_attempts: 6, inbox: 2 + 6 });
 
     // No DELETE took more than a chunk, and each found its rows along an index rather than by reading the table.
-    const pruning = deletes.filter((d) => d.sql.includes(' LIMIT ?'));
+    const pruning = deletes.seen.filter((d) => d.sql.includes(' LIMIT ?'));
     expect(pruning.length).toBeGreaterThanOrEqual(4 * 2 * 2);
-    expect(Math.max(...pruning.map((d) => d.changes))).toBe(PRUNE_CHUNK);
+    expect(Math.max(...pruning.map((d) => (d.result as RunResult).changes))).toBe(PRUNE_CHUNK);
     for (const d of new Map(pruning.map((d) => [d.sql, d])).values()) {
-      const plan = (store.stmt(`EXPLAIN QUERY PLAN ${d.sql}`).all(...d.params) as { detail: string }[]).map((r) => r.detail);
+      const plan = deletes.plan(d);
       expect(plan.filter((line) => /^SCAN /.test(line)), `${d.sql}\n${plan.join('\n')}`).toEqual([]);
     }
   });
@@ -112,10 +95,10 @@ describe('retention', () => {
     const order: string[] = [];
     const pruning = pruneRows(store, 'events', { workspaceId: t.workspace.id }, 50).then(() => order.push('pruned'));
     // Once the first chunk is gone, another writer comes along.
-    while (deletes.length === 0) await new Promise((r) => setImmediate(r));
+    while (deletes.seen.length === 0) await new Promise((r) => setImmediate(r));
     await store.transaction((tx) => tx.table('events').insert({ type: 'x.y', source: 'urn:hub', subject: null, time: iso(), workspaceId: t.workspace.id, correlationId: null, data: {} })).then(() => order.push('written'));
     await pruning;
     expect(order).toEqual(['written', 'pruned']);
-    expect(deletes.length).toBeGreaterThan(2);
+    expect(deletes.seen.length).toBeGreaterThan(2);
   });
 });

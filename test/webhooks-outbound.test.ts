@@ -4,6 +4,7 @@
 import { Webhook } from 'standardwebhooks';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { appendEvent } from '../src/events/log.ts';
+import type { SqliteStore } from '../src/store/sqlite.ts';
 import type { Db } from '../src/store/types.ts';
 import { createDispatcher, dispatcherBounds } from '../src/webhooks/dispatcher.ts';
 import { PRUNE_CHUNK } from '../src/store/prune.ts';
@@ -12,7 +13,7 @@ import { ENDPOINT_MOVE_JOB, ENDPOINT_PURGE_JOB, moveTheRest } from '../src/webho
 import { STANDARD_SCHEDULE_MS } from '../src/webhooks/schedule.ts';
 import { createAddressPolicy } from '../src/webhooks/ssrf.ts';
 import { createTransport, type WebhookResult } from '../src/webhooks/transport.ts';
-import { createTestHub, expectProblem, runDueJobs, type TestHub } from './helpers.ts';
+import { createTestHub, expectProblem, runDueJobs, spyStatements, type TestHub } from './helpers.ts';
 import { startReceiver, type Receiver } from './webhook-receiver.ts';
 
 const LOOPBACK = ['127.0.0.1/32', '::1/128'];
@@ -844,6 +845,32 @@ describe('outbound webhooks', () => {
     const stats = await t.call('GET', '/v1/webhooks/stats');
     expect(stats.body).toMatchObject({ published: 3, delivered: 2, pending: 1, dead: 0 });
     expect((await t.call('GET', `/v1/webhooks/endpoints/${ok.endpoint.id}/stats`)).body.byState).toMatchObject({ delivered: 2, pending: 1 });
+  });
+
+  it('counts the ledger from index ranges, over every endpoint of the workspace and none of another', async () => {
+    const a = await subscribe({ eventTypes: ['stock.*'] });
+    const b = await subscribe({ eventTypes: ['order.*'] });
+    await emit('stock.updated');
+    await emit('order.created');
+    await dispatch();
+    await emit('order.created');
+    // Another workspace's endpoint and deliveries count in neither of this one's ledgers.
+    const other = await t.addWorkspace('Other');
+    const theirs = await t.call('POST', '/v1/webhooks/endpoints', { key: other.secret, body: { url: receiver.url, eventTypes: ['*'] } });
+    await appendEvent(t.hub.deps.store, { type: 'order.created', workspaceId: other.workspace.id, subject: null, data: {} }, new Date(t.clock.now()).toISOString());
+
+    // Every COUNT the ledgers run, with its parameters, for its query plan.
+    const counts = spyStatements(t.hub.deps.store as SqliteStore, 'SELECT COUNT(*)', 'get');
+    expect((await t.call('GET', '/v1/webhooks/stats')).body).toMatchObject({ published: 3, delivered: 2, pending: 1, dead: 0 });
+    expect((await t.call('GET', `/v1/webhooks/endpoints/${b.endpoint.id}/stats`)).body).toMatchObject({ published: 2, delivered: 1, pending: 1 });
+    expect((await t.call('GET', `/v1/webhooks/endpoints/${a.endpoint.id}/stats`)).body).toMatchObject({ published: 1, delivered: 1, pending: 0 });
+    expect((await t.call('GET', `/v1/webhooks/endpoints/${theirs.body.endpoint.id}/stats`)).status).toBe(404);
+    expect((await t.call('GET', '/v1/webhooks/stats', { key: other.secret })).body).toMatchObject({ published: 1, pending: 1 });
+    expect(counts.seen.length).toBeGreaterThan(0);
+    for (const count of counts.seen) {
+      // An index range and no row read: a count costs its matches' index entries, not a row lookup each.
+      expect(counts.plan(count).join(' | '), count.sql).toMatch(/^SEARCH webhook_deliveries USING COVERING INDEX/);
+    }
   });
 });
 

@@ -7,7 +7,7 @@ import type { JobHandler } from '../jobs/worker.ts';
 import type { Cipher } from '../lib/secrets.ts';
 import type { Clock } from '../lib/clock.ts';
 import { pauseAfter, pruneRows } from '../store/prune.ts';
-import type { Db, RowPatch, Store, WebhookDeliveriesRow, WebhookEndpointsRow } from '../store/types.ts';
+import type { Db, Page, RowPatch, Store, WebhookDeliveriesRow, WebhookEndpointsRow } from '../store/types.ts';
 import { pauseOpen } from './dispatcher.ts';
 import { endpointChanged, RESERVED_HEADER } from './endpoints.ts';
 import { createDelivery, MOVES_PER_TRANSACTION, OPEN_STATES, restateDeliveries } from './fanout.ts';
@@ -307,13 +307,36 @@ export interface DeliveryLedger {
 
 const STATES: WebhookDeliveriesRow['state'][] = ['pending', 'waiting', 'sending', 'paused', 'delivered', 'dead'];
 
-/** published = delivered + pending + dead, counted from the rows themselves. */
+/**
+ * published = delivered + pending + dead, counted from the rows themselves. An endpoint's counts each read a range
+ * of the (endpointId, state, createdAt) and (endpointId, eventId) indexes and no row; the workspace's add up its
+ * endpoints' (a deleted endpoint's deliveries, gone with it once its purge job has run, are not counted). Counted by
+ * workspace and state instead, every delivery of the workspace was a row lookup: 1.5 s for a million, with the
+ * event loop stopped meanwhile.
+ */
 export async function deliveryLedger(db: Db, workspaceId: string, endpointId?: string): Promise<DeliveryLedger> {
   const table = db.table('webhook_deliveries');
-  const scope = endpointId ? { workspaceId, endpointId } : { workspaceId };
-  const counts = await Promise.all(STATES.map((state) => table.count({ ...scope, state })));
-  const byState = Object.fromEntries(STATES.map((s, i) => [s, counts[i]!])) as DeliveryLedger['byState'];
-  const published = await table.count(scope);
+  const endpoints = db.table('webhook_endpoints');
+  const endpointIds: string[] = [];
+  if (endpointId !== undefined) {
+    // The counts below are by endpoint alone: the endpoint must be the workspace's.
+    if ((await endpoints.get(endpointId))?.workspaceId !== workspaceId) throw new HubError('not_found', `Webhook endpoint ${endpointId} does not exist`);
+    endpointIds.push(endpointId);
+  } else {
+    let cursor: string | null = null;
+    do {
+      const page: Page<Pick<WebhookEndpointsRow, 'id'>> = await endpoints.pick(['id'], { where: { workspaceId }, cursor, limit: 1000 });
+      for (const e of page.items) endpointIds.push(e.id);
+      cursor = page.nextCursor;
+    } while (cursor);
+  }
+  const byState = Object.fromEntries(STATES.map((s) => [s, 0])) as DeliveryLedger['byState'];
+  let published = 0;
+  for (const id of endpointIds) {
+    const counts = await Promise.all(STATES.map((state) => table.count({ endpointId: id, state })));
+    STATES.forEach((s, i) => (byState[s] += counts[i]!));
+    published += await table.count({ endpointId: id });
+  }
   return {
     published,
     delivered: byState.delivered,
