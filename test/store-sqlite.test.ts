@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createSqliteStore } from '../src/store/sqlite.ts';
+import { spyStatements } from './helpers.ts';
 import { describeStoreContract } from './store-contract.ts';
 
 describeStoreContract('sqlite (memory)', { create: async () => createSqliteStore({ path: ':memory:' }) });
@@ -190,5 +191,97 @@ describe('sqlite store beside another process on the same file', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('sqlite store: list pages (expectMany)', () => {
+  // Past one stretch read in id order (IN_ORDER_STRETCH, 2,000), so that pages come from both ways of finding them.
+  const N = 2600;
+  const states = (i: number) => (i % 500 === 7 ? 'dead' : i < 10 ? 'paused' : i >= N - 40 ? 'pending' : 'delivered');
+  async function seeded() {
+    const store = createSqliteStore({ path: ':memory:' });
+    await store.transaction(async (tx) => {
+      for (let i = 0; i < N; i++) {
+        await tx.table('webhook_deliveries').insert({
+          id: `whd_${String(i).padStart(26, '0')}`,
+          workspaceId: i % 13 === 0 ? 'wsp_other' : 'wsp_main',
+          endpointId: `whe_${i % 3}`,
+          eventId: `evt_${i}`,
+          eventType: 'stock.updated',
+          orderingKey: null,
+          state: states(i) as 'delivered',
+          attempts: 1,
+          totalAttempts: 1,
+          nextAttemptAt: new Date(1_700_000_000_000 + i * 1000).toISOString(),
+        });
+      }
+    });
+    return store;
+  }
+  const filters = [
+    {},
+    { state: 'delivered' },
+    { state: 'dead' },
+    { state: 'paused' },
+    { state: 'waiting' },
+    { endpointId: 'whe_1' },
+    { endpointId: 'whe_2', state: 'pending' },
+    { endpointId: { in: ['whe_0', 'whe_2'] }, eventId: 'evt_2005' },
+    { $or: [{ state: 'dead' }, { endpointId: 'whe_1' }] },
+  ];
+
+  it('answers the same pages as without it, in both directions, whatever the filter matches', async () => {
+    const store = await seeded();
+    const table = store.table('webhook_deliveries');
+    for (const filter of filters) {
+      for (const direction of ['desc', 'asc'] as const) {
+        for (const limit of [50, 7]) {
+          const pages = async (expectMany: boolean) => {
+            const out: { ids: string[]; next: string | null }[] = [];
+            let cursor: string | null = null;
+            do {
+              const page = await table.query({ where: { workspaceId: 'wsp_main', ...filter } as never, orderBy: { field: 'id', direction }, limit, cursor, expectMany });
+              out.push({ ids: page.items.map((r) => r.id), next: page.nextCursor });
+              cursor = page.nextCursor;
+            } while (cursor && out.length < 60);
+            return out;
+          };
+          const plain = await pages(false);
+          expect(await pages(true), `${JSON.stringify(filter)} ${direction} ${limit}`).toEqual(plain);
+        }
+      }
+    }
+    await store.close();
+  });
+
+  it('reads a page of many matches along the key, and few matches along their filter\'s index, sorting neither all', async () => {
+    const store = await seeded();
+    const spy = spyStatements(store, 'SELECT', 'all');
+    const list = (where: Record<string, unknown>) =>
+      store.table('webhook_deliveries').query({ where: { workspaceId: 'wsp_main', ...where } as never, orderBy: { field: 'id', direction: 'desc' }, limit: 50, expectMany: true });
+    const plansOf = async (where: Record<string, unknown>) => {
+      spy.seen.length = 0;
+      const page = await list(where);
+      return { page, plans: spy.seen.map((s) => spy.plan(s).join(' | ')) };
+    };
+
+    // Many match: the page is in the newest stretch, read by the primary key, in order.
+    for (const where of [{}, { state: 'delivered' }, { endpointId: 'whe_1' }]) {
+      const { page, plans } = await plansOf(where);
+      expect(page.items).toHaveLength(50);
+      expect(plans, JSON.stringify(where)).toHaveLength(1);
+      expect(plans[0]).toMatch(/^SEARCH webhook_deliveries USING INDEX sqlite_autoindex_webhook_deliveries_1 \(id>\?\)$/);
+      expect(plans[0]).not.toMatch(/TEMP B-TREE/);
+    }
+    // Few match: the stretch has too few, and the state's index finds them (not the workspace's, which is every row).
+    const dead = await plansOf({ state: 'dead' });
+    expect(dead.page.items.map((r) => r.state)).toEqual(dead.page.items.map(() => 'dead'));
+    expect(dead.plans.at(-1)).toMatch(/USING INDEX webhook_deliveries__state__nextAttemptAt \(state=\?/);
+    // An event's deliveries by the (endpointId, eventId) index.
+    const event = await plansOf({ endpointId: { in: ['whe_0', 'whe_1', 'whe_2'] }, eventId: 'evt_2005' });
+    expect(event.page.items.map((r) => r.eventId)).toEqual(['evt_2005']);
+    expect(event.plans).toHaveLength(1);
+    expect(event.plans[0]).toMatch(/USING INDEX webhook_deliveries__endpointId__eventId \(endpointId=\? AND eventId=\?\)/);
+    await store.close();
   });
 });

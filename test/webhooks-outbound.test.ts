@@ -847,6 +847,36 @@ describe('outbound webhooks', () => {
     expect((await t.call('GET', `/v1/webhooks/endpoints/${ok.endpoint.id}/stats`)).body.byState).toMatchObject({ delivered: 2, pending: 1 });
   });
 
+  it('lists deliveries newest first, by endpoint, state or event, a page at a time', async () => {
+    const a = await subscribe({ eventTypes: ['stock.*'] });
+    const b = await subscribe({ eventTypes: ['*'] });
+    const events = [];
+    for (let i = 0; i < 3; i++) events.push(await emit('stock.updated', `s${i}`));
+    await dispatch();
+    await emit('order.created');
+    const other = await t.addWorkspace('Other');
+    await t.call('POST', '/v1/webhooks/endpoints', { key: other.secret, body: { url: receiver.url, eventTypes: ['*'] } });
+    await appendEvent(t.hub.deps.store, { type: 'stock.updated', workspaceId: other.workspace.id, subject: null, data: {} }, new Date(t.clock.now()).toISOString());
+
+    const list = async (query: string) => (await t.call('GET', `/v1/webhooks/deliveries?${query}`)).body as { data: { id: string; endpointId: string; eventId: string; state: string }[]; nextCursor: string | null };
+    const all = await list('limit=100');
+    expect(all.data).toHaveLength(7);
+    expect(all.data.map((d) => d.id)).toEqual(all.data.map((d) => d.id).sort().reverse());
+    const event = await list(`eventId=${events[1]!.id}`);
+    expect(event.data.map((d) => d.endpointId).sort()).toEqual([a.endpoint.id, b.endpoint.id].sort());
+    expect((await list(`eventId=${events[1]!.id}&endpointId=${a.endpoint.id}`)).data.map((d) => d.endpointId)).toEqual([a.endpoint.id]);
+    expect((await list('state=pending')).data.map((d) => d.endpointId)).toEqual([b.endpoint.id]);
+    // Two pages of three, then the last one.
+    const first = await list(`endpointId=${a.endpoint.id}&limit=2`);
+    const second = await list(`endpointId=${a.endpoint.id}&limit=2&cursor=${first.nextCursor}`);
+    expect([...first.data, ...second.data].map((d) => d.eventId)).toEqual(events.map((e) => e.id).reverse());
+    expect(second.nextCursor).toBeNull();
+    // Another workspace's event is not found here.
+    const theirs = (await t.call('GET', '/v1/webhooks/deliveries', { key: other.secret })).body.data as { eventId: string }[];
+    expect(theirs).toHaveLength(1);
+    expect((await list(`eventId=${theirs[0]!.eventId}`)).data).toEqual([]);
+  });
+
   it('counts the ledger from index ranges, over every endpoint of the workspace and none of another', async () => {
     const a = await subscribe({ eventTypes: ['stock.*'] });
     const b = await subscribe({ eventTypes: ['order.*'] });

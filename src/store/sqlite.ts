@@ -105,24 +105,32 @@ function scalarParam(col: ColumnSpec, v: Scalar): SqlValue {
   return col.kind === 'boolean' ? (v ? 1 : 0) : (v as SqlValue);
 }
 
-/** Compiles a filter to SQL; values always travel as parameters, never as SQL text. */
-function whereSql(spec: TableSpec, where: Where | undefined, params: SqlValue[]): string {
+/** Whether the filter picks rows by id (an id, or a list of them). */
+function picksById(where: Where | undefined): boolean {
+  const id = where?.id;
+  return id !== undefined && id !== null && (typeof id !== 'object' || 'in' in id || ('eq' in id && id.eq !== null));
+}
+
+/**
+ * Compiles a filter to SQL; values always travel as parameters, never as SQL text. The fields `unindexed` names
+ * are written `+col`, which keeps any index of theirs out of the plan: 'all' leaves only the primary key.
+ */
+function whereSql(spec: TableSpec, where: Where | undefined, params: SqlValue[], unindexed: 'all' | string | null = null): string {
   if (!where) return '1=1';
   const parts: string[] = [];
   // Rows picked by id are found by the primary key. Without statistics SQLite would rather use an index that
   // starts with workspaceId and scan the whole workspace (50 ms for 200 ids among 100k rows, against 0.2 ms), so
-  // the other columns are written `+col`, which keeps any index of theirs out of the plan.
-  const id = where.id;
-  const byId = id !== undefined && id !== null && (typeof id !== 'object' || 'in' in id || ('eq' in id && id.eq !== null));
+  // the other columns are written `+col`.
+  const byId = unindexed === 'all' || picksById(where);
   for (const [field, cond] of Object.entries(where)) {
     if (cond === undefined) continue;
     if (field === '$or') {
-      const subs = (cond as Where[]).map((w) => `(${whereSql(spec, w, params)})`);
+      const subs = (cond as Where[]).map((w) => `(${whereSql(spec, w, params, byId ? 'all' : unindexed)})`);
       parts.push(subs.length ? `(${subs.join(' OR ')})` : '0=1');
       continue;
     }
     const col = spec.columnsByName.get(field)!;
-    const c = byId && field !== 'id' ? `+${q(field)}` : q(field);
+    const c = (byId && field !== 'id') || field === unindexed ? `+${q(field)}` : q(field);
     if (cond === null || typeof cond !== 'object') {
       if (cond === null) parts.push(`${c} IS NULL`);
       else {
@@ -176,6 +184,41 @@ function whereSql(spec: TableSpec, where: Where | undefined, params: SqlValue[])
     if (ops.isNull !== undefined) parts.push(ops.isNull ? `${c} IS NULL` : `${c} IS NOT NULL`);
   }
   return parts.length ? parts.join(' AND ') : '1=1';
+}
+
+/**
+ * Rows an expectMany page in id order reads along the primary key before it leaves the page to the filter's index:
+ * ~2 ms of reading at most, where sorting every match took 0.2-1.4 s for a million rows.
+ */
+const IN_ORDER_STRETCH = 2000;
+
+/**
+ * Whether an index already serves the filter in id order: one whose columns before `id` are all filtered by
+ * equality (such as (workspaceId, id)), or a unique one the filter pins to a row per value it lists.
+ */
+function servedInIdOrder(spec: TableSpec, where: Where | undefined): boolean {
+  const equal = new Set<string>();
+  const listed = new Set<string>();
+  for (const [field, cond] of Object.entries(where ?? {})) {
+    if (field === '$or' || cond === undefined) continue;
+    if (cond === null || typeof cond !== 'object' || 'eq' in cond) equal.add(field);
+    else if ('in' in cond) listed.add(field);
+  }
+  return spec.indexes.some((idx) => {
+    const at = idx.fields.indexOf('id');
+    return (at > 0 && idx.fields.slice(0, at).every((f) => equal.has(f))) || (idx.unique === true && idx.fields.every((f) => equal.has(f) || listed.has(f)));
+  });
+}
+
+/**
+ * Whether a list's filter has a field beside the workspace whose own index should find its rows, rather than an
+ * index that starts with workspaceId and goes on with a field the filter leaves free: a hub has a workspace or a
+ * few, so nearly every row matches the workspace, and SQLite, without statistics, would as soon take its index.
+ */
+function overWorkspace(spec: TableSpec, where: Where | undefined): boolean {
+  const fields = Object.keys(where ?? {}).filter((f) => f !== 'workspaceId' && f !== '$or' && where![f] !== undefined);
+  if (fields.length === 0 || !where || where.workspaceId === undefined) return false;
+  return !spec.indexes.some((idx) => idx.fields[0] === 'workspaceId' && idx.fields[1] !== undefined && fields.includes(idx.fields[1]));
 }
 
 function mapSqliteError(err: unknown, spec: TableSpec): never {
@@ -320,9 +363,13 @@ class SqliteTable implements Table<AnyRow> {
     const params: SqlValue[] = [];
     if (columns && !columns.some((c) => c.name === order.field)) columns = [...columns, this.spec.columnsByName.get(order.field)!];
     const list = columns ? columns.map((c) => q(c.name)).join(', ') : '*';
-    let sql = `SELECT ${list} FROM ${q(this.spec.name)} WHERE ${whereSql(this.spec, options.where, params)}`;
     const dir = order.direction === 'desc' ? 'DESC' : 'ASC';
     const cmp = order.direction === 'desc' ? '<' : '>';
+    if (options.expectMany && order.field === 'id' && !picksById(options.where) && !servedInIdOrder(this.spec, options.where)) {
+      const page = await this.run(() => this.firstInIdOrder(list, columns, options, dir, cmp, limit));
+      if (page) return page;
+    }
+    let sql = `SELECT ${list} FROM ${q(this.spec.name)} WHERE ${whereSql(this.spec, options.where, params, options.expectMany && overWorkspace(this.spec, options.where) ? 'workspaceId' : null)}`;
     if (options.cursor) {
       const [value, id] = decodeCursor(options.cursor);
       if (order.field === 'id') {
@@ -336,9 +383,42 @@ class SqliteTable implements Table<AnyRow> {
     sql += order.field === 'id' ? ` ORDER BY id ${dir}` : ` ORDER BY ${q(order.field)} ${dir}, id ${dir}`;
     sql += ` LIMIT ${limit + 1}`;
     const raws = (await this.run(() => this.owner.stmt(sql).all(...params))) as Record<string, unknown>[];
+    return this.pageOf(raws, columns, limit, order.field);
+  }
+
+  /**
+   * A page in id order read along the primary key (see expectMany): the next IN_ORDER_STRETCH rows past the cursor,
+   * filtered. Null when the stretch holds too few matches for a page and more rows lie beyond it: then the filter's
+   * own index finds them.
+   */
+  private firstInIdOrder(list: string, columns: ColumnSpec[] | null, options: QueryOptions, dir: string, cmp: string, limit: number): Page<AnyRow> | null {
+    const table = q(this.spec.name);
+    const after = options.cursor ? decodeCursor(options.cursor)[1] : null;
+    // Where the stretch ends: read from the key's index alone.
+    const end = this.owner
+      .stmt(`SELECT id FROM ${table}${after === null ? '' : ` WHERE id ${cmp} ?`} ORDER BY id ${dir} LIMIT 1 OFFSET ?`)
+      .get(...(after === null ? [] : [after]), IN_ORDER_STRETCH - 1) as { id: string } | undefined;
+    const params: SqlValue[] = [];
+    let sql = `SELECT ${list} FROM ${table} WHERE ${whereSql(this.spec, options.where, params, 'all')}`;
+    if (after !== null) {
+      sql += ` AND id ${cmp} ?`;
+      params.push(after);
+    }
+    if (end) {
+      sql += ` AND id ${cmp === '<' ? '>=' : '<='} ?`;
+      params.push(end.id);
+    }
+    sql += ` ORDER BY id ${dir} LIMIT ?`;
+    params.push(limit + 1);
+    const raws = this.owner.stmt(sql).all(...params) as Record<string, unknown>[];
+    if (raws.length <= limit && end) return null;
+    return this.pageOf(raws, columns, limit, 'id');
+  }
+
+  private pageOf(raws: Record<string, unknown>[], columns: ColumnSpec[] | null, limit: number, orderField: string): Page<AnyRow> {
     const items = raws.slice(0, limit).map((r) => decodeRow(this.spec, r, columns ?? undefined));
     const last = items[items.length - 1];
-    const nextCursor = raws.length > limit && last ? encodeCursor(last[order.field], last.id) : null;
+    const nextCursor = raws.length > limit && last ? encodeCursor(last[orderField], last.id) : null;
     return { items, nextCursor };
   }
 

@@ -42,6 +42,11 @@ export interface QueryOptions {
   cursor?: string | null;
   /** 1..1000, default 50. */
   limit?: number;
+  /**
+   * Many rows may match (a page of an API list): ordered by id, a store may read the rows in that order first and
+   * filter them, rather than find every match along an index of the filter and sort them all. The same page.
+   */
+  expectMany?: boolean;
 }
 
 export interface Page<T> {

@@ -307,6 +307,18 @@ export interface DeliveryLedger {
 
 const STATES: WebhookDeliveriesRow['state'][] = ['pending', 'waiting', 'sending', 'paused', 'delivered', 'dead'];
 
+/** The ids of the workspace's endpoints, all of them. */
+export async function endpointIdsOf(db: Db, workspaceId: string): Promise<string[]> {
+  const ids: string[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: Page<Pick<WebhookEndpointsRow, 'id'>> = await db.table('webhook_endpoints').pick(['id'], { where: { workspaceId }, cursor, limit: 1000 });
+    for (const e of page.items) ids.push(e.id);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return ids;
+}
+
 /**
  * published = delivered + pending + dead, counted from the rows themselves. An endpoint's counts each read a range
  * of the (endpointId, state, createdAt) and (endpointId, eventId) indexes and no row; the workspace's add up its
@@ -322,14 +334,7 @@ export async function deliveryLedger(db: Db, workspaceId: string, endpointId?: s
     // The counts below are by endpoint alone: the endpoint must be the workspace's.
     if ((await endpoints.get(endpointId))?.workspaceId !== workspaceId) throw new HubError('not_found', `Webhook endpoint ${endpointId} does not exist`);
     endpointIds.push(endpointId);
-  } else {
-    let cursor: string | null = null;
-    do {
-      const page: Page<Pick<WebhookEndpointsRow, 'id'>> = await endpoints.pick(['id'], { where: { workspaceId }, cursor, limit: 1000 });
-      for (const e of page.items) endpointIds.push(e.id);
-      cursor = page.nextCursor;
-    } while (cursor);
-  }
+  } else endpointIds.push(...(await endpointIdsOf(db, workspaceId)));
   const byState = Object.fromEntries(STATES.map((s) => [s, 0])) as DeliveryLedger['byState'];
   let published = 0;
   for (const id of endpointIds) {

@@ -48,6 +48,7 @@ export async function listOwned<N extends TableName>(
     orderBy: { field: 'id', direction: 'desc' },
     limit: (query.limit as number | undefined) ?? 50,
     cursor: (query.cursor as string | undefined) ?? null,
+    expectMany: true,
   });
   return listResponse(c, page.items.map((row) => present(table, row)), page.nextCursor);
 }

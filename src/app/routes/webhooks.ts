@@ -11,6 +11,7 @@ import {
   createEndpoint,
   deleteEndpoint,
   deliveryLedger,
+  endpointIdsOf,
   disableEndpoint,
   enableEndpoint,
   movesPerTransaction,
@@ -332,12 +333,14 @@ export function registerWebhookRoutes(routes: RouteTable): void {
       ],
       responses: { 200: { description: 'A page of deliveries', schema: { list: DELIVERY } } },
     },
-    (c, { query }) =>
-      listOwned(c, 'webhook_deliveries', query, {
-        endpointId: query.endpointId as string | undefined,
-        eventId: query.eventId as string | undefined,
-        state: query.state as string | undefined,
-      }),
+    async (c, { query }) => {
+      const eventId = query.eventId as string | undefined;
+      let endpointId: string | { in: string[] } | undefined = query.endpointId as string | undefined;
+      // An event's deliveries, one per endpoint: found by the (endpointId, eventId) index, an endpoint at a time,
+      // rather than among all the workspace's deliveries.
+      if (eventId !== undefined && endpointId === undefined) endpointId = { in: await endpointIdsOf(c.get('deps').store, workspaceOf(c)) };
+      return listOwned(c, 'webhook_deliveries', query, { endpointId, eventId, state: query.state as string | undefined });
+    },
   );
 
   routes.add(
