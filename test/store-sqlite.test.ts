@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createSqliteStore } from '../src/store/sqlite.ts';
+import { createSqliteStore, STATEMENTS_KEPT } from '../src/store/sqlite.ts';
 import { spyStatements } from './helpers.ts';
 import { describeStoreContract } from './store-contract.ts';
 
@@ -282,6 +282,27 @@ describe('sqlite store: list pages (expectMany)', () => {
     expect(event.page.items.map((r) => r.eventId)).toEqual(['evt_2005']);
     expect(event.plans).toHaveLength(1);
     expect(event.plans[0]).toMatch(/USING INDEX webhook_deliveries__endpointId__eventId \(endpointId=\? AND eventId=\?\)/);
+    await store.close();
+  });
+});
+
+describe('sqlite store: prepared statements', () => {
+  it('keeps at most STATEMENTS_KEPT of them, the least recently used dropped, however many queries differ', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const workspaces = store.table('workspaces');
+    await workspaces.insert({ name: 'A', slug: 'a', currency: 'EUR', timezone: 'UTC' });
+    const kept = (store as unknown as { statements: Map<string, unknown> }).statements;
+    const hot = 'SELECT COUNT(*) AS n FROM "workspaces" WHERE 1=1';
+    // A page size of each value an API caller may ask: a statement each.
+    for (let limit = 1; limit <= 1000; limit++) {
+      expect((await workspaces.query({ limit })).items).toHaveLength(1);
+      if (limit % 100 === 0) expect(await workspaces.count()).toBe(1);
+    }
+    for (let limit = 1; limit <= 300; limit++) await workspaces.query({ where: { slug: 'a' }, limit });
+    expect(kept.size).toBe(STATEMENTS_KEPT);
+    // Used often, it stayed: only those not used for longest went.
+    expect(kept.has(hot)).toBe(true);
+    expect(await workspaces.count()).toBe(1);
     await store.close();
   });
 });

@@ -236,6 +236,12 @@ function mapSqliteError(err: unknown, spec: TableSpec): never {
   throw err;
 }
 
+/**
+ * Prepared statements a connection keeps, the least recently used dropped past it. Queries differ by their filter's
+ * fields, so an API whose callers choose filters would otherwise hold a statement for each combination ever asked.
+ */
+export const STATEMENTS_KEPT = 1000;
+
 /** SQLite's answer when another connection (another process on the same file) holds the write lock. */
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -635,10 +641,14 @@ export class SqliteStore implements Store {
   stmt(sql: string): Database.Statement {
     if (!this.db.open) throw new HubError('store_unavailable', 'The database is closed');
     let s = this.statements.get(sql);
-    if (!s) {
+    if (s) {
+      // The most recently used last: the first is the one to drop.
+      this.statements.delete(sql);
+    } else {
       s = this.db.prepare(sql);
-      this.statements.set(sql, s);
+      if (this.statements.size >= STATEMENTS_KEPT) this.statements.delete(this.statements.keys().next().value!);
     }
+    this.statements.set(sql, s);
     return s;
   }
 
