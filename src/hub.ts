@@ -219,9 +219,11 @@ export function createHub(options: HubOptions): Hub {
     ...options.handlers,
   };
   metrics.registry.register(
-    new CollectedGauge('hub_webhook_deliveries', 'Outbound webhook deliveries by state.', async () => {
+    // Not delivered ones: kept for the retention period, a million or more, and counting them stopped this thread for
+    // 77 ms a million at each scrape. Their rate is hub_webhook_deliveries_total{outcome="delivered"}.
+    new CollectedGauge('hub_webhook_deliveries', 'Outbound webhook deliveries on their way or dead, by state.', async () => {
       const table = store.table('webhook_deliveries');
-      const states = ['pending', 'waiting', 'sending', 'paused', 'delivered', 'dead'] as const;
+      const states = ['pending', 'waiting', 'sending', 'paused', 'dead'] as const;
       const counts = await Promise.all(states.map((state) => table.count({ state })));
       return states.map((state, i) => ({ labels: { state }, value: counts[i] ?? 0 }));
     }),

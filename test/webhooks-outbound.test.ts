@@ -118,7 +118,8 @@ describe('outbound webhooks', () => {
     expect(attempts.body.data).toEqual([expect.objectContaining({ ok: true, status: 200, response: 'ok', attempt: 1 })]);
     const metrics = await t.call('GET', '/metrics', { key: null });
     expect(metrics.text).toContain('hub_webhook_deliveries_total{outcome="delivered"} 1');
-    expect(metrics.text).toContain('hub_webhook_deliveries{state="delivered"} 1');
+    expect(metrics.text).toContain('hub_webhook_deliveries{state="pending"} 0');
+    expect(metrics.text).not.toContain('hub_webhook_deliveries{state="delivered"}');
   });
 
   it('delivers only the event types an endpoint subscribed to', async () => {
