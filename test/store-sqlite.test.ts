@@ -276,7 +276,7 @@ describe('sqlite store: list pages (expectMany)', () => {
     // Few match: the stretch has too few, and the state's index finds them (not the workspace's, which is every row).
     const dead = await plansOf({ state: 'dead' });
     expect(dead.page.items.map((r) => r.state)).toEqual(dead.page.items.map(() => 'dead'));
-    expect(dead.plans.at(-1)).toMatch(/USING INDEX webhook_deliveries__state__nextAttemptAt \(state=\?/);
+    expect(dead.plans.at(-1)).toMatch(/USING INDEX webhook_deliveries__state__nextAttemptAt__id \(state=\?/);
     // An event's deliveries by the (endpointId, eventId) index.
     const event = await plansOf({ endpointId: { in: ['whe_0', 'whe_1', 'whe_2'] }, eventId: 'evt_2005' });
     expect(event.page.items.map((r) => r.eventId)).toEqual(['evt_2005']);

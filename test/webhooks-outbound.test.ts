@@ -479,6 +479,21 @@ describe('outbound webhooks', () => {
     expect(receiver.received.map((r) => JSON.parse(r.body).data.n)).toEqual([1, 2, 3, 4]);
   });
 
+  it('leases deliveries due at the same time oldest first, reading only what it leases, however many share the time', async () => {
+    await subscribe({ eventTypes: ['stock.*'] });
+    // One transaction: every delivery due at the same instant (as an enable or a replay makes them).
+    await t.hub.deps.store.transaction(async (tx) => {
+      for (let i = 0; i < 40; i++) await appendEvent(tx, { type: 'stock.updated', workspaceId: t.workspace.id, subject: null, data: { i } }, new Date(t.clock.now()).toISOString());
+    });
+    const reads = spyStatements(t.hub.deps.store as SqliteStore, 'SELECT * FROM "webhook_deliveries" WHERE "state"', 'all');
+    const dispatcher = createDispatcher({ store: t.hub.deps.store, clock: t.clock, cipher: t.hub.deps.cipher, transport: sameTurnTransport(() => 200), config: t.hub.deps.config.webhooks, batchSize: 5 });
+    expect(await dispatcher.runOnce()).toBe(5);
+    expect(receiver.received.map((r) => JSON.parse(r.body).data.i)).toEqual([0, 1, 2, 3, 4]);
+    expect(reads.seen.length).toBeGreaterThan(0);
+    // In the (state, nextAttemptAt, id) index's order: a claim stops at its batch, rather than sort all 40.
+    for (const read of reads.seen) expect(reads.plan(read).join(' | '), read.sql).not.toMatch(/TEMP B-TREE/);
+  });
+
   it('keeps each write within a bound: outcomes per transaction and deliveries per chain (Appwrite stages at most 100)', async () => {
     await subscribe();
     // A store that counts, per transaction, the attempts it records and the deliveries it leases.

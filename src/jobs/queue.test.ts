@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HubError, isHubError } from '../errors.ts';
 import { createManualClock } from '../lib/clock.ts';
 import { createSqliteStore, type SqliteStore } from '../store/sqlite.ts';
+import { spyStatements } from '../../test/helpers.ts';
 import { createJobQueue, isLeaseLost, type JobQueue } from './queue.ts';
 
 const LEASE = 30_000;
@@ -57,6 +58,19 @@ describe.each([false, true])('job queue (groupWrites: %s)', (groupWrites) => {
     await queue.enqueue({ type: 't', payload: {}, runAt: iso(60_000) });
     const claimed = await queue.claim('w1', { limit: 10 });
     expect(claimed.map((j) => j.id)).toEqual([sooner.job.id, later.job.id]);
+  });
+
+  it('claims jobs due at the same time in id order, reading only what it takes, however many share the time', async () => {
+    const runAt = iso(-1000);
+    const jobs = [];
+    for (let i = 0; i < 30; i++) jobs.push((await queue.enqueue({ type: 't', payload: { i }, runAt })).job.id);
+    const reads = spyStatements(store, 'SELECT * FROM "jobs"', 'all');
+    expect((await queue.claim('w1', { limit: 4 })).map((j) => j.id)).toEqual(jobs.slice(0, 4));
+    // In the (state, runAt, id) index's order: a claim stops at what it fetches, rather than sort every job due.
+    // (Expired leases are few, and sorted: the (state, leaseUntil) index finds them.)
+    const due = reads.seen.filter((read) => read.sql.includes('"state" = ? AND "runAt" <= ?'));
+    expect(due).toHaveLength(1);
+    expect(reads.plan(due[0]!).join(' | ')).toMatch(/^SEARCH jobs USING INDEX jobs__state__runAt__id \(state=\? AND runAt<\?\)$/);
   });
 
   it('claims only the requested types', async () => {
