@@ -11,6 +11,7 @@ import { createWorkspace } from '../bootstrap.ts';
 import { appendEvent } from '../events/log.ts';
 import { createCipher } from '../lib/secrets.ts';
 import { createEndpoint } from '../webhooks/manage.ts';
+import { spyStatements } from '../../test/helpers.ts';
 import { startReceiver } from '../../test/webhook-receiver.ts';
 
 const hubs: Hub[] = [];
@@ -70,6 +71,18 @@ describe('drainJobs', () => {
     expect(report.claimed).toBe(2); // one batch at concurrency 2, finished within the grace period
     expect(report.succeeded).toBe(2);
     expect((await countWaitingJobs(store, systemClock)).due).toBe(4);
+  });
+
+  it('counts a backlog up to its limit along the claims\' indexes, not by sorting all of it', async () => {
+    const store = createSqliteStore({ path: ':memory:' });
+    const queue = createJobQueue({ store, clock: systemClock });
+    for (let i = 0; i < 12; i++) await queue.enqueue({ type: 'test.slow', payload: { i } });
+    const reads = spyStatements(store, 'SELECT', 'all');
+    expect(await countWaitingJobs(store, systemClock, 5)).toEqual({ due: 5, expired: 0, deliveries: 0 });
+    const due = reads.seen.filter((r) => /"state" = \? AND "(runAt|nextAttemptAt)" <=? \?/.test(r.sql));
+    expect(due).toHaveLength(3);
+    for (const read of due) expect(reads.plan(read).join(' | '), read.sql).not.toMatch(/TEMP B-TREE/);
+    await store.close();
   });
 
   it('gives up when every claim fails', async () => {

@@ -95,11 +95,13 @@ export async function countWaitingJobs(store: Store, clock: Clock, limit = 100):
   const now = new Date(clock.now()).toISOString();
   const jobs = store.table('jobs');
   const deliveries = store.table('webhook_deliveries');
+  // Due ones in their index's order, so that a backlog is counted up to `limit`, not read whole and sorted by id
+  // (expired leases are few).
   const [due, expired, pending, stranded] = await Promise.all([
-    jobs.query({ where: { state: 'queued', runAt: { lte: now } }, limit }),
+    jobs.query({ where: { state: 'queued', runAt: { lte: now } }, orderBy: { field: 'runAt' }, limit }),
     jobs.query({ where: { state: 'running', leaseUntil: { lt: now } }, limit }),
-    deliveries.query({ where: { state: 'pending', nextAttemptAt: { lte: now } }, limit }),
-    deliveries.query({ where: { state: 'sending', nextAttemptAt: { lt: now } }, limit }),
+    deliveries.query({ where: { state: 'pending', nextAttemptAt: { lte: now } }, orderBy: { field: 'nextAttemptAt' }, limit }),
+    deliveries.query({ where: { state: 'sending', nextAttemptAt: { lt: now } }, orderBy: { field: 'nextAttemptAt' }, limit }),
   ]);
   return { due: due.items.length, expired: expired.items.length, deliveries: pending.items.length + stranded.items.length };
 }
