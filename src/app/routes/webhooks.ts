@@ -337,8 +337,11 @@ export function registerWebhookRoutes(routes: RouteTable): void {
       const eventId = query.eventId as string | undefined;
       let endpointId: string | { in: string[] } | undefined = query.endpointId as string | undefined;
       // An event's deliveries, one per endpoint: found by the (endpointId, eventId) index, an endpoint at a time,
-      // rather than among all the workspace's deliveries.
-      if (eventId !== undefined && endpointId === undefined) endpointId = { in: await endpointIdsOf(c.get('deps').store, workspaceOf(c)) };
+      // rather than among all the workspace's deliveries (up to 100 endpoints, as many values as an Appwrite query takes).
+      if (eventId !== undefined && endpointId === undefined) {
+        const ids = await endpointIdsOf(c.get('deps').store, workspaceOf(c));
+        if (ids.length <= 100) endpointId = { in: ids };
+      }
       return listOwned(c, 'webhook_deliveries', query, { endpointId, eventId, state: query.state as string | undefined });
     },
   );
