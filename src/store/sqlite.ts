@@ -237,7 +237,7 @@ function mapSqliteError(err: unknown, spec: TableSpec): never {
 }
 
 /**
- * Prepared statements a connection keeps, the least recently used dropped past it. Queries differ by their filter's
+ * Prepared statements a connection keeps at most, those not used for longest dropped. Queries differ by their filter's
  * fields, so an API whose callers choose filters would otherwise hold a statement for each combination ever asked.
  */
 export const STATEMENTS_KEPT = 1000;
@@ -539,7 +539,13 @@ export class SqliteStore implements Store {
   readonly writesPerTransaction = Infinity;
   readonly clock: Clock;
   private readonly db: Database.Database;
-  private readonly statements = new Map<string, Database.Statement>();
+  /**
+   * Prepared statements, in two generations: those used since the last turnover, and those of the one before (a
+   * statement used again moves to the new one). At STATEMENTS_KEPT / 2 new, the old ones go: at most STATEMENTS_KEPT
+   * are kept, and a statement in use costs one lookup.
+   */
+  private statements = new Map<string, Database.Statement>();
+  private olderStatements = new Map<string, Database.Statement>();
   private readonly rootTables = new Map<string, SqliteTable>();
   private readonly txTables = new Map<string, SqliteTable>();
   /** Resolves when the open transaction ends; null when none is open. */
@@ -641,14 +647,13 @@ export class SqliteStore implements Store {
   stmt(sql: string): Database.Statement {
     if (!this.db.open) throw new HubError('store_unavailable', 'The database is closed');
     let s = this.statements.get(sql);
-    if (s) {
-      // The most recently used last: the first is the one to drop.
-      this.statements.delete(sql);
-    } else {
-      s = this.db.prepare(sql);
-      if (this.statements.size >= STATEMENTS_KEPT) this.statements.delete(this.statements.keys().next().value!);
-    }
+    if (s) return s;
+    s = this.olderStatements.get(sql) ?? this.db.prepare(sql);
     this.statements.set(sql, s);
+    if (this.statements.size >= STATEMENTS_KEPT / 2) {
+      this.olderStatements = this.statements;
+      this.statements = new Map();
+    }
     return s;
   }
 
