@@ -133,20 +133,21 @@ export interface SpiedStatement {
 }
 
 /**
- * Records each statement whose SQL starts with `prefix` as the store runs it by `method` (run, get or all), from now
- * on; `plan` reads SQLite's query plan of one, to check which index a statement takes.
+ * Records each statement whose SQL starts with `prefix` as the store runs it by `method` (run, get or all, or a list
+ * of them), from now on; `plan` reads SQLite's query plan of one, to check which index a statement takes.
  */
-export function spyStatements(store: SqliteStore, prefix: string, method: 'run' | 'get' | 'all') {
+export function spyStatements(store: SqliteStore, prefix: string, method: 'run' | 'get' | 'all' | readonly ('run' | 'get' | 'all')[]) {
   const seen: SpiedStatement[] = [];
+  const methods: readonly string[] = typeof method === 'string' ? [method] : method;
   const stmt = store.stmt.bind(store);
   store.stmt = (sql: string) => {
     const s = stmt(sql);
     if (!sql.startsWith(prefix)) return s;
     return new Proxy(s, {
       get(target, key) {
-        if (key === method) {
+        if (typeof key === 'string' && methods.includes(key)) {
           return (...params: unknown[]) => {
-            const result = (target[method] as (...a: unknown[]) => unknown)(...params);
+            const result = (target[key as 'run'] as (...a: unknown[]) => unknown)(...params);
             seen.push({ sql, params, result });
             return result;
           };

@@ -1,0 +1,113 @@
+// The webhook paths read along indexes: a flow through everything a busy hub does with webhooks (inbound webhooks
+// applied by the worker, deliveries fanned out, claimed, sent and recorded, an endpoint disabled and enabled, replays,
+// and the reads operators make: lists, ledgers, metrics) runs with every statement recorded, and each statement's
+// query plan is checked. A full scan or a sort of every match costs in proportion to the rows kept (millions after a
+// few days), and on SQLite it runs under the write lock or on the main thread, so a new one is caught here.
+import { Webhook } from 'standardwebhooks';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { tableSpec } from '../src/schemas/tables.ts';
+import type { SqliteStore } from '../src/store/sqlite.ts';
+import { createTestHub, runDueJobs, spyStatements, type TestHub } from './helpers.ts';
+import { startReceiver, type Receiver } from './webhook-receiver.ts';
+
+const SECRET = 'whsec_' + Buffer.alloc(32, 9).toString('base64');
+let t: TestHub;
+let receiver: Receiver;
+
+beforeEach(async () => {
+  t = await createTestHub({ config: { webhooks: { allow: ['127.0.0.1/32'], retrySchedule: [0, 5000], timeoutMs: 2000, disableAfterMs: 86_400_000, concurrency: 8, attemptRetentionDays: 14 } as never } });
+  receiver = await startReceiver();
+});
+afterEach(async () => {
+  await t.close();
+  await receiver.close();
+});
+
+describe('query plans of the webhook paths', () => {
+  it('reads along indexes: no statement scans a table or sorts every row it matches', async () => {
+    const loc = await t.call('POST', '/v1/locations', { body: { code: 'LON-1', name: 'London' } });
+    for (const sku of ['TEE-1', 'TEE-2']) await t.call('POST', '/v1/products', { body: { sku, name: sku } });
+    await t.call('POST', '/v1/stock/receipts', { body: { locationId: loc.body.id, lines: [{ sku: 'TEE-1', quantity: 50, unitCost: '2.00' }, { sku: 'TEE-2', quantity: 50, unitCost: '2.00' }] } });
+    const connection = await t.call('POST', '/v1/connections', {
+      body: { connectorId: 'webhook', name: 'shop', config: { verification: { scheme: 'standard-webhooks' }, routes: [{ event: 'stock.*', mapping: 'webhook-stock-change-in', action: 'stock.adjust' }] }, credentials: { secret: SECRET } },
+    });
+    const endpoint = (await t.call('POST', '/v1/webhooks/endpoints', { body: { url: receiver.url, eventTypes: ['stock.*'] } })).body.endpoint as { id: string };
+
+    const store = t.hub.deps.store as SqliteStore;
+    const spy = spyStatements(store, '', ['run', 'get', 'all']);
+    // Inbound: webhooks accepted, then applied by the worker, their events fanned out.
+    for (let i = 0; i < 12; i++) {
+      const body = JSON.stringify({ type: 'stock.changed', timestamp: '2026-03-01T12:00:00Z', data: { sku: `TEE-${(i % 2) + 1}`, location: 'LON-1', change: -1 } });
+      const id = `msg_${i}`;
+      const headers = { 'webhook-id': id, 'webhook-timestamp': String(Math.floor(t.clock.now() / 1000)), 'webhook-signature': new Webhook(SECRET).sign(id, new Date(t.clock.now()), body), 'content-type': 'application/json' };
+      expect((await t.call('POST', `/hooks/${connection.body.id}`, { key: null, rawBody: body, headers })).status).toBe(202);
+    }
+    await runDueJobs(t.hub);
+    // Outbound: claimed, sent, recorded; a failure retried; the endpoint disabled, enabled, replayed.
+    let failures = 3;
+    receiver.respond((_req, res) => void (failures-- > 0 ? (res.statusCode = 503, res.end('busy')) : res.end('ok')));
+    await t.hub.dispatcher.runOnce();
+    t.clock.advance(10_000);
+    await t.hub.dispatcher.runOnce();
+    await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/disable`);
+    await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/enable`);
+    await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/replay`, { body: { scope: 'events', since: new Date(t.clock.now() - 86_400_000).toISOString() } });
+    await t.hub.dispatcher.runOnce();
+    await runDueJobs(t.hub);
+    // What operators read.
+    const deliveries = (await t.call('GET', '/v1/webhooks/deliveries')).body.data as { id: string; eventId: string }[];
+    for (const query of [`endpointId=${endpoint.id}`, 'state=delivered', 'state=dead', `eventId=${deliveries[0]!.eventId}`, `endpointId=${endpoint.id}&state=pending`]) {
+      expect((await t.call('GET', `/v1/webhooks/deliveries?${query}`)).status).toBe(200);
+    }
+    await t.call('GET', `/v1/webhooks/deliveries/${deliveries[0]!.id}/attempts`);
+    await t.call('GET', '/v1/webhooks/stats');
+    await t.call('GET', `/v1/webhooks/endpoints/${endpoint.id}/stats`);
+    await t.call('GET', '/v1/inbox');
+    await t.call('GET', '/v1/inbox?status=failed');
+    await t.call('GET', '/metrics', { key: null });
+
+    const plans = new Map<string, string[]>();
+    for (const s of spy.seen) if (!plans.has(s.sql) && /^(SELECT|UPDATE|DELETE)/.test(s.sql)) plans.set(s.sql, spy.plan(s));
+    expect(plans.size).toBeGreaterThan(50);
+    const faults = [...plans].flatMap(([sql, plan]) => faultsOf(sql, plan).map((f) => `${f}: ${sql}\n    ${plan.join(' | ')}`));
+    expect(faults).toEqual([]);
+  });
+});
+
+/** Configuration tables, a few rows per workspace: read whole and sorted at no cost. */
+const SMALL_TABLES = new Set(['workspaces', 'webhook_endpoints', 'connections', 'locations', 'mappings', 'api_keys']);
+
+/** Sorts of sets bounded by the hub itself, not by the rows kept: the statement's start, and why. */
+const BOUNDED_SORTS: [RegExp, string][] = [
+  [/^SELECT "id" FROM "inbox" WHERE "jobId" = \?/, "a job's webhooks: at most a batch (INBOX_BATCH)"],
+  [/^SELECT \* FROM "jobs" WHERE .*"state" = \? AND "leaseUntil" < \?/, 'jobs whose lease ran out: those a crashed worker held'],
+];
+
+/**
+ * What is wrong with a statement's plan:
+ * - a scan of a table, unless in the key's order (a page read along the primary key, stopped by its LIMIT; a list
+ *   reads at most a stretch of it, see IN_ORDER_STRETCH in store/sqlite.ts);
+ * - a sort of every match, unless of a small table, of rows a unique index found by the values listed, or of a set
+ *   the hub bounds (a sort of the last term only orders rows tied on the index's order, written in one instant);
+ * - every row of the workspace read through an index that does not hold the columns the statement needs.
+ */
+function faultsOf(sql: string, plan: string[]): string[] {
+  const table = /(?:FROM|UPDATE) "(\w+)"/.exec(sql)?.[1] ?? '';
+  if (SMALL_TABLES.has(table)) return [];
+  const faults: string[] = [];
+  for (const line of plan) {
+    if (/^SCAN /.test(line) && !new RegExp(`^SCAN ${table} USING (COVERING )?INDEX sqlite_autoindex_${table}_1$`).test(line)) faults.push('a table scan');
+    if (/^SEARCH \w+ USING INDEX \w+ \(workspaceId=\?\)$/.test(line)) faults.push('every row of the workspace');
+  }
+  if (plan.includes('USE TEMP B-TREE FOR ORDER BY') && !BOUNDED_SORTS.some(([re]) => re.test(sql)) && !byUniqueValues(table, plan)) faults.push('a sort of every match');
+  return faults;
+}
+
+/** Whether the plan finds its rows by a unique index, every column of it equal to a value (one row per value listed). */
+function byUniqueValues(table: string, plan: string[]): boolean {
+  return plan.some((line) => {
+    const m = /^SEARCH \w+ USING (?:COVERING )?INDEX (\w+) \(([^)]*)\)$/.exec(line);
+    const index = m && tableSpec(table).indexes.find((idx) => `${table}__${idx.fields.join('__')}` === m[1]);
+    return !!index?.unique && m![2] === index.fields.map((f) => `${f}=?`).join(' AND ');
+  });
+}
