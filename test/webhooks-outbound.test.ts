@@ -893,6 +893,13 @@ describe('outbound webhooks', () => {
     expect((await list(`eventId=${theirs[0]!.eventId}`)).data).toEqual([]);
   });
 
+  it('adds up the ledgers of more endpoints than it counts at once', async () => {
+    for (let i = 0; i < 11; i++) await subscribe({ eventTypes: ['stock.*'] });
+    await emit('stock.updated');
+    await emit('stock.updated');
+    expect((await t.call('GET', '/v1/webhooks/stats')).body).toMatchObject({ published: 22, pending: 22, delivered: 0, byState: { pending: 22 } });
+  });
+
   it('counts the ledger from index ranges, over every endpoint of the workspace and none of another', async () => {
     const a = await subscribe({ eventTypes: ['stock.*'] });
     const b = await subscribe({ eventTypes: ['order.*'] });
