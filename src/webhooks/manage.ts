@@ -306,7 +306,7 @@ export interface DeliveryLedger {
 }
 
 const STATES: WebhookDeliveriesRow['state'][] = ['pending', 'waiting', 'sending', 'paused', 'delivered', 'dead'];
-/** Endpoints whose counts the ledger asks for together (seven counts each). */
+/** Endpoints whose counts the ledger asks for together on Appwrite (seven counts each). */
 const LEDGER_ENDPOINTS_AT_ONCE = 8;
 
 /** The ids of the workspace's endpoints, all of them. */
@@ -328,7 +328,7 @@ export async function endpointIdsOf(db: Db, workspaceId: string): Promise<string
  * workspace and state instead, every delivery of the workspace was a row lookup: 1.5 s for a million, with the
  * event loop stopped meanwhile.
  */
-export async function deliveryLedger(db: Db, workspaceId: string, endpointId?: string): Promise<DeliveryLedger> {
+export async function deliveryLedger(db: Store, workspaceId: string, endpointId?: string): Promise<DeliveryLedger> {
   const table = db.table('webhook_deliveries');
   const endpoints = db.table('webhook_endpoints');
   const endpointIds: string[] = [];
@@ -339,9 +339,11 @@ export async function deliveryLedger(db: Db, workspaceId: string, endpointId?: s
   } else endpointIds.push(...(await endpointIdsOf(db, workspaceId)));
   const byState = Object.fromEntries(STATES.map((s) => [s, 0])) as DeliveryLedger['byState'];
   let published = 0;
-  // Several endpoints at a time: on Appwrite each count is a request.
-  for (let i = 0; i < endpointIds.length; i += LEDGER_ENDPOINTS_AT_ONCE) {
-    const slice = endpointIds.slice(i, i + LEDGER_ENDPOINTS_AT_ONCE);
+  // On Appwrite each count is a request: several endpoints' go together. On SQLite each runs at once, on this thread,
+  // so counts asked together would stop it for all of them in one go.
+  const atOnce = db.kind === 'sqlite' ? 1 : LEDGER_ENDPOINTS_AT_ONCE;
+  for (let i = 0; i < endpointIds.length; i += atOnce) {
+    const slice = endpointIds.slice(i, i + atOnce);
     const counts = await Promise.all(slice.map((id) => Promise.all([...STATES.map((state) => table.count({ endpointId: id, state })), table.count({ endpointId: id })])));
     for (const c of counts) {
       STATES.forEach((s, j) => (byState[s] += c[j]!));
