@@ -217,7 +217,7 @@ function settings(name: DatasetName, params: DatasetParams): Settings {
 async function* pages<N extends TableName>(db: Db, table: N, where: Where, orderBy?: OrderBy): AsyncGenerator<TableRows[N][]> {
   let cursor: string | null = null;
   do {
-    const page: Page<TableRows[N]> = await db.table(table).query({ where, orderBy, cursor, limit: PAGE_SIZE });
+    const page: Page<TableRows[N]> = await db.table(table).query({ where, orderBy, cursor, limit: PAGE_SIZE, scan: true });
     if (page.items.length > 0) yield page.items;
     cursor = page.nextCursor;
   } while (cursor);

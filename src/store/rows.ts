@@ -188,14 +188,14 @@ export function decodeCursor(cursor: string): [string | number, string] {
   });
 }
 
-/** Every row matching the query, a page of up to 1000 at a time (for reports and replays, not for requests). */
+/** Every row matching the query, a page of up to 1000 at a time (for reports and replays, not for requests): a scan. */
 export async function* scanRows<T extends { id: string; version: number }>(
   table: Pick<Table<T>, 'query'>,
   options: Omit<QueryOptions, 'cursor' | 'limit'> = {},
 ): AsyncGenerator<T> {
   let cursor: string | null = null;
   do {
-    const page: Page<T> = await table.query({ ...options, cursor, limit: 1000 });
+    const page: Page<T> = await table.query({ ...options, cursor, limit: 1000, scan: true });
     yield* page.items;
     cursor = page.nextCursor;
   } while (cursor);

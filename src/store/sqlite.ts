@@ -371,7 +371,7 @@ class SqliteTable implements Table<AnyRow> {
     const list = columns ? columns.map((c) => q(c.name)).join(', ') : '*';
     const dir = order.direction === 'desc' ? 'DESC' : 'ASC';
     const cmp = order.direction === 'desc' ? '<' : '>';
-    if (options.expectMany && order.field === 'id' && !picksById(options.where) && !servedInIdOrder(this.spec, options.where)) {
+    if ((options.expectMany || options.scan) && order.field === 'id' && !picksById(options.where) && !servedInIdOrder(this.spec, options.where)) {
       const page = await this.run(() => this.firstInIdOrder(list, columns, options, dir, cmp, limit));
       if (page) return page;
     }
@@ -394,8 +394,8 @@ class SqliteTable implements Table<AnyRow> {
 
   /**
    * A page in id order read along the primary key (see expectMany): the next IN_ORDER_STRETCH rows past the cursor,
-   * filtered. Null when the stretch holds too few matches for a page and more rows lie beyond it: then the filter's
-   * own index finds them.
+   * filtered. When the stretch holds too few matches for a page and more rows lie beyond it: for a scan, the matches
+   * it holds, and a cursor past it; otherwise null, and the filter's own index finds them.
    */
   private firstInIdOrder(list: string, columns: ColumnSpec[] | null, options: QueryOptions, dir: string, cmp: string, limit: number): Page<AnyRow> | null {
     const table = q(this.spec.name);
@@ -417,7 +417,10 @@ class SqliteTable implements Table<AnyRow> {
     sql += ` ORDER BY id ${dir} LIMIT ?`;
     params.push(limit + 1);
     const raws = this.owner.stmt(sql).all(...params) as Record<string, unknown>[];
-    if (raws.length <= limit && end) return null;
+    if (raws.length <= limit && end) {
+      if (!options.scan) return null;
+      return { items: raws.map((r) => decodeRow(this.spec, r, columns ?? undefined)), nextCursor: encodeCursor(end.id, end.id) };
+    }
     return this.pageOf(raws, columns, limit, 'id');
   }
 

@@ -47,9 +47,15 @@ export interface QueryOptions {
    * filter them, rather than find every match along an index of the filter and sort them all. The same page.
    */
   expectMany?: boolean;
+  /**
+   * Every match is read, a page after another (a report, an export): ordered by id, a store may answer a page with
+   * fewer than `limit` rows, or none, and a cursor to go on, rather than find and sort every match left for each page.
+   */
+  scan?: boolean;
 }
 
 export interface Page<T> {
+  /** Up to the limit asked for; fewer, or none, with a next page only when the query said `scan`. */
   items: T[];
   /** Null when this is the last page. */
   nextCursor: string | null;
