@@ -417,11 +417,8 @@ class SqliteTable implements Table<AnyRow> {
     sql += ` ORDER BY id ${dir} LIMIT ?`;
     params.push(limit + 1);
     const raws = this.owner.stmt(sql).all(...params) as Record<string, unknown>[];
-    if (raws.length <= limit && end) {
-      if (!options.scan) return null;
-      return { items: raws.map((r) => decodeRow(this.spec, r, columns ?? undefined)), nextCursor: encodeCursor(end.id, end.id) };
-    }
-    return this.pageOf(raws, columns, limit, 'id');
+    if (raws.length > limit || !end) return this.pageOf(raws, columns, limit, 'id');
+    return options.scan ? { ...this.pageOf(raws, columns, limit, 'id'), nextCursor: encodeCursor(end.id, end.id) } : null;
   }
 
   private pageOf(raws: Record<string, unknown>[], columns: ColumnSpec[] | null, limit: number, orderField: string): Page<AnyRow> {

@@ -7,7 +7,8 @@ import type { JobHandler } from '../jobs/worker.ts';
 import type { Cipher } from '../lib/secrets.ts';
 import type { Clock } from '../lib/clock.ts';
 import { pauseAfter, pruneRows } from '../store/prune.ts';
-import type { Db, Page, RowPatch, Store, WebhookDeliveriesRow, WebhookEndpointsRow } from '../store/types.ts';
+import { scanRows } from '../store/rows.ts';
+import type { Db, RowPatch, Store, WebhookDeliveriesRow, WebhookEndpointsRow } from '../store/types.ts';
 import { pauseOpen } from './dispatcher.ts';
 import { endpointChanged, RESERVED_HEADER } from './endpoints.ts';
 import { createDelivery, MOVES_PER_TRANSACTION, OPEN_STATES, restateDeliveries } from './fanout.ts';
@@ -312,12 +313,7 @@ const LEDGER_ENDPOINTS_AT_ONCE = 8;
 /** The ids of the workspace's endpoints, all of them. */
 export async function endpointIdsOf(db: Db, workspaceId: string): Promise<string[]> {
   const ids: string[] = [];
-  let cursor: string | null = null;
-  do {
-    const page: Page<Pick<WebhookEndpointsRow, 'id'>> = await db.table('webhook_endpoints').pick(['id'], { where: { workspaceId }, cursor, limit: 1000 });
-    for (const e of page.items) ids.push(e.id);
-    cursor = page.nextCursor;
-  } while (cursor);
+  for await (const endpoint of scanRows(db.table('webhook_endpoints'), { where: { workspaceId } })) ids.push(endpoint.id);
   return ids;
 }
 
