@@ -505,6 +505,8 @@ interface Burst {
   receiverCpuMs: number;
   /** The hub's write lock: the share of the burst each thread held it (hub_sqlite_write_lock_held_seconds_total). */
   lockHeld?: Record<string, number>;
+  /** Transactions run ahead of the lock during the burst: replayed as they ran, or rerun under it (hub_sqlite_run_ahead_total). */
+  ranAhead?: { replayed: number; rerun: number };
 }
 
 interface BurstTarget {
@@ -514,8 +516,8 @@ interface BurstTarget {
   pid: number | undefined;
   /** Once the receiver has every event: whether the target has nothing left to do (it throws when something failed). */
   done: () => Promise<boolean>;
-  /** Seconds each thread has held the write lock so far (the hub's /metrics). */
-  lockSeconds?: () => Promise<Record<string, number>>;
+  /** Seconds each thread has held the write lock so far, and transactions run ahead of it (the hub's /metrics). */
+  lockSeconds?: () => Promise<{ held: Record<string, number>; replayed: number; rerun: number }>;
 }
 
 /**
@@ -581,9 +583,11 @@ async function burst(receiver: Receiver, target: BurstTarget, pool: Signed[], la
   const receiverCpuMs = cpuMsOf(receiver.child.pid) - receiverCpu0;
   const end = got.lastNewAt;
   const lock1 = await target.lockSeconds?.();
-  const lockHeld = lock0 && lock1 ? Object.fromEntries(Object.entries(lock1).map(([thread, s]) => [thread, (s - (lock0[thread] ?? 0)) / ((end - t0) / 1000)])) : undefined;
+  const lockHeld = lock0 && lock1 ? Object.fromEntries(Object.entries(lock1.held).map(([thread, s]) => [thread, (s - (lock0.held[thread] ?? 0)) / ((end - t0) / 1000)])) : undefined;
+  const ranAhead = lock0 && lock1 ? { replayed: lock1.replayed - lock0.replayed, rerun: lock1.rerun - lock0.rerun } : undefined;
   return {
     lockHeld,
+    ranAhead,
     events: got.distinct - before.distinct,
     seconds: (end - t0) / 1000,
     acceptSeconds: (t1 - t0) / 1000,
@@ -637,7 +641,9 @@ async function endToEnd(receiver: Receiver): Promise<{ cold: Burst; warm: Burst 
       const text = await (await fetch(`${hub.base}/metrics`)).text();
       const held: Record<string, number> = {};
       for (const m of text.matchAll(/^hub_sqlite_write_lock_held_seconds_total\{thread="(\w+)"\} (\S+)$/gm)) held[m[1]!] = Number(m[2]);
-      return held;
+      const ahead = { replayed: 0, rerun: 0 };
+      for (const m of text.matchAll(/^hub_sqlite_run_ahead_total\{outcome="(replayed|rerun)",thread="\w+"\} (\S+)$/gm)) ahead[m[1] as 'replayed' | 'rerun'] += Number(m[2]);
+      return { held, ...ahead };
     },
   };
 
@@ -731,7 +737,8 @@ async function main() {
       `accepting took ${b.acceptSeconds.toFixed(2)} s (${f(sent / b.acceptSeconds)} webhooks/s), draining after the last accept ${b.drainSeconds.toFixed(2)} s` +
       `; CPU used: ${what} ${f(b.hubCpuMs)} ms (${f((b.hubCpuMs * 1000) / b.events)} µs per event), the sender ${f(b.senderCpuMs)} ms, the receiver ${f(b.receiverCpuMs)} ms` +
       (b.requests !== b.events ? `; ${b.requests - b.events} deliveries were resends` : '') +
-      (b.lockHeld ? `; the write lock held ${Object.entries(b.lockHeld).map(([t, share]) => `${Math.round(share * 100)}% by the ${t} thread`).join(', ')}` : '');
+      (b.lockHeld ? `; the write lock held ${Object.entries(b.lockHeld).map(([t, share]) => `${Math.round(share * 100)}% by the ${t} thread`).join(', ')}` : '') +
+      (b.ranAhead ? `; transactions run ahead of it ${f(b.ranAhead.replayed)}, rerun under it ${f(b.ranAhead.rerun)}` : '');
     const eps = rate(hub.warm);
     console.log(`end to end, warmed up: ${line(hub.warm, WEBHOOKS)}; ratio to the baseline relay ${(eps / rate(relay)).toFixed(2)} (target ≥ 2,000/s: ${met(eps >= 2000)})`);
     console.log(`end to end, the baseline relay (warmed up, same bursts): ${line(relay, WEBHOOKS, 'the relay')}`);

@@ -77,6 +77,17 @@ async function main(): Promise<void> {
   registry.register(new CollectedCounter('hub_sqlite_write_lock_held_seconds_total', 'Time a connection of the hub held the database\'s write lock, by thread.', byThread('heldMs', 1 / 1000)));
   registry.register(new CollectedCounter('hub_sqlite_write_lock_wait_seconds_total', 'Time the transactions of a connection waited for the write lock, by thread.', byThread('waitedMs', 1 / 1000)));
   registry.register(new CollectedCounter('hub_sqlite_commits_total', 'Group commits (each of one or more transactions), by thread.', byThread('commits')));
+  registry.register(
+    new CollectedCounter('hub_sqlite_run_ahead_total', 'Transaction bodies run ahead of the write lock, by thread and outcome: replayed as they ran, or rerun under the lock.', () =>
+      threads.flatMap((thread) => {
+        const stats = readLockStats(lockStats[thread]);
+        return [
+          { labels: { thread, outcome: 'replayed' }, value: stats.aheadReplayed },
+          { labels: { thread, outcome: 'rerun' }, value: stats.aheadRerun },
+        ];
+      }),
+    ),
+  );
   if (checkpointer) {
     const stat = (key: keyof CheckpointerStats) => () => checkpointer.stats()[key];
     registry.register(new CollectedCounter('hub_sqlite_checkpoints_total', 'WAL checkpoints run by the checkpointer thread.', stat('checkpoints')));

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { isHubError } from '../src/errors.ts';
 import { createSqliteStore, STATEMENTS_KEPT } from '../src/store/sqlite.ts';
 import { spyStatements } from './helpers.ts';
 import { describeStoreContract } from './store-contract.ts';
@@ -343,5 +344,130 @@ describe('sqlite store: prepared statements', () => {
     expect(kept().has(first)).toBe(false);
     expect(await workspaces.count()).toBe(1);
     await store.close();
+  });
+});
+
+describe('sqlite store: transaction bodies run ahead of the write lock (runAhead)', () => {
+  // Two connections on one file: the store under test, and another writer that changes rows between a body's run
+  // ahead and its turn under the lock (as the other thread of a hub does).
+  async function twoConnections() {
+    const dir = mkdtempSync(join(tmpdir(), 'hub-store-ahead-'));
+    const path = join(dir, 'hub.db');
+    const store = createSqliteStore({ path });
+    const other = createSqliteStore({ path });
+    const ws = await store.table('workspaces').insert({ name: 'a', slug: 'a', currency: 'EUR', timezone: 'UTC' });
+    const done = async () => {
+      await store.close();
+      await other.close();
+      rmSync(dir, { recursive: true, force: true });
+    };
+    return { store, other, ws, done };
+  }
+  const byName = async (store: ReturnType<typeof createSqliteStore>) => (await store.table('workspaces').query({ limit: 10 })).items.map((w) => w.name).sort();
+
+  it('makes the statements of a body that ran ahead, once, under the lock, as if it had run there', async () => {
+    const { store, ws, done } = await twoConnections();
+    let runs = 0;
+    const answer = await store.transaction(
+      async (tx) => {
+        runs++;
+        const w = (await tx.table('workspaces').get(ws.id))!;
+        const moved = await tx.table('workspaces').updateFrom(w, { name: `${w.name}!` });
+        await tx.table('workspaces').insert({ name: `copy of ${w.name}`, slug: 'copy', currency: 'EUR', timezone: 'UTC' });
+        return moved.name;
+      },
+      { runAhead: true },
+    );
+    expect(answer).toBe('a!');
+    expect(runs).toBe(1);
+    expect(await byName(store)).toEqual(['a!', 'copy of a']);
+    expect((await store.table('workspaces').get(ws.id))!.version).toBe(2);
+    expect(store.writeLockStats()).toMatchObject({ aheadReplayed: 1, aheadRerun: 0, commits: 1 });
+    await done();
+  });
+
+  it('runs the body again under the lock when a row it read changed after it ran ahead: nothing is made of a stale read', async () => {
+    const { store, other, ws, done } = await twoConnections();
+    let runs = 0;
+    const answer = await store.transaction(
+      async (tx) => {
+        runs++;
+        const w = (await tx.table('workspaces').get(ws.id))!;
+        // Only an insert follows the read (no compare-and-set): the read's own check is what catches the change.
+        if (runs === 1) await other.table('workspaces').update(ws.id, { name: 'b' });
+        await tx.table('workspaces').insert({ name: `copy of ${w.name}`, slug: 'copy', currency: 'EUR', timezone: 'UTC' });
+        return w.name;
+      },
+      { runAhead: true },
+    );
+    expect(answer).toBe('b');
+    expect(runs).toBe(2);
+    expect(await byName(store)).toEqual(['b', 'copy of b']);
+    expect(store.writeLockStats()).toMatchObject({ aheadReplayed: 0, aheadRerun: 1 });
+    await done();
+  });
+
+  it('gives the body the store\'s own refusal when a write it made ahead fails under the lock', async () => {
+    const { store, other, done } = await twoConnections();
+    let runs = 0;
+    const answer = await store.transaction(
+      async (tx) => {
+        runs++;
+        if (runs === 1) await other.table('workspaces').insert({ name: 'theirs', slug: 'dup', currency: 'EUR', timezone: 'UTC' });
+        try {
+          await tx.table('workspaces').insert({ name: 'ours', slug: 'dup', currency: 'EUR', timezone: 'UTC' });
+          return 'inserted';
+        } catch (err) {
+          if (isHubError(err, 'already_exists')) return 'duplicate';
+          throw err;
+        }
+      },
+      { runAhead: true },
+    );
+    expect(answer).toBe('duplicate');
+    expect(runs).toBe(2);
+    expect(await byName(store)).toEqual(['a', 'theirs']);
+    expect(store.writeLockStats()).toMatchObject({ aheadReplayed: 0, aheadRerun: 1 });
+    await done();
+  });
+
+  it('runs under the lock a body whose write cannot be kept for later, even when the body caught that', async () => {
+    const { store, ws, done } = await twoConnections();
+    let runs = 0;
+    const answer = await store.transaction(
+      async (tx) => {
+        runs++;
+        try {
+          // An update from an id alone answers the row written (RETURNING): it cannot be made later.
+          await tx.table('workspaces').update(ws.id, { name: 'x' });
+        } catch {
+          return 'caught';
+        }
+        return 'updated';
+      },
+      { runAhead: true },
+    );
+    expect(answer).toBe('updated');
+    expect(runs).toBe(2);
+    expect(await byName(store)).toEqual(['x']);
+    expect(store.writeLockStats()).toMatchObject({ aheadReplayed: 0, aheadRerun: 0 });
+    await done();
+  });
+
+  it('refuses under the lock a body refused ahead, and writes nothing of it; other bodies of the group commit', async () => {
+    const { store, done } = await twoConnections();
+    const bad = store.transaction(
+      async (tx) => {
+        await tx.table('workspaces').insert({ name: 'fine', slug: 'fine', currency: 'EUR', timezone: 'UTC' });
+        await tx.table('workspaces').insert({ name: 'bad', slug: 'bad', currency: 'euro', timezone: 'UTC' });
+      },
+      { runAhead: true },
+    );
+    const good = store.transaction(async (tx) => tx.table('workspaces').insert({ name: 'good', slug: 'good', currency: 'EUR', timezone: 'UTC' }), { runAhead: true });
+    await expect(bad).rejects.toMatchObject({ code: 'validation_failed' });
+    await good;
+    expect(await byName(store)).toEqual(['a', 'good']);
+    expect(store.writeLockStats()).toMatchObject({ aheadReplayed: 1, aheadRerun: 0 });
+    await done();
   });
 });

@@ -8,6 +8,7 @@ import { CONNECTORS } from '../connectors/index.ts';
 import { defineConnector, type ConnectorWebhooks } from '../src/connectors/define.ts';
 import { createTestHub, expectProblem, runDueJobs, runDueJobsTogether, type TestHub } from './helpers.ts';
 import type { JobsRow } from '../src/store/types.ts';
+import type { SqliteStore } from '../src/store/sqlite.ts';
 import { webhooksOfJob } from '../src/webhooks/inbound.ts';
 
 const SECRET = 'whsec_' + Buffer.alloc(32, 9).toString('base64');
@@ -342,6 +343,12 @@ describe('a burst applied together', () => {
       const a = await outcome(alone);
       const b = await outcome(together);
       expect(b).toEqual(a);
+      // Both ran their stock sessions ahead of the write lock, and made them as they ran (nothing they read moved).
+      for (const hub of [alone, together]) {
+        const { aheadReplayed, aheadRerun } = (hub.hub.deps.store as SqliteStore).writeLockStats();
+        expect(aheadReplayed).toBeGreaterThan(0);
+        expect(aheadRerun).toBe(0);
+      }
 
       // And what that is, spelled out.
       expect(b.inbox.map((r) => `${r.status}${r.code ? `:${r.code}` : ''}`)).toEqual([

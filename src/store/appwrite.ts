@@ -22,6 +22,7 @@ import type {
   Table,
   TableName,
   TableRows,
+  TransactionOptions,
   UpdateOptions,
   Where,
 } from './types.ts';
@@ -507,9 +508,11 @@ export class AppwriteStore implements Store {
    * An Appwrite transaction: writes are staged and applied together at commit. When someone else changed a row
    * this one read or wrote, the commit fails and the body runs again from the start (optimistic concurrency), so
    * the body must have no effects outside the store. A transaction that expired before its commit runs again too.
-   * With `conflictIsFinal`, a conflict (or an expiry) is reported instead.
+   * With `conflictIsFinal`, a conflict (or an expiry) is reported instead. (`runAhead` asks nothing more here: a body
+   * already runs against committed data, and nothing waits for it.)
    */
-  async transaction<R>(fn: (tx: Db) => Promise<R>, conflictIsFinal = false): Promise<R> {
+  async transaction<R>(fn: (tx: Db) => Promise<R>, options: TransactionOptions & { conflictIsFinal?: boolean } = {}): Promise<R> {
+    const conflictIsFinal = options.conflictIsFinal ?? false;
     for (let attempt = 1; ; attempt++) {
       const created = await this.call(() => this.tables.createTransaction({ ttl: 60 }), 'A transaction');
       const txCtx: Ctx = { ...this.ctx, transactionId: created.$id, baseVersions: new Map(), writes: { count: 0, limit: this.writesPerTransaction } };

@@ -35,6 +35,7 @@ import type {
   Table,
   TableName,
   TableRows,
+  TransactionOptions,
   UpdateOptions,
   Where,
 } from './types.ts';
@@ -254,6 +255,8 @@ class SqliteTable implements Table<AnyRow> {
     readonly spec: TableSpec,
     /** Runs a statement's work: at the root, after the open transaction and while no other process writes. */
     private readonly run: <T>(fn: () => T) => Promise<T> | T,
+    /** A body running ahead of its transaction (TransactionOptions.runAhead): its statements are kept here. */
+    private readonly ahead?: AheadLog,
   ) {
     this.name = spec.name as TableName;
     this.insertSql = `INSERT INTO ${q(spec.name)} (${spec.columns.map((c) => q(c.name)).join(', ')}) VALUES (${spec.columns
@@ -261,12 +264,18 @@ class SqliteTable implements Table<AnyRow> {
       .join(', ')})`;
   }
 
+  /** The statement for sql: as prepared, or, for a body running ahead, its stand-in that keeps what it did. */
+  private st(sql: string): Statement {
+    const s = this.owner.stmt(sql);
+    return this.ahead ? this.ahead.stand(sql, s) : s;
+  }
+
   private encodeAll(row: AnyRow): SqlValue[] {
     return this.spec.columns.map((c) => encodeValue(c, row[c.name]));
   }
 
   private getSync(id: string): AnyRow | null {
-    const raw = this.owner.stmt(`SELECT * FROM ${q(this.spec.name)} WHERE id = ?`).get(id) as Record<string, unknown> | undefined;
+    const raw = this.st(`SELECT * FROM ${q(this.spec.name)} WHERE id = ?`).get(id) as Record<string, unknown> | undefined;
     return raw ? decodeRow(this.spec, raw) : null;
   }
 
@@ -283,7 +292,7 @@ class SqliteTable implements Table<AnyRow> {
     const values = this.encodeAll(row);
     return this.run(() => {
       try {
-        this.owner.stmt(this.insertSql).run(...values);
+        this.st(this.insertSql).run(...values);
       } catch (err) {
         mapSqliteError(err, this.spec);
       }
@@ -320,8 +329,8 @@ class SqliteTable implements Table<AnyRow> {
     if (cas) args.push(options.ifVersion!);
     let raw: Record<string, unknown> | undefined;
     try {
-      if (base) raw = this.owner.stmt(sql).run(...args).changes === 1 ? base : undefined;
-      else raw = this.owner.stmt(sql).get(...args) as Record<string, unknown> | undefined;
+      if (base) raw = this.st(sql).run(...args).changes === 1 ? base : undefined;
+      else raw = this.st(sql).get(...args) as Record<string, unknown> | undefined;
     } catch (err) {
       mapSqliteError(err, this.spec);
     }
@@ -342,7 +351,7 @@ class SqliteTable implements Table<AnyRow> {
       if (options.ifVersion !== undefined && options.ifVersion !== current.version) {
         throw new HubError('version_conflict', `${this.spec.title} ${id} is at version ${current.version}, not ${options.ifVersion}`);
       }
-      this.owner.stmt(`DELETE FROM ${q(this.spec.name)} WHERE id = ?`).run(id);
+      this.st(`DELETE FROM ${q(this.spec.name)} WHERE id = ?`).run(id);
     });
   }
 
@@ -388,7 +397,7 @@ class SqliteTable implements Table<AnyRow> {
     }
     sql += order.field === 'id' ? ` ORDER BY id ${dir}` : ` ORDER BY ${q(order.field)} ${dir}, id ${dir}`;
     sql += ` LIMIT ${limit + 1}`;
-    const raws = (await this.run(() => this.owner.stmt(sql).all(...params))) as Record<string, unknown>[];
+    const raws = (await this.run(() => this.st(sql).all(...params))) as Record<string, unknown>[];
     return this.pageOf(raws, columns, limit, order.field);
   }
 
@@ -401,8 +410,8 @@ class SqliteTable implements Table<AnyRow> {
     const table = q(this.spec.name);
     const after = options.cursor ? decodeCursor(options.cursor)[1] : null;
     // Where the stretch ends: read from the key's index alone.
-    const end = this.owner
-      .stmt(`SELECT id FROM ${table}${after === null ? '' : ` WHERE id ${cmp} ?`} ORDER BY id ${dir} LIMIT 1 OFFSET ?`)
+    const end = this
+      .st(`SELECT id FROM ${table}${after === null ? '' : ` WHERE id ${cmp} ?`} ORDER BY id ${dir} LIMIT 1 OFFSET ?`)
       .get(...(after === null ? [] : [after]), IN_ORDER_STRETCH - 1) as { id: string } | undefined;
     const params: SqlValue[] = [];
     let sql = `SELECT ${list} FROM ${table} WHERE ${whereSql(this.spec, options.where, params, 'all')}`;
@@ -416,7 +425,7 @@ class SqliteTable implements Table<AnyRow> {
     }
     sql += ` ORDER BY id ${dir} LIMIT ?`;
     params.push(limit + 1);
-    const raws = this.owner.stmt(sql).all(...params) as Record<string, unknown>[];
+    const raws = this.st(sql).all(...params) as Record<string, unknown>[];
     if (raws.length > limit || !end) return this.pageOf(raws, columns, limit, 'id');
     return options.scan ? { ...this.pageOf(raws, columns, limit, 'id'), nextCursor: encodeCursor(end.id, end.id) } : null;
   }
@@ -432,14 +441,14 @@ class SqliteTable implements Table<AnyRow> {
     checkWhere(this.spec, where);
     const params: SqlValue[] = [];
     const sql = `SELECT COUNT(*) AS n FROM ${q(this.spec.name)} WHERE ${whereSql(this.spec, where, params)}`;
-    return this.run(() => (this.owner.stmt(sql).get(...params) as { n: number }).n);
+    return this.run(() => (this.st(sql).get(...params) as { n: number }).n);
   }
 
   async exists(where: Where): Promise<boolean> {
     checkWhere(this.spec, where);
     const params: SqlValue[] = [];
     const sql = `SELECT 1 FROM ${q(this.spec.name)} WHERE ${whereSql(this.spec, where, params)} LIMIT 1`;
-    return this.run(() => this.owner.stmt(sql).get(...params) !== undefined);
+    return this.run(() => this.st(sql).get(...params) !== undefined);
   }
 
   async deleteWhere(where: Where, options: DeleteOptions = {}): Promise<number> {
@@ -453,7 +462,7 @@ class SqliteTable implements Table<AnyRow> {
       sql = `DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE ${filter} LIMIT ?)`;
       params.push(checkDeleteLimit(options.limit));
     }
-    return this.run(() => this.owner.stmt(sql).run(...params).changes);
+    return this.run(() => this.st(sql).run(...params).changes);
   }
 
   async increment(id: string, field: string, by: number, options: IncrementOptions = {}): Promise<AnyRow> {
@@ -474,7 +483,7 @@ class SqliteTable implements Table<AnyRow> {
       sql += ` AND ${q(field)} + ? <= ?`;
       params.push(by, options.max);
     }
-    const changes = this.owner.stmt(sql).run(...params).changes;
+    const changes = this.st(sql).run(...params).changes;
     const row = this.getSync(id);
     if (!row) throw this.notFound(id);
     if (changes !== 1) {
@@ -517,15 +526,92 @@ export interface WriteLockStats {
   waitedMs: number;
   /** Group commits (each serves one or more transactions). */
   commits: number;
+  /** Transaction bodies that ran ahead of the lock and were made as they ran (TransactionOptions.runAhead). */
+  aheadReplayed: number;
+  /** Transaction bodies that ran ahead, found something they read changed under the lock, and ran again there. */
+  aheadRerun: number;
 }
 
-/** The numbers a connection keeps in its lockStats: held ms, waited ms, commits. */
-export const WRITE_LOCK_SLOTS = 3;
+/** The numbers a connection keeps in its lockStats: held ms, waited ms, commits, bodies run ahead replayed and rerun. */
+export const WRITE_LOCK_SLOTS = 5;
 
 interface PendingTx {
   fn: (tx: Db) => Promise<unknown>;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
+  runAhead: boolean;
+  /** What the body did running ahead, and what it answered; null when it failed to, unset when it has not run ahead. */
+  ahead?: { log: AheadLog; value: unknown } | null;
+}
+
+/** The part of a prepared statement the tables use. */
+type Statement = Pick<Database.Statement, 'run' | 'get' | 'all'>;
+
+/** A statement a body made running ahead: a read with its answer, or a write (which must change one row). */
+type AheadStep = { sql: string; args: unknown[]; read: 'get' | 'all'; answer: unknown } | { sql: string; args: unknown[]; read: null };
+
+/** Thrown inside a body running ahead when it makes a statement that cannot be kept for later (a write that answers rows). */
+const CANNOT_RUN_AHEAD = Symbol('cannot run ahead');
+
+/**
+ * The statements of a body running ahead (TransactionOptions.runAhead), in order. Reads are made (on committed data)
+ * and their answers kept; writes are kept and not made, each answering that it changed one row, as an insert, or an
+ * update or delete of a row by its id and version, does when it succeeds. A write that answers rows (RETURNING)
+ * cannot be kept: the body stops, and runs under the lock as usual.
+ */
+class AheadLog {
+  readonly steps: AheadStep[] = [];
+  /**
+   * A statement failed or could not be kept. The body may have caught that and gone on, down a path it would not take
+   * under the lock: what it did is not replayed, whatever it answers.
+   */
+  broken = false;
+
+  stand(sql: string, s: Database.Statement): Statement {
+    const steps = this.steps;
+    const fail = (err: unknown): never => {
+      this.broken = true;
+      throw err;
+    };
+    const read = (method: 'get' | 'all') => (...args: unknown[]) => {
+      if (!s.readonly) fail(CANNOT_RUN_AHEAD);
+      let answer: unknown;
+      try {
+        answer = method === 'get' ? s.get(...args) : s.all(...args);
+      } catch (err) {
+        fail(err);
+      }
+      steps.push({ sql, args, read: method, answer });
+      return answer;
+    };
+    return {
+      get: read('get'),
+      all: read('all'),
+      run: (...args: unknown[]) => {
+        if (s.readonly) fail(CANNOT_RUN_AHEAD);
+        steps.push({ sql, args, read: null });
+        return { changes: 1, lastInsertRowid: 0 };
+      },
+    } as Statement;
+  }
+}
+
+/** Whether two answers of a statement are the same: rows of plain values, compared field by field. */
+function sameAnswer(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameAnswer(a[i], b[i])) return false;
+    return true;
+  }
+  if (Buffer.isBuffer(a) || Buffer.isBuffer(b)) return Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b);
+  const ra = a as Record<string, unknown>;
+  const rb = b as Record<string, unknown>;
+  const keys = Object.keys(ra);
+  if (keys.length !== Object.keys(rb).length) return false;
+  for (const k of keys) if (!sameAnswer(ra[k], rb[k])) return false;
+  return true;
 }
 
 /** The longest pause between two tries of a statement that found another process writing. */
@@ -694,9 +780,9 @@ export class SqliteStore implements Store {
     return Infinity;
   }
 
-  transaction<R>(fn: (tx: Db) => Promise<R>): Promise<R> {
+  transaction<R>(fn: (tx: Db) => Promise<R>, options: TransactionOptions = {}): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.pending.push({ fn: fn as (tx: Db) => Promise<unknown>, resolve: resolve as (v: unknown) => void, reject });
+      this.pending.push({ fn: fn as (tx: Db) => Promise<unknown>, resolve: resolve as (v: unknown) => void, reject, runAhead: options.runAhead === true });
       if (!this.draining) void this.drain();
     });
   }
@@ -732,6 +818,8 @@ export class SqliteStore implements Store {
       this.yieldMs = 0;
       await sleep(ms);
     }
+    // Bodies that may run ahead do so now, before the lock is taken (TransactionOptions.runAhead).
+    for (const job of this.pending.slice(0, MAX_GROUP)) if (job.runAhead && job.ahead === undefined) await this.runAhead(job);
     let release!: () => void;
     this.lock = new Promise<void>((resolve) => (release = resolve));
     const done: { job: PendingTx; value: unknown }[] = [];
@@ -756,7 +844,19 @@ export class SqliteStore implements Store {
         const job = this.pending.shift()!;
         this.stmt('SAVEPOINT tx').run();
         try {
-          const value = await job.fn(this.txView);
+          let value: unknown;
+          if (job.ahead && this.replay(job.ahead.log)) {
+            value = job.ahead.value;
+            this.addLockStat(3, 1);
+          } else {
+            if (job.ahead) {
+              // A read answered otherwise under the lock, or a write did not change its one row: what was made of
+              // it is undone, and the body runs here.
+              this.stmt('ROLLBACK TO tx').run();
+              this.addLockStat(4, 1);
+            }
+            value = await job.fn(this.txView);
+          }
           this.stmt('RELEASE tx').run();
           done.push({ job, value });
         } catch (err) {
@@ -782,6 +882,55 @@ export class SqliteStore implements Store {
     }
   }
 
+  /**
+   * Runs a body ahead of its transaction, against a view whose tables keep its statements (AheadLog). One that fails,
+   * or makes a statement that cannot be kept, just runs under the lock as usual.
+   */
+  private async runAhead(job: PendingTx): Promise<void> {
+    const log = new AheadLog();
+    const tables = new Map<string, SqliteTable>();
+    const direct = <T>(fn: () => T) => fn();
+    const view: Db = {
+      table: <N extends TableName>(name: N) => {
+        let t = tables.get(name);
+        if (!t) {
+          const spec = TABLE_SPECS.get(name);
+          if (!spec) throw new Error(`Unknown table ${name}`);
+          tables.set(name, (t = new SqliteTable(this, spec, direct, log)));
+        }
+        return t as unknown as Table<TableRows[N]>;
+      },
+      transaction: <R>(fn: (tx: Db) => Promise<R>) => fn(view),
+      writesLeft: () => Infinity,
+    };
+    try {
+      const value = await job.fn(view);
+      job.ahead = log.broken ? null : { log, value };
+    } catch {
+      // Whatever it was (data changing under its reads, a refusal), the body meets it again under the lock.
+      job.ahead = null;
+    }
+  }
+
+  /**
+   * Makes the statements a body made running ahead, inside its savepoint: true when every read answered as it did
+   * then and every write changed its one row, so the body's answer stands; false at the first that did not (or
+   * failed), for the caller to undo the rest and run the body.
+   */
+  private replay(log: AheadLog): boolean {
+    try {
+      for (const step of log.steps) {
+        const s = this.stmt(step.sql);
+        if (step.read === null) {
+          if (s.run(...step.args).changes !== 1) return false;
+        } else if (!sameAnswer(step.read === 'get' ? s.get(...step.args) : s.all(...step.args), step.answer)) return false;
+      }
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   private addLockStat(slot: number, by: number): void {
     this.lockStats[slot] = this.lockStats[slot]! + by;
   }
@@ -803,7 +952,7 @@ export class SqliteStore implements Store {
 
 /** A connection's write-lock figures from its lockStats (see SqliteStoreOptions.lockStats). */
 export function readLockStats(slots: Float64Array): WriteLockStats {
-  return { heldMs: slots[0]!, waitedMs: slots[1]!, commits: slots[2]! };
+  return { heldMs: slots[0]!, waitedMs: slots[1]!, commits: slots[2]!, aheadReplayed: slots[3]!, aheadRerun: slots[4]! };
 }
 
 export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {

@@ -131,13 +131,27 @@ export interface StoreTables {
   table<N extends TableName>(name: N): Table<TableRows[N]>;
 }
 
+export interface TransactionOptions {
+  /**
+   * The body may run ahead, before the transaction takes the write lock: against the data as committed, its reads
+   * made and their answers kept, its writes kept and not made. Under the lock its statements are then made in turn,
+   * each read checked to answer as it did ahead, each write to change its one row; should any differ, that is undone
+   * and the body runs there as usual. So the body's own work (building, checking and encoding rows) is done while
+   * others may write, and the lock is held for its statements alone. For long bodies that read before they write;
+   * the body may run twice, so it must have no effects outside the store that a second run would repeat (the
+   * rule on Appwrite already, where a conflict runs a body again). Ignored inside a transaction and by stores
+   * whose bodies never hold a lock (Appwrite).
+   */
+  runAhead?: boolean;
+}
+
 /** What domain code takes: the store itself or an open transaction, so that one function serves in both. */
 export interface Db extends StoreTables {
   /**
    * Runs `fn` with all-or-nothing writes. Keep it short and free of network calls: on SQLite other writers wait
    * for it. Called on a transaction, it joins that transaction.
    */
-  transaction<R>(fn: (tx: Db) => Promise<R>): Promise<R>;
+  transaction<R>(fn: (tx: Db) => Promise<R>, options?: TransactionOptions): Promise<R>;
   /**
    * How many more writes the transaction this is may make (Store.writesPerTransaction less those it made);
    * Infinity where the store sets no bound, and outside a transaction.

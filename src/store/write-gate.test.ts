@@ -93,7 +93,7 @@ describe('the write gate', () => {
     const shared = new Float64Array(new SharedArrayBuffer(WRITE_LOCK_SLOTS * 8));
     const a = createSqliteStore({ path: join(dir, 'hub.db'), gate });
     const b = createSqliteStore({ path: join(dir, 'hub.db'), gate, lockStats: shared });
-    expect(a.writeLockStats()).toEqual({ heldMs: 0, waitedMs: 0, commits: 0 });
+    expect(a.writeLockStats()).toEqual({ heldMs: 0, waitedMs: 0, commits: 0, aheadReplayed: 0, aheadRerun: 0 });
     // a holds the lock for ~150 ms; b's transaction, begun meanwhile, waits for it.
     let holding!: () => void;
     const held = new Promise<void>((r) => (holding = r));

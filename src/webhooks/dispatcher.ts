@@ -423,12 +423,15 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
    * on its ordering key (the same subject's next events) are taken there and then, up to CHAIN, the first leased to
    * this dispatcher, and answered to be sent at once, one after another: a subject's events no longer wait for a
    * claim, nor for a write between two of them.
+   * What it tallies is counted once the write is done: a body may run more than once (Appwrite, after a conflict).
    */
   async function record(batch: Outcome[]): Promise<{ next: Claimed[]; events: Map<string, EventsRow> }> {
     const next: Claimed[] = [];
+    const tallied: { outcome: string }[] = [];
     await store.transaction(async (tx) => {
       // A body run again (Appwrite, after a conflict) starts over.
       next.length = 0;
+      tallied.length = 0;
       const disabled: LiveEndpoint['row'][] = [];
       const deliveries = tx.table('webhook_deliveries');
       const health = new Map<string, { endpoint: LiveEndpoint; ok: boolean; gone: boolean; at: number }>();
@@ -490,9 +493,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           if (isHubError(err, 'version_conflict') || isHubError(err, 'not_found')) continue;
           throw err;
         }
-        const outcomeLabel = OUTCOME[patch.state!]!;
-        options.attemptsCounter?.inc(outcomeLabel);
-        if (outcomeLabel.outcome !== 'paused') counts[outcomeLabel.outcome as 'delivered' | 'retried' | 'dead']++;
+        tallied.push(OUTCOME[patch.state!]!);
         if (final && !outcome.continued) {
           let live: LiveEndpoint | null = null;
           try {
@@ -537,6 +538,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         if (full && queueTheRest) await queueTheRest(tx, endpoint);
       }
     });
+    for (const label of tallied) {
+      options.attemptsCounter?.inc(label);
+      if (label.outcome !== 'paused') counts[label.outcome as 'delivered' | 'retried' | 'dead']++;
+    }
     // The events the leased deliveries carry, read together once the write is done: events do not change, and on
     // SQLite the write lock (which the worker's thread waits for) is not held for a read.
     return { next, events: await loadEvents(next.flatMap((c) => [c, ...(c.chain ?? [])])) };
