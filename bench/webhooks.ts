@@ -699,7 +699,9 @@ async function endToEndRounds(receiver: Receiver): Promise<{ hub: { cold: Burst;
       rounds.push(r);
       console.log(
         `  end to end round ${round + 1}: baseline relay ${f(rate(r.relay))} events/s · hub ${f(rate(r.hub.warm))} events/s warmed up ` +
-          `(${f(rate(r.hub.cold))} cold) · ratio ${(rate(r.hub.warm) / rate(r.relay)).toFixed(2)}`,
+          `(${f(rate(r.hub.cold))} cold) · ratio ${(rate(r.hub.warm) / rate(r.relay)).toFixed(2)} · the warmed burst: accepting ${r.hub.warm.acceptSeconds.toFixed(2)} s, ` +
+          `draining after ${r.hub.warm.drainSeconds.toFixed(2)} s, ${f((r.hub.warm.hubCpuMs * 1000) / r.hub.warm.events)} µs of CPU per event` +
+          (r.hub.warm.ranAhead ? `, ${f(r.hub.warm.ranAhead.replayed)} transactions run ahead of the lock, ${f(r.hub.warm.ranAhead.rerun)} rerun under it` : ''),
       );
     }
   } finally {
