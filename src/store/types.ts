@@ -139,8 +139,9 @@ export interface TransactionOptions {
    * and the body runs there as usual. So the body's own work (building, checking and encoding rows) is done while
    * others may write, and the lock is held for its statements alone. For long bodies that read before they write;
    * the body may run twice, so it must have no effects outside the store that a second run would repeat (the
-   * rule on Appwrite already, where a conflict runs a body again). Ignored inside a transaction and by stores
-   * whose bodies never hold a lock (Appwrite).
+   * rule on Appwrite already, where a conflict runs a body again), and it must read through its handle only (as any
+   * body should): a read of the store itself is made outside the transaction, and not checked under the lock.
+   * Ignored inside a transaction and by stores whose bodies never hold a lock (Appwrite).
    */
   runAhead?: boolean;
 }
