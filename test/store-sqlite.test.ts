@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isHubError } from '../src/errors.ts';
 import { createSqliteStore, STATEMENTS_KEPT } from '../src/store/sqlite.ts';
+import type { Db } from '../src/store/types.ts';
 import { spyStatements } from './helpers.ts';
 import { describeStoreContract } from './store-contract.ts';
 
@@ -364,20 +365,21 @@ describe('sqlite store: transaction bodies run ahead of the write lock (runAhead
     return { store, other, ws, done };
   }
   const byName = async (store: ReturnType<typeof createSqliteStore>) => (await store.table('workspaces').query({ limit: 10 })).items.map((w) => w.name).sort();
+  /** One transaction that may run ahead: what its body answered, and how many times the body ran (`run` counts from 1). */
+  async function ranAhead<R>(store: ReturnType<typeof createSqliteStore>, body: (tx: Db, run: number) => Promise<R>): Promise<{ answer: R; runs: number }> {
+    let runs = 0;
+    const answer = await store.transaction((tx) => body(tx, ++runs), { runAhead: true });
+    return { answer, runs };
+  }
 
   it('makes the statements of a body that ran ahead, once, under the lock, as if it had run there', async () => {
     const { store, ws, done } = await twoConnections();
-    let runs = 0;
-    const answer = await store.transaction(
-      async (tx) => {
-        runs++;
-        const w = (await tx.table('workspaces').get(ws.id))!;
-        const moved = await tx.table('workspaces').updateFrom(w, { name: `${w.name}!` });
-        await tx.table('workspaces').insert({ name: `copy of ${w.name}`, slug: 'copy', currency: 'EUR', timezone: 'UTC' });
-        return moved.name;
-      },
-      { runAhead: true },
-    );
+    const { answer, runs } = await ranAhead(store, async (tx) => {
+      const w = (await tx.table('workspaces').get(ws.id))!;
+      const moved = await tx.table('workspaces').updateFrom(w, { name: `${w.name}!` });
+      await tx.table('workspaces').insert({ name: `copy of ${w.name}`, slug: 'copy', currency: 'EUR', timezone: 'UTC' });
+      return moved.name;
+    });
     expect(answer).toBe('a!');
     expect(runs).toBe(1);
     expect(await byName(store)).toEqual(['a!', 'copy of a']);
@@ -388,18 +390,13 @@ describe('sqlite store: transaction bodies run ahead of the write lock (runAhead
 
   it('runs the body again under the lock when a row it read changed after it ran ahead: nothing is made of a stale read', async () => {
     const { store, other, ws, done } = await twoConnections();
-    let runs = 0;
-    const answer = await store.transaction(
-      async (tx) => {
-        runs++;
-        const w = (await tx.table('workspaces').get(ws.id))!;
-        // Only an insert follows the read (no compare-and-set): the read's own check is what catches the change.
-        if (runs === 1) await other.table('workspaces').update(ws.id, { name: 'b' });
-        await tx.table('workspaces').insert({ name: `copy of ${w.name}`, slug: 'copy', currency: 'EUR', timezone: 'UTC' });
-        return w.name;
-      },
-      { runAhead: true },
-    );
+    const { answer, runs } = await ranAhead(store, async (tx, run) => {
+      const w = (await tx.table('workspaces').get(ws.id))!;
+      // Only an insert follows the read (no compare-and-set): the read's own check is what catches the change.
+      if (run === 1) await other.table('workspaces').update(ws.id, { name: 'b' });
+      await tx.table('workspaces').insert({ name: `copy of ${w.name}`, slug: 'copy', currency: 'EUR', timezone: 'UTC' });
+      return w.name;
+    });
     expect(answer).toBe('b');
     expect(runs).toBe(2);
     expect(await byName(store)).toEqual(['b', 'copy of b']);
@@ -409,21 +406,16 @@ describe('sqlite store: transaction bodies run ahead of the write lock (runAhead
 
   it('gives the body the store\'s own refusal when a write it made ahead fails under the lock', async () => {
     const { store, other, done } = await twoConnections();
-    let runs = 0;
-    const answer = await store.transaction(
-      async (tx) => {
-        runs++;
-        if (runs === 1) await other.table('workspaces').insert({ name: 'theirs', slug: 'dup', currency: 'EUR', timezone: 'UTC' });
-        try {
-          await tx.table('workspaces').insert({ name: 'ours', slug: 'dup', currency: 'EUR', timezone: 'UTC' });
-          return 'inserted';
-        } catch (err) {
-          if (isHubError(err, 'already_exists')) return 'duplicate';
-          throw err;
-        }
-      },
-      { runAhead: true },
-    );
+    const { answer, runs } = await ranAhead(store, async (tx, run) => {
+      if (run === 1) await other.table('workspaces').insert({ name: 'theirs', slug: 'dup', currency: 'EUR', timezone: 'UTC' });
+      try {
+        await tx.table('workspaces').insert({ name: 'ours', slug: 'dup', currency: 'EUR', timezone: 'UTC' });
+        return 'inserted';
+      } catch (err) {
+        if (isHubError(err, 'already_exists')) return 'duplicate';
+        throw err;
+      }
+    });
     expect(answer).toBe('duplicate');
     expect(runs).toBe(2);
     expect(await byName(store)).toEqual(['a', 'theirs']);
@@ -433,20 +425,15 @@ describe('sqlite store: transaction bodies run ahead of the write lock (runAhead
 
   it('runs under the lock a body whose write cannot be kept for later, even when the body caught that', async () => {
     const { store, ws, done } = await twoConnections();
-    let runs = 0;
-    const answer = await store.transaction(
-      async (tx) => {
-        runs++;
-        try {
-          // An update from an id alone answers the row written (RETURNING): it cannot be made later.
-          await tx.table('workspaces').update(ws.id, { name: 'x' });
-        } catch {
-          return 'caught';
-        }
-        return 'updated';
-      },
-      { runAhead: true },
-    );
+    const { answer, runs } = await ranAhead(store, async (tx) => {
+      try {
+        // An update from an id alone answers the row written (RETURNING): it cannot be made later.
+        await tx.table('workspaces').update(ws.id, { name: 'x' });
+      } catch {
+        return 'caught';
+      }
+      return 'updated';
+    });
     expect(answer).toBe('updated');
     expect(runs).toBe(2);
     expect(await byName(store)).toEqual(['x']);

@@ -596,6 +596,16 @@ class AheadLog {
   }
 }
 
+/** A transaction's handle over the tables `tableOf` gives: a transaction called on it joins it; no bound on its writes. */
+function transactionView(tableOf: (name: TableName) => SqliteTable): Db {
+  const view: Db = {
+    table: <N extends TableName>(name: N) => tableOf(name) as unknown as Table<TableRows[N]>,
+    transaction: <R>(fn: (tx: Db) => Promise<R>) => fn(view),
+    writesLeft: () => Infinity,
+  };
+  return view;
+}
+
 /** Whether two answers of a statement are the same: rows of plain values, compared field by field. */
 function sameAnswer(a: unknown, b: unknown): boolean {
   if (a === b) return true;
@@ -687,11 +697,7 @@ export class SqliteStore implements Store {
       this.rootTables.set(spec.name, new SqliteTable(this, spec, atRoot));
       this.txTables.set(spec.name, new SqliteTable(this, spec, inTransaction));
     }
-    this.txView = {
-      table: <N extends TableName>(name: N) => this.txTables.get(name) as unknown as Table<TableRows[N]>,
-      transaction: <R>(fn: (tx: Db) => Promise<R>) => fn(this.txView),
-      writesLeft: () => Infinity,
-    };
+    this.txView = transactionView((name) => this.txTables.get(name)!);
   }
 
   /**
@@ -818,8 +824,12 @@ export class SqliteStore implements Store {
       this.yieldMs = 0;
       await sleep(ms);
     }
-    // Bodies that may run ahead do so now, before the lock is taken (TransactionOptions.runAhead).
-    for (const job of this.pending.slice(0, MAX_GROUP)) if (job.runAhead && job.ahead === undefined) await this.runAhead(job);
+    // Bodies that may run ahead do so now, before the lock is taken (TransactionOptions.runAhead). Meanwhile
+    // transactions may only be added behind them: the first MAX_GROUP stay the group's.
+    for (let i = 0; i < MAX_GROUP && i < this.pending.length; i++) {
+      const job = this.pending[i]!;
+      if (job.runAhead && job.ahead === undefined) await this.runAhead(job);
+    }
     let release!: () => void;
     this.lock = new Promise<void>((resolve) => (release = resolve));
     const done: { job: PendingTx; value: unknown }[] = [];
@@ -890,19 +900,11 @@ export class SqliteStore implements Store {
     const log = new AheadLog();
     const tables = new Map<string, SqliteTable>();
     const direct = <T>(fn: () => T) => fn();
-    const view: Db = {
-      table: <N extends TableName>(name: N) => {
-        let t = tables.get(name);
-        if (!t) {
-          const spec = TABLE_SPECS.get(name);
-          if (!spec) throw new Error(`Unknown table ${name}`);
-          tables.set(name, (t = new SqliteTable(this, spec, direct, log)));
-        }
-        return t as unknown as Table<TableRows[N]>;
-      },
-      transaction: <R>(fn: (tx: Db) => Promise<R>) => fn(view),
-      writesLeft: () => Infinity,
-    };
+    const view = transactionView((name) => {
+      let t = tables.get(name);
+      if (!t) tables.set(name, (t = new SqliteTable(this, TABLE_SPECS.get(name)!, direct, log)));
+      return t;
+    });
     try {
       const value = await job.fn(view);
       job.ahead = log.broken ? null : { log, value };
