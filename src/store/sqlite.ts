@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { HubError } from '../errors.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
-import { TABLE_SPECS, type ColumnSpec, type TableSpec } from '../schemas/tables.ts';
+import { TABLE_SPECS, type ColumnSpec, type IndexSpec, type TableSpec } from '../schemas/tables.ts';
 import {
   checkOrder,
   checkDeleteLimit,
@@ -54,6 +54,7 @@ const SQL_TYPE: Record<ColumnSpec['kind'], string> = {
 };
 
 const q = (ident: string) => `"${ident}"`;
+const indexName = (spec: TableSpec, idx: IndexSpec) => `${spec.name}__${idx.fields.join('__')}`;
 
 function migrate(db: Database.Database, spec: TableSpec): void {
   const cols = spec.columns.map((c) => `${q(c.name)} ${SQL_TYPE[c.kind]}${c.name === 'id' ? ' PRIMARY KEY' : ''}`);
@@ -65,7 +66,7 @@ function migrate(db: Database.Database, spec: TableSpec): void {
   }
   const wanted = new Set<string>();
   for (const idx of spec.indexes) {
-    const name = `${spec.name}__${idx.fields.join('__')}`;
+    const name = indexName(spec, idx);
     wanted.add(name);
     db.exec(
       `CREATE ${idx.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${q(name)} ON ${q(spec.name)} (${idx.fields.map(q).join(', ')})`,
@@ -220,6 +221,28 @@ function overWorkspace(spec: TableSpec, where: Where | undefined): boolean {
   const fields = Object.keys(where ?? {}).filter((f) => f !== 'workspaceId' && f !== '$or' && where![f] !== undefined);
   if (fields.length === 0 || !where || where.workspaceId === undefined) return false;
   return !spec.indexes.some((idx) => idx.fields[0] === 'workspaceId' && idx.fields[1] !== undefined && fields.includes(idx.fields[1]));
+}
+
+/**
+ * The index to read a page ordered by a field other than id through, when SQLite would not take it: one that goes
+ * from fields the filter pins (the workspace, then a location, say) to the order's field. It finds the page's rows
+ * in order, in the slice those fields pin. Without statistics SQLite weighs a range on the order's field (a
+ * period) above an equality on a second field, and reads every row of the period, at every location, to fill a page
+ * of one. Null when no such index is there, or when it would pin only the first field (SQLite's own choice then).
+ */
+function indexForOrder(spec: TableSpec, where: Where | undefined, orderField: string): string | null {
+  if (orderField === 'id' || !where) return null;
+  const pinned = (field: string) => {
+    const cond = where[field];
+    return cond !== undefined && (cond === null || typeof cond !== 'object' || 'eq' in cond);
+  };
+  let best: IndexSpec | null = null;
+  let bestPinned = 1;
+  for (const idx of spec.indexes) {
+    const at = idx.fields.indexOf(orderField);
+    if (at > bestPinned && idx.fields.slice(0, at).every(pinned)) [best, bestPinned] = [idx, at];
+  }
+  return best ? indexName(spec, best) : null;
 }
 
 function mapSqliteError(err: unknown, spec: TableSpec): never {
@@ -384,7 +407,8 @@ class SqliteTable implements Table<AnyRow> {
       const page = await this.run(() => this.firstInIdOrder(list, columns, options, dir, cmp, limit));
       if (page) return page;
     }
-    let sql = `SELECT ${list} FROM ${q(this.spec.name)} WHERE ${whereSql(this.spec, options.where, params, options.expectMany && overWorkspace(this.spec, options.where) ? 'workspaceId' : null)}`;
+    const indexed = indexForOrder(this.spec, options.where, order.field);
+    let sql = `SELECT ${list} FROM ${q(this.spec.name)}${indexed ? ` INDEXED BY ${q(indexed)}` : ''} WHERE ${whereSql(this.spec, options.where, params, options.expectMany && overWorkspace(this.spec, options.where) ? 'workspaceId' : null)}`;
     if (options.cursor) {
       const [value, id] = decodeCursor(options.cursor);
       if (order.field === 'id') {
