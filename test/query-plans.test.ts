@@ -143,7 +143,8 @@ function faultsOf(sql: string, plan: string[]): string[] {
   if (SMALL_TABLES.has(table)) return [];
   const faults: string[] = [];
   for (const line of plan) {
-    if (/^SCAN /.test(line) && !new RegExp(`^SCAN ${table} USING (COVERING )?INDEX sqlite_autoindex_${table}_1$`).test(line)) faults.push('a table scan');
+    // A subquery's rows (a count stopped at its LIMIT, store/sqlite.ts count) are scanned as they come.
+    if (/^SCAN /.test(line) && !/^SCAN \(subquery-\d+\)$/.test(line) && !new RegExp(`^SCAN ${table} USING (COVERING )?INDEX sqlite_autoindex_${table}_1$`).test(line)) faults.push('a table scan');
     if (/^SEARCH \w+ USING INDEX \w+ \(workspaceId=\?\)$/.test(line) && !pageInIndexOrder(table, sql, plan)) faults.push('every row of the workspace');
   }
   if (pinnedRowByRow(table, sql, plan)) faults.push('a pinned field tested row by row, beside an index that serves it in order');

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isHubError } from '../src/errors.ts';
-import { createSqliteStore, STATEMENTS_KEPT } from '../src/store/sqlite.ts';
-import type { Db } from '../src/store/types.ts';
+import { COUNT_CHUNK_ROWS, createSqliteStore, STATEMENTS_KEPT, type SqliteStore } from '../src/store/sqlite.ts';
+import type { Db, Where } from '../src/store/types.ts';
 import { spyStatements } from './helpers.ts';
 import { describeStoreContract } from './store-contract.ts';
 
@@ -323,6 +323,81 @@ describe('sqlite store: list pages (expectMany)', () => {
   });
 });
 
+describe('sqlite store: large counts walk an index in chunks (countChunkRows)', () => {
+  const N = 100;
+  const rows = Array.from({ length: N }, (_, i) => ({
+    workspaceId: i % 11 === 0 ? 'wsp_other' : 'wsp_main',
+    endpointId: `whe_${i % 3}`,
+    eventId: `evt_${i}`,
+    orderingKey: i % 5 === 0 ? null : `key_${i % 7}`,
+    state: (i % 4 === 0 ? 'dead' : 'delivered') as 'delivered',
+  }));
+  async function seeded(countChunkRows: number) {
+    const store = createSqliteStore({ path: ':memory:', countChunkRows });
+    await store.transaction(async (tx) => {
+      // One instant for all: the walk's position ties on createdAt, and goes on by rowid.
+      for (const r of rows) await tx.table('webhook_deliveries').insert({ ...r, eventType: 'stock.updated', attempts: 1, totalAttempts: 1, nextAttemptAt: '2026-03-01T00:00:00.000Z' });
+    });
+    return store;
+  }
+  // Walked along (endpointId, eventId), (endpointId, state, createdAt), (state, nextAttemptAt, id), (workspaceId,
+  // createdAt) and (endpointId, orderingKey, state, id); the last three are counted in one statement.
+  const filters: Where[] = [
+    { endpointId: 'whe_1' },
+    { endpointId: 'whe_1', state: 'delivered' },
+    { state: 'dead' },
+    { workspaceId: 'wsp_main' },
+    { endpointId: 'whe_2', orderingKey: 'key_3' },
+    { endpointId: 'whe_0', orderingKey: null },
+    { state: { in: ['dead', 'delivered'] } },
+    { orderingKey: 'key_1' },
+    {},
+  ];
+  const expected = (f: Where) => rows.filter((r) => Object.entries(f).every(([k, v]) => (v !== null && typeof v === 'object' ? (v as { in: unknown[] }).in.includes(r[k as 'state']) : r[k as 'state'] === v))).length;
+
+  it('counts the same whatever the chunk, around its multiples', async () => {
+    for (const chunk of [1, 6, 7, 8, 33, 34, 35, 1_000_000]) {
+      const store = await seeded(chunk);
+      for (const f of filters) expect(await store.table('webhook_deliveries').count(f), `${JSON.stringify(f)} in chunks of ${chunk}`).toBe(expected(f));
+      await store.close();
+    }
+  });
+
+  it('lets the event loop run between chunks, each read along its index from where the last ended, with no sort', async () => {
+    const turnsOf = async (store: SqliteStore, f: Where) => {
+      let turns = 0;
+      let counting = true;
+      const spin = () => {
+        if (!counting) return;
+        turns++;
+        setImmediate(spin);
+      };
+      setImmediate(spin);
+      const n = await store.table('webhook_deliveries').count(f);
+      counting = false;
+      return { n, turns };
+    };
+    const store = await seeded(7);
+    const spy = spyStatements(store, 'SELECT', 'get');
+    expect(await turnsOf(store, { endpointId: 'whe_1' })).toMatchObject({ n: expected({ endpointId: 'whe_1' }), turns: expect.toSatisfy((t: number) => t >= 4) });
+    const walked = spy.seen.filter((s) => s.sql.includes('INDEXED BY'));
+    expect(walked.length).toBeGreaterThanOrEqual(5);
+    for (const s of walked) expect(spy.plan(s).join(' | ')).toMatch(/^SEARCH webhook_deliveries USING COVERING INDEX webhook_deliveries__endpointId__eventId \(endpointId=\?( AND eventId>\?)?\)$/);
+    // In one statement, the same count gives the loop no turn.
+    const whole = await seeded(1_000_000);
+    expect((await turnsOf(whole, { endpointId: 'whe_1' })).turns).toBeLessThanOrEqual(1);
+    await Promise.all([store.close(), whole.close()]);
+  });
+
+  it('counts in one statement inside a transaction, which holds the lock anyway', async () => {
+    const store = await seeded(7);
+    const spy = spyStatements(store, 'SELECT', 'get');
+    expect(await store.transaction((tx) => tx.table('webhook_deliveries').count({ endpointId: 'whe_1' }))).toBe(expected({ endpointId: 'whe_1' }));
+    expect(spy.seen.map((s) => s.sql)).toEqual(['SELECT COUNT(*) AS n FROM "webhook_deliveries" WHERE "endpointId" = ?']);
+    await store.close();
+  });
+});
+
 describe('sqlite store: prepared statements', () => {
   it('keeps at most STATEMENTS_KEPT of them, those not used for longest dropped, however many queries differ', async () => {
     const store = createSqliteStore({ path: ':memory:' });
@@ -330,7 +405,7 @@ describe('sqlite store: prepared statements', () => {
     await workspaces.insert({ name: 'A', slug: 'a', currency: 'EUR', timezone: 'UTC' });
     const generations = store as unknown as { statements: Map<string, unknown>; olderStatements: Map<string, unknown> };
     const kept = () => new Set([...generations.statements.keys(), ...generations.olderStatements.keys()]);
-    const hot = 'SELECT COUNT(*) AS n FROM "workspaces" WHERE 1=1';
+    const hot = `SELECT COUNT(*) AS n FROM (SELECT 1 FROM "workspaces" WHERE 1=1 LIMIT ${COUNT_CHUNK_ROWS})`;
     const first = 'SELECT * FROM "workspaces" WHERE 1=1 ORDER BY id ASC LIMIT 2';
     // A page size of each value an API caller may ask, and a filter: a statement each.
     for (let limit = 1; limit <= 1000; limit++) {

@@ -922,7 +922,8 @@ describe('outbound webhooks', () => {
     expect(counts.seen.length).toBeGreaterThan(0);
     for (const count of counts.seen) {
       // An index range and no row read: a count costs its matches' index entries, not a row lookup each.
-      expect(counts.plan(count).join(' | '), count.sql).toMatch(/^SEARCH webhook_deliveries USING COVERING INDEX/);
+      // (A count stopped at a chunk's end reads it as a subquery: its rows are taken as they come.)
+      expect(counts.plan(count).join(' | '), count.sql).toMatch(/^(CO-ROUTINE \(subquery-1\) \| )?SEARCH webhook_deliveries USING COVERING INDEX [^|]*( \| SCAN \(subquery-1\))?$/);
     }
   });
 });

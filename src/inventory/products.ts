@@ -71,8 +71,8 @@ export async function updateProduct(ctx: InventoryContext, product: ProductsRow,
 /** Deletes a product that has never moved stock nor been reserved; anything with history must be archived. */
 export async function deleteProduct(ctx: InventoryContext, product: ProductsRow, ifVersion: number): Promise<void> {
   const item = await ctx.db.table('inventory_items').get(product.inventoryItemId);
-  const allocations = await ctx.db.table('allocations').count({ workspaceId: ctx.workspaceId, inventoryItemId: product.inventoryItemId });
-  if ((item && (item.movementSeq > 0 || item.reserved !== 0)) || allocations > 0) {
+  const allocated = await ctx.db.table('allocations').exists({ workspaceId: ctx.workspaceId, inventoryItemId: product.inventoryItemId });
+  if ((item && (item.movementSeq > 0 || item.reserved !== 0)) || allocated) {
     throw new HubError('in_use', `Product ${product.sku} has stock history; archive it (status "archived") instead of deleting it`, {
       extra: { productId: product.id },
     });

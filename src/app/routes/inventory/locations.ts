@@ -105,8 +105,9 @@ export function registerLocationRoutes(routes: RouteTable): void {
       await runInventory(c, async (ctx) => {
         const loc = await loadOwned(c, 'locations', pathParam(c, 'id'), ctx.db);
         const where = { workspaceId: ctx.workspaceId, locationId: loc.id };
-        const used = (await ctx.db.table('movements').count(where)) + (await ctx.db.table('allocations').count(where)) + (await ctx.db.table('purchase_orders').count(where));
-        if (used > 0) throw new HubError('in_use', `Location ${loc.code} has stock history; set active to false instead of deleting it`);
+        // Whether any is there, not how many: a busy location has millions of movements, read under the write lock.
+        const used = (await ctx.db.table('movements').exists(where)) || (await ctx.db.table('allocations').exists(where)) || (await ctx.db.table('purchase_orders').exists(where));
+        if (used) throw new HubError('in_use', `Location ${loc.code} has stock history; set active to false instead of deleting it`);
         await ctx.db.table('stock_levels').deleteWhere(where);
         await ctx.db.table('locations').delete(loc.id, { ifVersion: expectVersion(c, loc) });
         await emit(ctx, 'location.deleted', loc.id, { locationId: loc.id, code: loc.code });
