@@ -97,6 +97,8 @@ describe('query plans', () => {
       expect((await t.call('GET', `/v1/reports/inventory-value?${query}`)).status).toBe(200);
     }
     expect((await t.call('GET', '/v1/reports/low-stock')).status).toBe(200);
+    const item = (await t.call('GET', '/v1/inventory-items')).body.data[0] as { id: string };
+    expect((await t.call('GET', `/v1/inventory-items/${item.id}/reorder-suggestion`)).status).toBe(200);
     expect((await t.call('GET', '/v1/reports/ledger-check')).status).toBe(200);
     const ctx = { db: store, workspaceId: t.workspace.id };
     for (const name of DATASET_NAMES) {

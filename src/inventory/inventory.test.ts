@@ -7,7 +7,7 @@ import { cancelOrder, fulfilOrder, importOrder, reserveOrder, reserveOrders } fr
 import { adjustStock, adjustStockAt, receiveStock, returnStock, transferStock } from './movements.ts';
 import { closePurchaseOrder, createPurchaseOrder, receivePurchaseOrder } from './purchase-orders.ts';
 import { inventoryValue, verifyLedger } from './valuation.ts';
-import { lowStock, reorderSuggestion } from './reorder.ts';
+import { demandSince, lowStock, reorderSuggestion } from './reorder.ts';
 import type { LocationsRow } from '../store/types.ts';
 import { resolveProducts } from './catalog.ts';
 import { StockBatch, StockSession } from './stock-batch.ts';
@@ -330,6 +330,26 @@ describe('reports', () => {
     expect(s).toMatchObject({ unitsSold: 90, averageDailyDemand: 3, leadTimeDemand: 15, reorderPoint: 19, available: 10, shouldReorder: true, suggestedQuantity: 99, estimatedCost: '99.00' });
     const low = await f.run((ctx) => lowStock(ctx, { currency: 'USD' }));
     expect(low.map((l) => l.sku)).toEqual(['A']);
+  });
+
+  it('takes demand from the window\'s sales net of returns, per item, whether for one item or all', async () => {
+    const a = await f.product('A');
+    const b = await f.product('B');
+    await f.run((ctx) => receiveStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 100, unitCost: '1' }, { sku: 'B', quantity: 100, unitCost: '1' }] }));
+    const sell = async (externalId: string, lines: { sku: string; quantity: number }[]) => {
+      const { order } = await f.run((ctx) => importOrder(ctx, { channel: 'web', externalId, lines }, 'USD'));
+      await f.run((ctx) => fulfilOrder(ctx, order));
+    };
+    await sell('old', [{ sku: 'A', quantity: 20 }]);
+    f.clock.advance(40 * 86_400_000);
+    await sell('1', [{ sku: 'A', quantity: 30 }, { sku: 'B', quantity: 7 }]);
+    await f.run((ctx) => returnStock(ctx, { locationId: wh1.id, lines: [{ sku: 'A', quantity: 4 }] }));
+    await f.run((ctx) => adjustStock(ctx, { locationId: wh1.id, reason: 'damage', lines: [{ sku: 'A', quantity: -5 }] }));
+    const since = new Date(f.clock.now() - 30 * 86_400_000).toISOString();
+    expect(Object.fromEntries(await f.run((ctx) => demandSince(ctx, since)))).toEqual({ [a.inventoryItemId]: 26, [b.inventoryItemId]: 7 });
+    expect(Object.fromEntries(await f.run((ctx) => demandSince(ctx, since, a.inventoryItemId)))).toEqual({ [a.inventoryItemId]: 26 });
+    // Over 60 days the old sale counts too.
+    expect((await f.run((ctx) => demandSince(ctx, new Date(f.clock.now() - 60 * 86_400_000).toISOString(), a.inventoryItemId))).get(a.inventoryItemId)).toBe(46);
   });
 });
 

@@ -2,7 +2,7 @@
 // stock, what is already on order; and the low-stock report built from the same numbers.
 import { formatMoney, times, toMicros } from '../lib/decimal.ts';
 import { scanRows } from '../store/rows.ts';
-import type { InventoryItemsRow, ProductsRow } from '../store/types.ts';
+import type { InventoryItemsRow, ProductsRow, QueryOptions } from '../store/types.ts';
 import type { InventoryContext } from './context.ts';
 import { poLines } from './purchase-orders.ts';
 import { available } from './stock-batch.ts';
@@ -40,13 +40,27 @@ export interface ReorderSuggestion {
   currency: string;
 }
 
-/** Units sold (net of returns) per inventory item since `since`. */
+const DEMAND_TYPES = ['sale', 'return'] as const;
+
+/**
+ * Units sold (net of returns) per inventory item since `since`. Read from the window's movements only, however
+ * long the ledger: each type's along (workspaceId, type, occurredAt), or one item's along its own ledger.
+ */
 export async function demandSince(ctx: InventoryContext, since: string, inventoryItemId?: string): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  const where = { workspaceId: ctx.workspaceId, occurredAt: { gte: since }, type: { in: ['sale', 'return'] }, ...(inventoryItemId ? { inventoryItemId } : {}) };
-  for await (const m of scanRows(ctx.db.table('movements'), { where })) {
-    // sales are negative quantities, returns positive: both reduce to "units that stayed sold"
-    out.set(m.inventoryItemId, (out.get(m.inventoryItemId) ?? 0) - m.quantity);
+  // Two fields of each: a window of a busy ledger is tens of thousands of movements, and decoding whole rows was
+  // most of the time.
+  const table = ctx.db.table('movements');
+  const movements = { query: (options: QueryOptions) => table.pick(['inventoryItemId', 'quantity'], options) };
+  const { workspaceId } = ctx;
+  const reads = inventoryItemId
+    ? [scanRows(movements, { where: { workspaceId, inventoryItemId, occurredAt: { gte: since }, type: { in: [...DEMAND_TYPES] } }, orderBy: { field: 'seq' } })]
+    : DEMAND_TYPES.map((type) => scanRows(movements, { where: { workspaceId, type, occurredAt: { gte: since } }, orderBy: { field: 'occurredAt' } }));
+  for (const read of reads) {
+    for await (const m of read) {
+      // sales are negative quantities, returns positive: both reduce to "units that stayed sold"
+      out.set(m.inventoryItemId, (out.get(m.inventoryItemId) ?? 0) - m.quantity);
+    }
   }
   return out;
 }

@@ -189,8 +189,8 @@ export function decodeCursor(cursor: string): [string | number, string] {
 }
 
 /** Every row matching the query, a page of up to 1000 at a time (for reports and replays, not for requests): a scan. */
-export async function* scanRows<T extends { id: string; version: number }>(
-  table: Pick<Table<T>, 'query'>,
+export async function* scanRows<T extends { id: string }>(
+  table: { query(options: QueryOptions): Promise<Page<T>> },
   options: Omit<QueryOptions, 'cursor' | 'limit'> = {},
 ): AsyncGenerator<T> {
   let cursor: string | null = null;
