@@ -231,7 +231,8 @@ function overWorkspace(spec: TableSpec, where: Where | undefined): boolean {
  * of one. Null when no such index is there, or when it would pin only the first field (SQLite's own choice then).
  */
 function indexForOrder(spec: TableSpec, where: Where | undefined, orderField: string): string | null {
-  if (orderField === 'id' || !where) return null;
+  // Rows picked by id are found by the primary key, the other fields written unindexed (whereSql).
+  if (orderField === 'id' || !where || picksById(where)) return null;
   const pinned = (field: string) => where[field] !== undefined && pins(where[field]);
   let best: IndexSpec | null = null;
   let bestPinned = 1;
