@@ -166,7 +166,7 @@ function pageInIndexOrder(table: string, sql: string, plan: string[]): boolean {
   if (filtered.size !== 1 || !filtered.has('workspaceId')) return false;
   const order = [...m[2]!.matchAll(/"?(\w+)"? (?:ASC|DESC)/g)].map((f) => f[1]!);
   const used = plan.map((line) => /USING INDEX (\w+)/.exec(line)?.[1]).find(Boolean);
-  const index = tableSpec(table).indexes.find((idx) => `${table}__${idx.fields.join('__')}` === used);
+  const index = indexNamed(table, used);
   return !!index && ['workspaceId', ...order].every((f, i) => index.fields[i] === f);
 }
 
@@ -184,11 +184,16 @@ function pinnedRowByRow(table: string, sql: string, plan: string[]): boolean {
   return served.length > 0 && !served.some((field) => search.includes(`${field}=?`));
 }
 
+/** The table's index that the store names `name` in SQLite (table__field__field). */
+function indexNamed(table: string, name: string | undefined) {
+  return tableSpec(table).indexes.find((idx) => `${table}__${idx.fields.join('__')}` === name);
+}
+
 /** Whether the plan finds its rows by a unique index, every column of it equal to a value (one row per value listed). */
 function byUniqueValues(table: string, plan: string[]): boolean {
   return plan.some((line) => {
     const m = /^SEARCH \w+ USING (?:COVERING )?INDEX (\w+) \(([^)]*)\)$/.exec(line);
-    const index = m && tableSpec(table).indexes.find((idx) => `${table}__${idx.fields.join('__')}` === m[1]);
+    const index = m && indexNamed(table, m[1]);
     return !!index?.unique && m![2] === index.fields.map((f) => `${f}=?`).join(' AND ');
   });
 }

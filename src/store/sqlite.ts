@@ -203,8 +203,8 @@ function servedInIdOrder(spec: TableSpec, where: Where | undefined): boolean {
   const listed = new Set<string>();
   for (const [field, cond] of Object.entries(where ?? {})) {
     if (field === '$or' || cond === undefined) continue;
-    if (cond === null || typeof cond !== 'object' || 'eq' in cond) equal.add(field);
-    else if ('in' in cond) listed.add(field);
+    if (pins(cond)) equal.add(field);
+    else if ('in' in (cond as object)) listed.add(field);
   }
   return spec.indexes.some((idx) => {
     const at = idx.fields.indexOf('id');
@@ -499,26 +499,27 @@ class SqliteTable implements Table<AnyRow> {
     const table = q(this.spec.name);
     const filter = whereSql(this.spec, where, params);
     const chunk = this.countChunk;
-    const count = (sql: string, more: SqlValue[] = []): Promise<number> | number => this.run((): number => (this.st(sql).get(...params, ...more) as { n: number }).n);
-    if (!chunk) return count(`SELECT COUNT(*) AS n FROM ${table} WHERE ${filter}`);
+    const row = (sql: string, more: SqlValue[] = []) => this.run(() => this.st(sql).get(...params, ...more) as Record<string, SqlValue> | undefined);
+    const whole = `SELECT COUNT(*) AS n FROM ${table} WHERE ${filter}`;
+    if (!chunk) return (await row(whole))!.n as number;
     // Most counts are small: one statement, stopped past a chunk.
-    const first = await count(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM ${table} WHERE ${filter} LIMIT ${chunk})`);
-    const walk = first < chunk ? null : countWalk(this.spec, where);
-    if (!walk) return first < chunk ? first : count(`SELECT COUNT(*) AS n FROM ${table} WHERE ${filter}`);
+    const first = (await row(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM ${table} WHERE ${filter} LIMIT ${chunk})`))!.n as number;
+    if (first < chunk) return first;
+    const walk = countWalk(this.spec, where);
+    if (!walk) return (await row(whole))!.n as number;
     // A large one walks the index a chunk at a time, from the position where the last chunk ended, and lets the
     // event loop run between chunks. Not one snapshot: rows written meanwhile are counted if the walk has not yet
     // passed them, as any count taken while they change.
-    const cols = [...walk.after.map(q), 'rowid'];
+    const cols = [...walk.after.map(q), 'rowid'].join(', ');
     const from = `${table} INDEXED BY ${q(walk.index)} WHERE ${filter}`;
-    const past = ` AND (${cols.join(', ')}) > (${cols.map(() => '?').join(', ')})`;
+    const past = `${from} AND (${cols}) > (${[...walk.after, 'rowid'].map(() => '?').join(', ')})`;
+    const endOf = (rows: string) => `SELECT ${cols} FROM ${rows} ORDER BY ${cols} LIMIT 1 OFFSET ${chunk - 1}`;
     let n = 0;
     let position: SqlValue[] | null = null;
     for (;;) {
       await nextTurn();
-      const at: SqlValue[] = position ?? [];
-      const sql: string = `SELECT ${cols.join(', ')} FROM ${from}${position ? past : ''} ORDER BY ${cols.join(', ')} LIMIT 1 OFFSET ${chunk - 1}`;
-      const end: Record<string, SqlValue> | undefined = await this.run((): Record<string, SqlValue> | undefined => this.st(sql).get(...params, ...at) as Record<string, SqlValue> | undefined);
-      if (!end) return n + (await count(`SELECT COUNT(*) AS n FROM ${from}${position ? past : ''}`, at));
+      const end = await row(endOf(position ? past : from), position ?? []);
+      if (!end) return n + ((await row(`SELECT COUNT(*) AS n FROM ${position ? past : from}`, position ?? []))!.n as number);
       n += chunk;
       position = [...walk.after.map((f) => end[f]!), end.rowid!];
     }
