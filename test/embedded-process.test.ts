@@ -14,6 +14,12 @@ const root = join(import.meta.dirname, '..');
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
+/** Standard Webhooks' timestamp and signature headers, both of one instant (two clock reads may fall either side of a second). */
+function signed(secret: string, id: string, body: string): Record<string, string> {
+  const at = new Date();
+  return { 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': new Webhook(secret).sign(id, at, body) };
+}
+
 function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'hub-proc-'));
   dirs.push(d);
@@ -240,7 +246,7 @@ describe('the job worker\'s thread', () => {
       const conn = await call('POST', '/v1/connections', { connectorId: 'webhook', name: 'pos', config: { verification: { scheme: 'standard-webhooks' }, routes }, credentials: { secret } });
       for (let i = 0; i < 20; i++) {
         const body = JSON.stringify({ type: 'stock.changed', data: { sku: 'TEE-1', location: 'LON-1', change: 1 } });
-        const headers = { 'content-type': 'application/json', 'webhook-id': `m${i}`, 'webhook-timestamp': String(Math.floor(Date.now() / 1000)), 'webhook-signature': new Webhook(secret).sign(`m${i}`, new Date(), body) };
+        const headers = { 'content-type': 'application/json', 'webhook-id': `m${i}`, ...signed(secret, `m${i}`, body) };
         expect((await fetch(`${url}/hooks/${conn.body.id}`, { method: 'POST', headers, body })).status).toBe(202);
       }
       await vi.waitFor(async () => expect((await call('GET', '/v1/stock-levels?sku=TEE-1')).body.data[0]?.onHand).toBe(20), { timeout: 15_000, interval: 50 });
@@ -251,7 +257,7 @@ describe('the job worker\'s thread', () => {
       // webhook first, applied: the worker's thread has read the connection within the last moment.)
       const hook = async (id: string) => {
         const body = JSON.stringify({ type: 'stock.changed', data: { sku: 'TEE-1', location: 'LON-1', change: 1 } });
-        const headers = { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(Date.now() / 1000)), 'webhook-signature': new Webhook(secret).sign(id, new Date(), body) };
+        const headers = { 'content-type': 'application/json', 'webhook-id': id, ...signed(secret, id, body) };
         return ((await (await fetch(`${url}/hooks/${conn.body.id}`, { method: 'POST', headers, body })).json()) as { id: string }).id;
       };
       await hook('m-before');
