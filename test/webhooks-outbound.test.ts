@@ -843,13 +843,104 @@ describe('outbound webhooks', () => {
     expect(failed.body).toMatchObject({ replayed: 0, hasMore: false });
   });
 
-  it('sends a test event to one endpoint only', async () => {
+  it('sends a test event to one endpoint only, not to those taking every event, nor in their replays', async () => {
     const one = await subscribe({ eventTypes: ['order.*'] });
     await subscribe({ eventTypes: ['order.*'] });
+    const all = await subscribe({ eventTypes: ['*'] });
+    const tests = await subscribe({ eventTypes: ['webhook.*'] });
     const res = await t.call('POST', `/v1/webhooks/endpoints/${one.endpoint.id}/test`);
     expect(res.status).toBe(202);
     await dispatch();
     expect(receiver.received.map((r) => JSON.parse(r.body).type)).toEqual(['webhook.test']);
+    for (const other of [all, tests]) {
+      expect(await deliveriesOf(other.endpoint.id)).toEqual([]);
+      const since = new Date(t.clock.now() - 60_000).toISOString();
+      const range = await t.call('POST', `/v1/webhooks/endpoints/${other.endpoint.id}/replay`, { body: { scope: 'events', since } });
+      expect(range.body).toMatchObject({ created: 0, replayed: 0, hasMore: false });
+    }
+    // Its own endpoint's replay of the range sends it again.
+    const own = await t.call('POST', `/v1/webhooks/endpoints/${tests.endpoint.id}/test`);
+    expect(own.status).toBe(202);
+    const range = await t.call('POST', `/v1/webhooks/endpoints/${tests.endpoint.id}/replay`, { body: { scope: 'events', since: new Date(t.clock.now() - 60_000).toISOString() } });
+    expect(range.body).toMatchObject({ created: 0, replayed: 0 });
+  });
+
+  it('replays a range of events a page at a time, however many share one time, and reads times as instants', async () => {
+    const { endpoint } = await subscribe({ eventTypes: ['stock.*'] });
+    // Written together, five events share one time to the millisecond (an import, a bulk change), here at .500 s.
+    t.clock.advance(1500 - (t.clock.now() % 1000));
+    const at = new Date(t.clock.now()).toISOString();
+    const second = at.slice(0, 19);
+    const offset = `${new Date(Date.parse(at) + 2 * 3_600_000).toISOString().slice(0, 19)}+02:00`;
+    await t.hub.deps.store.transaction(async (tx) => {
+      for (let i = 0; i < 5; i++) await appendEvent(tx, { type: 'stock.updated', workspaceId: t.workspace.id, subject: `s${i}`, data: {} }, at);
+    });
+    await dispatch();
+    expect(receiver.received).toHaveLength(5);
+    const replay = (body: Record<string, unknown>) => t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/replay`, { body: { scope: 'events', limit: 2, ...body } });
+    // Their second written whole, with an offset: it takes in the events at .500 of that second.
+    const until = `${second}.999Z`;
+    let page = await replay({ since: offset, until });
+    expect(page.status, page.text).toBe(200);
+    const seen: number[] = [page.body.replayed];
+    while (page.body.hasMore) {
+      expect(page.body.nextSince).toBe(at);
+      page = await replay({ since: page.body.nextSince, until, cursor: page.body.nextCursor });
+      expect(page.status, page.text).toBe(200);
+      seen.push(page.body.replayed);
+      expect(seen.length).toBeLessThan(5);
+    }
+    expect(seen).toEqual([2, 2, 1]);
+    expect(page.body).toMatchObject({ hasMore: false, nextSince: null, nextCursor: null });
+    await dispatch();
+    expect(receiver.received.slice(5).map((r) => JSON.parse(r.body).subject).sort()).toEqual(['s0', 's1', 's2', 's3', 's4']);
+    // Every delivery went out twice, no more.
+    for (const d of await deliveriesOf(endpoint.id)) expect(d).toMatchObject({ state: 'delivered', totalAttempts: 2 });
+
+    expectProblem(await replay({ since: `${second}Z`, cursor: 'not-a-cursor' }), 400, 'invalid_cursor');
+    const backwards = await replay({ since: offset, until: `${second.slice(0, 17)}00Z` });
+    expectProblem(backwards, 400, 'validation_failed');
+  });
+
+  it('replays a subject\'s failed deliveries one at a time, oldest first, behind any still on its way', async () => {
+    const { endpoint } = await subscribe();
+    receiver.respond((_req, res) => {
+      res.statusCode = 500;
+      res.end();
+    });
+    await emit('order.created', 'o1');
+    await emit('order.updated', 'o1');
+    await dispatch();
+    // Both were given up on (the second waited behind the first, then its own retries ran out).
+    for (const d of await oldestFirst(endpoint.id)) await t.hub.deps.store.table('webhook_deliveries').update(d.id, { state: 'dead', deadAt: new Date(t.clock.now()).toISOString() });
+    const [first, second] = await oldestFirst(endpoint.id);
+    expect([first.state, second.state]).toEqual(['dead', 'dead']);
+    const sent = receiver.received.length;
+    // The first fails once more when replayed: the second must not go before it.
+    receiver.respond((req, res) => {
+      res.statusCode = JSON.parse(req.body).type === 'order.created' && receiver.received.length === sent + 1 ? 500 : 200;
+      res.end();
+    });
+    const replayed = await t.call('POST', `/v1/webhooks/endpoints/${endpoint.id}/replay`, { body: { scope: 'failed', since: '2000-01-01T00:00:00Z' } });
+    expect(replayed.body).toMatchObject({ replayed: 2, hasMore: false });
+    expect((await oldestFirst(endpoint.id)).map((d) => d.state)).toEqual(['pending', 'waiting']);
+    await dispatch();
+    expect((await oldestFirst(endpoint.id)).map((d) => d.state)).toEqual(['pending', 'waiting']);
+    t.clock.advance(STANDARD_SCHEDULE_MS[1]!);
+    await dispatch();
+    await dispatch();
+    expect((await oldestFirst(endpoint.id)).map((d) => d.state)).toEqual(['delivered', 'delivered']);
+    expect(receiver.received.slice(sent).map((r) => JSON.parse(r.body).type)).toEqual(['order.created', 'order.created', 'order.updated']);
+
+    // One delivery replayed while another of its subject is on its way waits behind it.
+    receiver.respond((_req, res) => {
+      res.statusCode = 500;
+      res.end();
+    });
+    await emit('order.shipped', 'o1');
+    await dispatch();
+    const one = await t.call('POST', `/v1/webhooks/deliveries/${first.id}/replay`);
+    expect(one.body).toMatchObject({ state: 'waiting', attempts: 0 });
   });
 
   it('keeps the ledger: published = delivered + pending + dead', async () => {

@@ -219,18 +219,35 @@ export function endpointPurgeHandler(store: Store): JobHandler {
   };
 }
 
-/** Starts a new cycle of attempts for a delivered or dead delivery (same webhook-id: a receiver can tell it has it). */
+/**
+ * Starts a new cycle of attempts for a delivered or dead delivery (same webhook-id: a receiver can tell it has it).
+ * It waits behind a delivery of its subject still on its way to the endpoint, as a new one would (restart).
+ */
 export async function replayDelivery(db: Db, delivery: WebhookDeliveriesRow, now: string): Promise<WebhookDeliveriesRow> {
   if (delivery.state !== 'delivered' && delivery.state !== 'dead') {
     throw new HubError('invalid_transition', `Delivery ${delivery.id} is ${delivery.state}; only a delivered or dead delivery can be replayed`, {
       extra: { state: delivery.state },
     });
   }
-  return db.table('webhook_deliveries').update(delivery.id, restart(now), { ifVersion: delivery.version });
+  return db.table('webhook_deliveries').update(delivery.id, await restart(db, delivery, now), { ifVersion: delivery.version });
 }
 
-function restart(now: string): RowPatch<WebhookDeliveriesRow> {
-  return { state: 'pending', attempts: 0, nextAttemptAt: now, leaseOwner: null, leaseUntil: null, deadAt: null };
+/**
+ * The change that sends a finished delivery again: due now, or, when a delivery about the same subject is still open
+ * for the endpoint (one replayed before it in the same call, or a newer event's), waiting behind it, so that the
+ * subject's deliveries still go one at a time, oldest first (promoteNext takes the oldest waiting).
+ */
+async function restart(db: Db, delivery: Pick<WebhookDeliveriesRow, 'endpointId' | 'orderingKey'>, now: string): Promise<RowPatch<WebhookDeliveriesRow>> {
+  const { endpointId, orderingKey } = delivery;
+  const waits = orderingKey !== null && orderingKey !== undefined && (await db.table('webhook_deliveries').exists({ endpointId, orderingKey, state: { in: OPEN_STATES } }));
+  return { state: waits ? 'waiting' : 'pending', attempts: 0, nextAttemptAt: now, leaseOwner: null, leaseUntil: null, deadAt: null };
+}
+
+/** A time the API was given, as stored times are written (UTC, with milliseconds): stored times compare as text. */
+function instantOf(value: string, field: string): string {
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new HubError('validation_failed', `${field} is not a time`, { errors: [{ field: `/${field}`, code: 'format', message: 'must be an RFC 3339 date-time' }] });
+  return new Date(ms).toISOString();
 }
 
 export interface ReplayInput {
@@ -239,6 +256,8 @@ export interface ReplayInput {
   until?: string;
   types?: string[];
   limit?: number;
+  /** The `nextCursor` of the call before (scope `events`): goes on exactly after the last event it read. */
+  cursor?: string | null;
 }
 
 export interface ReplayResult {
@@ -247,8 +266,13 @@ export interface ReplayResult {
   /** Deliveries created for events the endpoint had not been sent (it did not exist or was disabled then). */
   created: number;
   hasMore: boolean;
-  /** Pass as `since` to continue when hasMore. */
+  /** Pass as `since` to continue when hasMore (with `cursor`, for scope `events`). */
   nextSince: string | null;
+  /**
+   * Scope `events`, when hasMore: pass as `cursor` (with the same since and until) to go on after the last event read.
+   * Events written together share their time: `since` alone would read a page of them again, and again.
+   */
+  nextCursor: string | null;
 }
 
 /**
@@ -257,43 +281,45 @@ export interface ReplayResult {
  */
 export async function replayEndpoint(db: Db, endpoint: WebhookEndpointsRow, input: ReplayInput, now: string): Promise<ReplayResult> {
   const limit = input.limit ?? 500;
-  const until = input.until ?? now;
-  if (until < input.since) {
+  const since = instantOf(input.since, 'since');
+  const until = input.until === undefined ? now : instantOf(input.until, 'until');
+  if (until < since) {
     throw new HubError('validation_failed', 'until is before since', { errors: [{ field: '/until', code: 'range', message: 'must not be before since' }] });
   }
   const deliveries = db.table('webhook_deliveries');
   if (input.scope === 'failed') {
+    // A replayed delivery is no longer dead: the next call, from the first one left, finds the rest, ties included.
     const page = await deliveries.query({
-      where: { endpointId: endpoint.id, state: 'dead', createdAt: { gte: input.since, lte: until } },
+      where: { endpointId: endpoint.id, state: 'dead', createdAt: { gte: since, lte: until } },
       orderBy: { field: 'createdAt' },
       limit: limit + 1,
     });
     const rows = page.items.slice(0, limit);
-    for (const d of rows) await deliveries.update(d.id, restart(now));
+    for (const d of rows) await deliveries.update(d.id, await restart(db, d, now));
     const hasMore = page.items.length > limit;
-    return { replayed: rows.length, created: 0, hasMore, nextSince: hasMore ? page.items[limit]!.createdAt : null };
+    return { replayed: rows.length, created: 0, hasMore, nextSince: hasMore ? page.items[limit]!.createdAt : null, nextCursor: null };
   }
   const types = input.types ?? endpoint.eventTypes;
-  const page = await db.table('events').query({
-    where: { workspaceId: endpoint.workspaceId, time: { gte: input.since, lte: until } },
-    orderBy: { field: 'time' },
-    limit: limit + 1,
-  });
-  const events = page.items.slice(0, limit).filter((e) => matchesType(types, e.type) && matchesType(endpoint.eventTypes, e.type));
+  const events = db.table('events');
+  const range = { where: { workspaceId: endpoint.workspaceId, time: { gte: since, lte: until } }, orderBy: { field: 'time' as const } };
+  const page = await events.query({ ...range, limit, cursor: input.cursor ?? null });
   let replayed = 0;
   let created = 0;
-  for (const event of events) {
+  for (const event of page.items) {
+    if (!matchesType(types, event.type) || !matchesType(endpoint.eventTypes, event.type)) continue;
+    // A test event is for the endpoint it was sent to (sendTestEvent), not for every endpoint taking `*`.
+    if (event.type === TEST_EVENT && event.subject !== endpoint.id) continue;
     const existing = (await deliveries.query({ where: { endpointId: endpoint.id, eventId: event.id }, limit: 1 })).items[0];
     if (!existing) {
       await createDelivery(db, endpoint.id, event, now);
       created++;
     } else if (!OPEN_STATES.includes(existing.state)) {
-      await deliveries.update(existing.id, restart(now));
+      await deliveries.update(existing.id, await restart(db, existing, now));
       replayed++;
     }
   }
-  const hasMore = page.items.length > limit;
-  return { replayed, created, hasMore, nextSince: hasMore ? page.items[limit]!.time : null };
+  const next = page.nextCursor === null ? undefined : (await events.pick(['time'], { ...range, limit: 1, cursor: page.nextCursor })).items[0];
+  return { replayed, created, hasMore: next !== undefined, nextSince: next?.time ?? null, nextCursor: next ? page.nextCursor : null };
 }
 
 export interface DeliveryLedger {
@@ -355,12 +381,14 @@ export async function deliveryLedger(db: Store, workspaceId: string, endpointId?
   };
 }
 
+/** The type of the event sendTestEvent sends. */
+const TEST_EVENT = 'webhook.test';
+
 /** A `webhook.test` event delivered to this endpoint only, to check a receiver end to end. */
 export async function sendTestEvent(db: Db, endpoint: WebhookEndpointsRow, now: string): Promise<WebhookDeliveriesRow> {
   return db.transaction(async (tx) => {
-    // Appended to the log with no subscriber of its own in mind: fan-out skips it unless someone subscribed to it.
-    const event = await appendEvent(tx, { type: 'webhook.test', workspaceId: endpoint.workspaceId, subject: endpoint.id, data: { endpointId: endpoint.id, message: 'A test delivery from the hub' } }, now);
-    const existing = (await tx.table('webhook_deliveries').query({ where: { endpointId: endpoint.id, eventId: event.id }, limit: 1 })).items[0];
-    return existing ?? createDelivery(tx, endpoint.id, event, now);
+    // Kept in the log, and fanned out to no one: an endpoint taking `*` or `webhook.*` is not sent another's test.
+    const event = await appendEvent(tx, { type: TEST_EVENT, workspaceId: endpoint.workspaceId, subject: endpoint.id, data: { endpointId: endpoint.id, message: 'A test delivery from the hub' } }, now, undefined, { fanOut: false });
+    return createDelivery(tx, endpoint.id, event, now);
   });
 }

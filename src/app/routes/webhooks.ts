@@ -249,7 +249,11 @@ export function registerWebhookRoutes(routes: RouteTable): void {
       responses: {
         200: {
           description: 'How many were started again or created',
-          schema: { type: 'object', required: ['replayed', 'created', 'hasMore', 'nextSince'], properties: { replayed: { type: 'integer' }, created: { type: 'integer' }, hasMore: { type: 'boolean' }, nextSince: { type: ['string', 'null'] } } },
+          schema: {
+            type: 'object',
+            required: ['replayed', 'created', 'hasMore', 'nextSince', 'nextCursor'],
+            properties: { replayed: { type: 'integer' }, created: { type: 'integer' }, hasMore: { type: 'boolean' }, nextSince: { type: ['string', 'null'] }, nextCursor: { type: ['string', 'null'] } },
+          },
         },
         404: PROBLEM('No such endpoint'),
       },
