@@ -240,7 +240,7 @@ describe('outbound webhooks', () => {
   it('disables an endpoint that answers 410, says so in an event, and resumes when enabled again', async () => {
     const watcher = await startReceiver();
     try {
-      const { endpoint } = await subscribe({ eventTypes: ['stock.*'] });
+      const { endpoint } = await subscribe({ eventTypes: ['stock.*'], url: `${receiver.url}?token=s3cr3t` });
       await t.call('POST', '/v1/webhooks/endpoints', { body: { url: watcher.url, eventTypes: ['webhook.*'] } });
       receiver.respond((_req, res) => {
         res.statusCode = 410;
@@ -256,6 +256,8 @@ describe('outbound webhooks', () => {
       expect(watcher.received.map((r) => JSON.parse(r.body))).toEqual([
         expect.objectContaining({ type: 'webhook.endpoint.disabled', data: expect.objectContaining({ endpointId: endpoint.id, reason: 'gone' }) }),
       ]);
+      // The watcher may be another party's: it is told where, not the receiver's token.
+      expect(JSON.parse(watcher.received[0]!.body).data.url).toBe(receiver.url);
       // Events while disabled are not sent to it; enabling sends what was paused.
       await emit('stock.updated', 'c');
       receiver.respond((_req, res) => void res.end('ok'));

@@ -154,6 +154,15 @@ interface Outcome extends Claimed {
 
 type DeliveryPatch = RowPatch<WebhookDeliveriesRow>;
 
+/**
+ * An endpoint's URL as the event that disables it says it: without its query and fragment, which may carry a token
+ * for the receiver. That event goes to every endpoint taking `webhook.*` or `*`, which may be another party's.
+ */
+function withoutQuery(url: string): string {
+  const cut = url.search(/[?#]/);
+  return cut === -1 ? url : url.slice(0, cut);
+}
+
 /** The body every endpoint receives for an event: Standard Webhooks' `type`, `timestamp` and `data`, and the event's id and subject. */
 export function webhookPayload(event: EventsRow): string {
   return JSON.stringify({
@@ -581,7 +590,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         type: 'webhook.endpoint.disabled',
         workspaceId: row.workspaceId,
         subject: id,
-        data: { endpointId: id, url: row.url, reason, failingSince: row.failingSince ?? null },
+        data: { endpointId: id, url: withoutQuery(row.url), reason, failingSince: row.failingSince ?? null },
       },
       at,
     );

@@ -55,7 +55,10 @@ const BLOCKED_V6: readonly (readonly [string, number])[] = [
   ['::1', 128],
   ['fc00::', 7], // unique local, and AWS's metadata service at fd00:ec2::254
   ['fe80::', 10],
+  ['fec0::', 10], // site-local (deprecated, still routed inside some networks)
   ['ff00::', 8],
+  ['100::', 64], // discard-only
+  ['64:ff9b:1::', 48], // local-use NAT64 (RFC 8215): reaches private IPv4 space through a site's own gateway
   ['2001:db8::', 32],
 ];
 
@@ -66,15 +69,22 @@ const BLOCKED = rangeList([
   ...BLOCKED_V6.map(([net, bits]): Range => [net, bits, 'ipv6']),
 ]);
 
-/** The first 96 bits of the IPv6 forms whose last 32 bits are an IPv4 address: mapped, compatible, NAT64. */
-const EMBEDDING_PREFIXES = new Set(['0:0:0:0:0:ffff', '0:0:0:0:0:0', '64:ff9b:0:0:0:0']);
+/** The first 96 bits of the IPv6 forms whose last 32 bits are an IPv4 address: mapped, compatible, translated (SIIT), NAT64. */
+const EMBEDDING_PREFIXES = new Set(['0:0:0:0:0:ffff', '0:0:0:0:0:0', '0:0:0:0:ffff:0', '64:ff9b:0:0:0:0']);
 
 /** Thrown (through the lookup callback) when a name resolves to an address the policy refuses. */
 export class SsrfBlockedError extends Error {
   readonly code = SSRF_BLOCKED;
 
-  constructor(hostname: string, address: string) {
-    super(`Refusing to connect to ${hostname}: it resolves to ${address}, which is not a public address.`);
+  /**
+   * The address refused is kept on the error, and left out of its message, which the attempt log shows to the
+   * endpoint's workspace: a tenant must not learn the hub's internal addresses by naming hosts.
+   */
+  constructor(
+    hostname: string,
+    readonly address: string,
+  ) {
+    super(`Refusing to connect to ${hostname}: it resolves to an address that is not public (loopback, private, link-local or reserved).`);
     this.name = 'SsrfBlockedError';
   }
 }
