@@ -64,12 +64,16 @@ describe('inbound webhooks', () => {
   it('verifies, stores with its job, answers 202, and the worker maps and applies it', async () => {
     const conn = await connect();
     const body = change(-3, { reason: 'walk-in sale' });
-    const res = await post(conn, body, signed(body, 'msg_1'));
+    const res = await post(conn, body, { ...signed(body, 'msg_1'), authorization: 'Basic dmVuZG9yOnMzY3IzdA==', 'x-request-id': 'r-1' });
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({ duplicate: false });
     expect(await onHand()).toBe(10);
     const stored = await t.call('GET', `/v1/inbox/${res.body.id}`);
     expect(stored.body).toMatchObject({ status: 'received', deliveryId: 'msg_1', connectionId: conn });
+    // The sender's credentials are kept, not shown (the inbox is readable with read access); the rest is shown as it came.
+    expect(stored.body.headers).toMatchObject({ authorization: '[redacted]', 'x-request-id': 'r-1', 'webhook-id': 'msg_1' });
+    expect(stored.body.headers['webhook-signature']).toMatch(/^v1,/);
+    expect((await t.call('GET', '/v1/inbox')).body.data[0].headers.authorization).toBe('[redacted]');
     // The raw bytes are kept exactly: a later replay is verified and parsed from what arrived.
     expect(Buffer.from(stored.body.body, 'base64').toString()).toBe(body);
     expect(await runDueJobs(t.hub)).toBe(1);

@@ -1050,6 +1050,33 @@ describe('the SSRF guard', () => {
   });
 });
 
+describe('endpoint headers', () => {
+  it('sends credential headers as given, shows them redacted, and keeps them when a read endpoint is written back', async () => {
+    const headers = { Authorization: 'Bearer s3cr3t', 'X-Api-Key': 'k-123', 'X-Tenant': 'acme' };
+    const { endpoint } = await subscribe({ headers });
+    const shown = { Authorization: '[redacted]', 'X-Api-Key': '[redacted]', 'X-Tenant': 'acme' };
+    const read = await t.call('GET', `/v1/webhooks/endpoints/${endpoint.id}`);
+    expect(read.body.headers).toEqual(shown);
+    expect((await t.call('GET', '/v1/webhooks/endpoints')).body.data[0].headers).toEqual(shown);
+    await emit('stock.updated');
+    await dispatch();
+    expect(receiver.received[0]!.headers).toMatchObject({ authorization: 'Bearer s3cr3t', 'x-api-key': 'k-123', 'x-tenant': 'acme' });
+    // Read, one header changed, written back: the redacted ones keep their values (names match in any case).
+    const patched = await t.call('PATCH', `/v1/webhooks/endpoints/${endpoint.id}`, { body: { headers: { authorization: '[redacted]', 'X-Api-Key': '[redacted]', 'X-Tenant': 'globex' } } });
+    expect(patched.status, patched.text).toBe(200);
+    expect(patched.body.headers).toEqual({ authorization: '[redacted]', 'X-Api-Key': '[redacted]', 'X-Tenant': 'globex' });
+    await emit('stock.updated');
+    await dispatch();
+    expect(receiver.received[1]!.headers).toMatchObject({ authorization: 'Bearer s3cr3t', 'x-api-key': 'k-123', 'x-tenant': 'globex' });
+    // The placeholder for a header the endpoint does not have would be sent as is: refused, on update and on create.
+    const unknown = await t.call('PATCH', `/v1/webhooks/endpoints/${endpoint.id}`, { body: { headers: { 'X-Auth-Token': '[redacted]' } } });
+    expectProblem(unknown, 400, 'validation_failed');
+    expect(unknown.body.errors).toEqual([expect.objectContaining({ field: '/headers/X-Auth-Token', code: 'redacted' })]);
+    const created = await t.call('POST', '/v1/webhooks/endpoints', { body: { url: receiver.url, eventTypes: ['*'], headers: { Authorization: '[redacted]' } } });
+    expectProblem(created, 400, 'validation_failed');
+  });
+});
+
 describe('endpoint API bad input', () => {
   it('answers problem+json with the failing fields', async () => {
     const cases: [Record<string, unknown>, string][] = [

@@ -1,22 +1,31 @@
 // Small HTTP helpers shared by the routes: JSON bodies, ETags, pagination envelopes, client addresses.
 import type { Context } from 'hono';
 import { HubError } from '../errors.ts';
+import { redactHeaders } from '../lib/redact.ts';
 import { tableSpec } from '../schemas/tables.ts';
 import type { TableName } from '../store/types.ts';
 import type { HubEnv } from './deps.ts';
 
 const privateFields = new Map<string, string[]>();
 
-/** The API representation of a row: the stored row without its private fields (hashes, ciphertexts). */
+/** Tables whose `headers` may hold credentials: an endpoint's to send, an inbound webhook's as it came. */
+const HEADER_TABLES = new Set<TableName>(['webhook_endpoints', 'inbox']);
+
+/**
+ * The API representation of a row: the stored row without its private fields (hashes, ciphertexts), and with the
+ * values of credential-bearing headers redacted (lib/redact.ts).
+ */
 export function present<T extends Record<string, unknown>>(table: TableName, row: T): Record<string, unknown> {
   let hidden = privateFields.get(table);
   if (!hidden) {
     hidden = tableSpec(table).columns.filter((c) => c.private).map((c) => c.name);
     privateFields.set(table, hidden);
   }
-  if (hidden.length === 0) return row;
+  const headers = HEADER_TABLES.has(table) && row.headers ? redactHeaders(row.headers as Record<string, string>) : undefined;
+  if (hidden.length === 0 && !headers) return row;
   const out: Record<string, unknown> = { ...row };
   for (const f of hidden) delete out[f];
+  if (headers) out.headers = headers;
   return out;
 }
 

@@ -6,6 +6,7 @@ import type { JobQueue } from '../jobs/queue.ts';
 import type { JobHandler } from '../jobs/worker.ts';
 import type { Cipher } from '../lib/secrets.ts';
 import type { Clock } from '../lib/clock.ts';
+import { REDACTED } from '../lib/redact.ts';
 import { pauseAfter, pruneRows } from '../store/prune.ts';
 import { scanRows } from '../store/rows.ts';
 import type { Db, RowPatch, Store, WebhookDeliveriesRow, WebhookEndpointsRow } from '../store/types.ts';
@@ -41,6 +42,24 @@ function checkHeaders(headers: Record<string, string> | undefined): void {
   if (errors.length) throw new HubError('validation_failed', 'Some headers are the hub’s own', { errors });
 }
 
+/**
+ * Headers as a patch gives them, where a value is the placeholder the API shows for a credential (REDACTED): the
+ * stored value of that header stays. So an endpoint read, changed and written back keeps its Authorization header.
+ * The placeholder for a header the endpoint does not have is refused: it would be sent as is.
+ */
+function keepRedacted(given: Record<string, string>, stored: Record<string, string>): Record<string, string> {
+  const byName = new Map(Object.entries(stored).map(([name, value]) => [name.toLowerCase(), value]));
+  const out: Record<string, string> = {};
+  const errors: FieldError[] = [];
+  for (const [name, value] of Object.entries(given)) {
+    if (value !== REDACTED) out[name] = value;
+    else if (byName.has(name.toLowerCase())) out[name] = byName.get(name.toLowerCase())!;
+    else errors.push({ field: `/headers/${name}`, code: 'redacted', message: `is the placeholder for a value the API does not show, and ${name} has no stored value to keep` });
+  }
+  if (errors.length) throw new HubError('validation_failed', 'A header holds the redaction placeholder', { errors });
+  return out;
+}
+
 /** The secret given (checked) or a new one, and its ciphertext for the row. */
 function sealSecret(cipher: Cipher, given: string | undefined): { secret: string; sealed: string } {
   const secret = given ?? generateSecret();
@@ -64,7 +83,7 @@ export async function createEndpoint(
     url: input.url,
     description: input.description ?? null,
     eventTypes: input.eventTypes,
-    headers: input.headers ?? {},
+    headers: keepRedacted(input.headers ?? {}, {}),
     rateLimitPerSecond: input.rateLimitPerSecond ?? null,
     status: enabled ? 'enabled' : 'disabled',
     disabledReason: enabled ? null : 'manual',
@@ -81,7 +100,8 @@ export async function createEndpoint(
 export async function updateEndpoint(db: Db, policy: AddressPolicy, endpoint: WebhookEndpointsRow, patch: EndpointPatch, ifVersion: number): Promise<WebhookEndpointsRow> {
   if (patch.url !== undefined) checkUrl(patch.url, policy);
   checkHeaders(patch.headers);
-  const saved = await db.table('webhook_endpoints').update(endpoint.id, patch as RowPatch<WebhookEndpointsRow>, { ifVersion });
+  const headers = patch.headers && keepRedacted(patch.headers, (endpoint.headers ?? {}) as Record<string, string>);
+  const saved = await db.table('webhook_endpoints').update(endpoint.id, (headers ? { ...patch, headers } : patch) as RowPatch<WebhookEndpointsRow>, { ifVersion });
   endpointChanged(endpoint.id);
   return saved;
 }

@@ -5,7 +5,7 @@ import type { Context } from 'hono';
 import { auditRequest } from '../../audit/log.ts';
 import { HubError } from '../../errors.ts';
 import type { JsonSchema } from '../../schemas/registry.ts';
-import type { WebhookEndpointsRow } from '../../store/types.ts';
+import type { InboxRow, WebhookEndpointsRow } from '../../store/types.ts';
 import { INBOX_JOB } from '../../webhooks/inbound.ts';
 import {
   createEndpoint,
@@ -431,7 +431,7 @@ export function registerWebhookRoutes(routes: RouteTable): void {
       auth: READ,
       responses: { 200: { description: 'The inbound webhook', schema: INBOX, headers: ['ETag'] }, 404: PROBLEM('No such inbound webhook') },
     },
-    async (c) => respondResource(c, await loadOwned(c, 'inbox', c.req.param('id')!)),
+    async (c) => respondResource(c, present('inbox', await loadOwned(c, 'inbox', c.req.param('id')!)) as InboxRow),
   );
 
   routes.add(
@@ -456,7 +456,7 @@ export function registerWebhookRoutes(routes: RouteTable): void {
         await auditRequest(tx, c, { action: 'inbox.retried', resourceType: 'inbox', resourceId: inbox.id });
         return saved;
       });
-      return c.json(row, 202);
+      return c.json(present('inbox', row), 202);
     },
   );
 }
