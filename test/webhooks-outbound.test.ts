@@ -8,8 +8,8 @@ import type { SqliteStore } from '../src/store/sqlite.ts';
 import type { Db } from '../src/store/types.ts';
 import { createDispatcher, dispatcherBounds } from '../src/webhooks/dispatcher.ts';
 import { PRUNE_CHUNK } from '../src/store/prune.ts';
-import { MOVES_PER_TRANSACTION } from '../src/webhooks/fanout.ts';
-import { ENDPOINT_MOVE_JOB, ENDPOINT_PURGE_JOB, moveTheRest } from '../src/webhooks/manage.ts';
+import { MAX_ENDPOINTS, MOVES_PER_TRANSACTION } from '../src/webhooks/fanout.ts';
+import { createEndpoint, ENDPOINT_MOVE_JOB, ENDPOINT_PURGE_JOB, moveTheRest } from '../src/webhooks/manage.ts';
 import { STANDARD_SCHEDULE_MS } from '../src/webhooks/schedule.ts';
 import { createAddressPolicy } from '../src/webhooks/ssrf.ts';
 import { createTransport, type WebhookResult } from '../src/webhooks/transport.ts';
@@ -1078,6 +1078,21 @@ describe('endpoint headers', () => {
 });
 
 describe('endpoint API bad input', () => {
+  it('refuses a workspace more endpoints than fan-out reads at once', async () => {
+    const { cipher, webhooks } = t.hub.deps;
+    const now = new Date(t.clock.now()).toISOString();
+    await t.hub.deps.store.transaction(async (tx) => {
+      for (let i = 1; i < MAX_ENDPOINTS; i++) await createEndpoint(tx, { cipher, policy: webhooks.policy }, t.workspace.id, { url: receiver.url, eventTypes: ['order.created'] }, now);
+    });
+    const last = await t.call('POST', '/v1/webhooks/endpoints', { body: { url: receiver.url, eventTypes: ['order.*'] } });
+    expect(last.status, last.text).toBe(201);
+    const over = await t.call('POST', '/v1/webhooks/endpoints', { body: { url: receiver.url, eventTypes: ['order.*'] } });
+    expectProblem(over, 409, 'bound_exceeded');
+    // Every one of them is sent what it subscribed to.
+    expect(await emit('order.created')).toBeTruthy();
+    expect((await t.call('GET', '/v1/webhooks/stats')).body.published).toBe(MAX_ENDPOINTS);
+  });
+
   it('answers problem+json with the failing fields', async () => {
     const cases: [Record<string, unknown>, string][] = [
       [{ url: 'ftp://example.com/x', eventTypes: ['*'] }, '/url'],

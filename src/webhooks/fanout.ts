@@ -4,6 +4,9 @@
 import { matchesType } from '../events/log.ts';
 import type { Db, EventsRow, RowPatch, WebhookDeliveriesRow } from '../store/types.ts';
 
+/** Most endpoints a workspace may have (createEndpoint): fan-out reads them all in one page. */
+export const MAX_ENDPOINTS = 1000;
+
 /** States in which a delivery still has to go out: a later one with the same ordering key waits behind it. */
 export const OPEN_STATES: WebhookDeliveriesRow['state'][] = ['pending', 'waiting', 'sending', 'paused'];
 /** Open and not waiting: on its way, or held by a paused endpoint. */
@@ -51,7 +54,7 @@ export async function fanOut(db: Db, event: EventsRow, memo?: FanOutMemo): Promi
   let endpoints = memo?.endpoints.get(event.workspaceId);
   if (!endpoints) {
     // Only the filters: an endpoint's whole row (secrets, headers) cost more to read and decode than the match.
-    endpoints = (await db.table('webhook_endpoints').pick(['eventTypes'], { where: { workspaceId: event.workspaceId, status: 'enabled' }, limit: 1000 })).items;
+    endpoints = (await db.table('webhook_endpoints').pick(['eventTypes'], { where: { workspaceId: event.workspaceId, status: 'enabled' }, limit: MAX_ENDPOINTS })).items;
     memo?.endpoints.set(event.workspaceId, endpoints);
   }
   let created = 0;

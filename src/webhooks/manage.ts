@@ -12,7 +12,7 @@ import { scanRows } from '../store/rows.ts';
 import type { Db, RowPatch, Store, WebhookDeliveriesRow, WebhookEndpointsRow } from '../store/types.ts';
 import { pauseOpen } from './dispatcher.ts';
 import { endpointChanged, RESERVED_HEADER } from './endpoints.ts';
-import { createDelivery, MOVES_PER_TRANSACTION, OPEN_STATES, restateDeliveries } from './fanout.ts';
+import { createDelivery, MAX_ENDPOINTS, MOVES_PER_TRANSACTION, OPEN_STATES, restateDeliveries } from './fanout.ts';
 import { generateSecret, secretKey } from './signing.ts';
 import { checkWebhookUrl, type AddressPolicy } from './ssrf.ts';
 
@@ -76,6 +76,10 @@ export async function createEndpoint(
 ): Promise<{ endpoint: WebhookEndpointsRow; secret: string }> {
   checkUrl(input.url, deps.policy);
   checkHeaders(input.headers);
+  // Fan-out reads a workspace's endpoints in one page: one more would be skipped without a word.
+  if ((await db.table('webhook_endpoints').count({ workspaceId })) >= MAX_ENDPOINTS) {
+    throw new HubError('bound_exceeded', `A workspace has at most ${MAX_ENDPOINTS} webhook endpoints; delete one it no longer needs first`, { extra: { limit: MAX_ENDPOINTS } });
+  }
   const { secret, sealed } = sealSecret(deps.cipher, input.secret);
   const enabled = input.enabled !== false;
   const endpoint = await db.table('webhook_endpoints').insert({
