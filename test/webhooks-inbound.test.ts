@@ -118,6 +118,10 @@ describe('inbound webhooks', () => {
     const sig = 'sha256=' + createHmac('sha256', 'shared-secret').update(`${ts}.${body}`).digest('hex');
     const ok = await post(conn, body, { 'x-signature': sig, 'x-timestamp': ts, 'x-delivery': 'd-1', 'content-type': 'application/json' });
     expect(ok.status).toBe(202);
+    // The same signed request sent again under another delivery id (the header is not signed): one delivery.
+    const resent = await post(conn, body, { 'x-signature': sig, 'x-timestamp': ts, 'x-delivery': 'd-attacker', 'content-type': 'application/json' });
+    expect(resent.status).toBe(202);
+    expect(resent.body).toEqual({ id: ok.body.id, duplicate: true });
     await runDueJobs(t.hub);
     expect(await onHand()).toBe(15);
     const stale = String(Number(ts) - 3600);

@@ -146,11 +146,15 @@ describe('standardWebhooksVerifier', () => {
     expect(verifyNow(verifier, request(signed({ secrets: [generateSecret()] }), body))).toEqual({ ok: false, reason: 'signature_mismatch' });
   });
 
-  it('bounds the delivery id at 255 characters', () => {
+  it('keeps a delivery id past 255 characters as its hash, the same on every resend', () => {
     expect(verifyNow(verifier, request(signed({ id: 'm'.repeat(255) }), body))).toEqual({ ok: true, deliveryId: 'm'.repeat(255) });
     const longId = 'm'.repeat(256);
     const headers = { ...signed(), 'webhook-id': longId, 'webhook-signature': new Webhook(secret).sign(longId, new Date(NOW_MS), body) };
-    expect(verifyNow(verifier, request(headers, body))).toEqual({ ok: false, reason: 'bad_delivery_id' });
+    const hashed = { ok: true, deliveryId: `sha256:${createHash('sha256').update(longId).digest('hex')}` };
+    expect(verifyNow(verifier, request(headers, body))).toEqual(hashed);
+    expect(verifyNow(verifier, request(headers, body))).toEqual(hashed);
+    // A long id is still signed: another long id under the same signature is refused.
+    expect(verifyNow(verifier, request({ ...headers, 'webhook-id': 'n'.repeat(256) }, body))).toEqual({ ok: false, reason: 'signature_mismatch' });
   });
 
   it('checks its configuration when built', () => {
@@ -223,12 +227,14 @@ describe('hmacVerifier', () => {
     expect(verifyNow(timed, request({ 'x-timestamp': String(NOW_S), 'x-signature': mac(body).toString('hex') }, body)).ok).toBe(false);
   });
 
-  it("takes the delivery id from the sender's header, else from a hash of the body so a resend dedupes", () => {
+  it('takes the delivery id from a hash of the signed body, never from an unsigned header, so any resend dedupes', () => {
     const withHeader = hmacVerifier(secret, { signatureHeader: 'x-signature', encoding: 'hex', deliveryIdHeader: 'X-Delivery-Id' }, clock);
     const sig = { 'x-signature': mac(body).toString('hex') };
-    expect(verifyNow(withHeader, request({ ...sig, 'x-delivery-id': 'd-42' }, body))).toEqual({ ok: true, deliveryId: 'd-42' });
+    // The header is not signed: a captured request resent under a new id must not count as a new delivery.
+    for (const id of ['d-42', 'attacker-1', 'd'.repeat(256)]) {
+      expect(verifyNow(withHeader, request({ ...sig, 'x-delivery-id': id }, body))).toEqual({ ok: true, deliveryId: bodyId(body) });
+    }
     expect(verifyNow(withHeader, request(sig, body))).toEqual({ ok: true, deliveryId: bodyId(body) });
-    expect(verifyNow(withHeader, request({ ...sig, 'x-delivery-id': 'd'.repeat(256) }, body))).toEqual({ ok: false, reason: 'bad_delivery_id' });
 
     const plain = hmacVerifier(secret, { signatureHeader: 'x-signature', encoding: 'hex' }, clock);
     const first = verifyNow(plain, request(sig, body));

@@ -45,7 +45,6 @@ export function standardWebhooksVerifier(
       const timestamp = request.headers.get('webhook-timestamp');
       const signatures = request.headers.get('webhook-signature');
       if (!id || !timestamp || !signatures) return fail('missing_headers');
-      if (id.length > MAX_DELIVERY_ID) return fail('bad_delivery_id');
       const timeCheck = checkTimestamp(timestamp, tolerance, now);
       if (timeCheck) return timeCheck;
 
@@ -60,7 +59,8 @@ export function standardWebhooksVerifier(
         const given = Buffer.from(encoded, 'base64');
         expected ??= keys.map((key) => createHmac('sha256', key).update(`${id}.${timestamp}.`).update(request.body).digest());
         for (const digest of expected) {
-          if (timingSafeEqual(digest, given)) return { ok: true, deliveryId: id };
+          // An id longer than the column is kept as its hash: the same on every retry, so it still dedupes.
+          if (timingSafeEqual(digest, given)) return { ok: true, deliveryId: id.length > MAX_DELIVERY_ID ? sha256Id(id) : id };
         }
       }
       return fail('signature_mismatch');
@@ -82,8 +82,10 @@ export interface HmacVerifierConfig {
   timestampHeader?: string;
   toleranceSeconds?: number;
   /**
-   * Header carrying the sender's delivery id (for dedupe), e.g. 'x-delivery-id'. When absent or the header is
-   * missing, the delivery id is 'sha256:' + hex SHA-256 of the raw body (so an identical resend dedupes).
+   * Header carrying the sender's delivery id, e.g. 'x-delivery-id': checked as a header name, and kept with the
+   * webhook's headers, but not what duplicates are dropped on. The signature does not cover it: anyone holding one
+   * signed request (an inbox reader, a log) could send it again under new ids, and have it applied each time. The
+   * delivery id is 'sha256:' + hex SHA-256 of the raw body, so a resend, whatever its id header says, dedupes.
    */
   deliveryIdHeader?: string;
 }
@@ -123,12 +125,14 @@ export function hmacVerifier(secret: string, config: HmacVerifierConfig, now: ()
       }
       const expected = hmac.update(request.body).digest();
       if (!timingSafeEqual(expected, Buffer.from(encoded, config.encoding))) return fail('signature_mismatch');
-      const deliveryId =
-        (config.deliveryIdHeader !== undefined && request.headers.get(config.deliveryIdHeader)) ||
-        `sha256:${createHash('sha256').update(request.body).digest('hex')}`;
-      return deliveryId.length > MAX_DELIVERY_ID ? fail('bad_delivery_id') : { ok: true, deliveryId };
+      return { ok: true, deliveryId: sha256Id(request.body) };
     },
   };
+}
+
+/** A delivery id made from bytes the signature covers: 'sha256:' and their hex SHA-256. */
+function sha256Id(data: string | Uint8Array): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
 function fail(reason: string): VerifyResult {
