@@ -18,6 +18,7 @@ export interface WebhookConnectorConfig {
     prefix?: string;
     timestampHeader?: string;
     deliveryIdHeader?: string;
+    normalizeSecret?: 'NFKD';
   };
   eventType?: { field?: string; header?: string };
   routes: InboundRoute[];
@@ -37,7 +38,7 @@ function verifierOf(config: WebhookConnectorConfig, credentials: WebhookConnecto
   }
   // A rotation for a plain HMAC: either secret verifies (each check is constant-time on its own).
   const verifiers = [credentials.secret, ...(credentials.previousSecret ? [credentials.previousSecret] : [])].map((secret) =>
-    hmacVerifier(secret, { signatureHeader: v.signatureHeader!, encoding: v.encoding ?? 'hex', prefix: v.prefix, timestampHeader: v.timestampHeader, toleranceSeconds: v.toleranceSeconds, deliveryIdHeader: v.deliveryIdHeader }, now),
+    hmacVerifier(secret, { signatureHeader: v.signatureHeader!, encoding: v.encoding ?? 'hex', prefix: v.prefix, timestampHeader: v.timestampHeader, toleranceSeconds: v.toleranceSeconds, deliveryIdHeader: v.deliveryIdHeader, normalizeSecret: v.normalizeSecret }, now),
   );
   return {
     async verify(request: RawRequest) {

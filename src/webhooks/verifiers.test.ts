@@ -1,6 +1,7 @@
 // Inbound verification: what a real sender (the official Standard Webhooks library, a GitHub-style HMAC sender)
 // produces must pass, every kind of tampering must fail with its reason, and no input at all may make verify throw.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
@@ -225,6 +226,20 @@ describe('hmacVerifier', () => {
     expect(verifyNow(timed, request({ 'x-signature': mac(`${NOW_S}.${body}`).toString('hex') }, body))).toEqual({ ok: false, reason: 'missing_headers' });
     // The body's own signature is not enough once a timestamp is part of the signed content.
     expect(verifyNow(timed, request({ 'x-timestamp': String(NOW_S), 'x-signature': mac(body).toString('hex') }, body)).ok).toBe(false);
+  });
+
+  it("verifies EasyPost's published signature, whose secret is normalized to NFKD first", () => {
+    // EasyPost's client-library fixtures (specs beside the repository, as CI has them): an event body, its secret
+    // "sécret" and the X-Hmac-Signature EasyPost sends for it.
+    const specs = new URL('../../../shared/specs/easypost/', import.meta.url);
+    const fixture = JSON.parse(readFileSync(new URL('client-library-fixtures.json', specs), 'utf8')).webhooks as { secret: string; hmac_signature: string };
+    let event = readFileSync(new URL('event-body.json', specs));
+    if (event.at(-1) === 0x0a) event = event.subarray(0, -1);
+    const easypost = { signatureHeader: 'X-Hmac-Signature', encoding: 'hex' as const, prefix: 'hmac-sha256-hex=' };
+    const req = request({ 'x-hmac-signature': fixture.hmac_signature }, event);
+    expect(verifyNow(hmacVerifier(fixture.secret, { ...easypost, normalizeSecret: 'NFKD' }, clock), req)).toEqual({ ok: true, deliveryId: bodyId(event) });
+    expect(verifyNow(hmacVerifier(fixture.secret, easypost, clock), req)).toEqual({ ok: false, reason: 'signature_mismatch' });
+    expect(hubError(() => hmacVerifier(secret, { ...easypost, normalizeSecret: 'NFC' as never }, clock)).errors?.[0]?.field).toBe('/normalizeSecret');
   });
 
   it('takes the delivery id from a hash of the signed body, never from an unsigned header, so any resend dedupes', () => {

@@ -88,6 +88,11 @@ export interface HmacVerifierConfig {
    * delivery id is 'sha256:' + hex SHA-256 of the raw body, so a resend, whatever its id header says, dedupes.
    */
   deliveryIdHeader?: string;
+  /**
+   * 'NFKD': the secret's Unicode is normalized to NFKD before its UTF-8 bytes become the key, as EasyPost does (its
+   * published fixture: secret "sécret"). Without it, a secret with an accent or a ligature never verifies.
+   */
+  normalizeSecret?: 'NFKD';
 }
 
 /**
@@ -103,7 +108,8 @@ export function hmacVerifier(secret: string, config: HmacVerifierConfig, now: ()
   if (config.encoding !== 'hex' && config.encoding !== 'base64') {
     throw invalidConfig('/encoding', 'enum', "must be 'hex' or 'base64'");
   }
-  const key = Buffer.from(secret, 'utf8');
+  if (config.normalizeSecret !== undefined && config.normalizeSecret !== 'NFKD') throw invalidConfig('/normalizeSecret', 'enum', "must be 'NFKD'");
+  const key = Buffer.from(config.normalizeSecret ? secret.normalize(config.normalizeSecret) : secret, 'utf8');
   const tolerance = toleranceOf(config.toleranceSeconds);
   const prefix = config.prefix ?? '';
   const digestShape = config.encoding === 'hex' ? HEX_DIGEST : BASE64_DIGEST;
