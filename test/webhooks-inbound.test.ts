@@ -137,6 +137,23 @@ describe('inbound webhooks', () => {
     expect((await post(conn, body, signed(body, 'msg_new', SECRET))).status).toBe(202);
   });
 
+  it('routes vendors\' slash topics by prefix (orders/*), the separator part of the prefix', async () => {
+    const conn = await connect({ eventType: { header: 'X-Topic' }, routes: [{ event: 'inventory_levels/*', mapping: 'webhook-stock-change-in', action: 'stock.adjust' }] });
+    const ids: Record<string, string> = {};
+    for (const [topic, n] of [['inventory_levels/update', -2], ['inventory_levelsx/update', -1], ['inventory_levels', -1]] as const) {
+      const body = change(n);
+      const res = await post(conn, body, { ...signed(body), 'x-topic': topic });
+      expect(res.status, topic).toBe(202);
+      ids[topic] = res.body.id;
+    }
+    await runDueJobs(t.hub);
+    expect(await onHand()).toBe(8);
+    expect((await t.call('GET', `/v1/inbox/${ids['inventory_levels/update']}`)).body.status).toBe('processed');
+    for (const topic of ['inventory_levelsx/update', 'inventory_levels']) {
+      expect((await t.call('GET', `/v1/inbox/${ids[topic]}`)).body).toMatchObject({ status: 'ignored', result: { code: 'no_route', eventType: topic } });
+    }
+  });
+
   it('keeps what it cannot apply, with the reason, and applies it again on request once fixed', async () => {
     const conn = await connect({ routes: [{ event: 'stock.*', mapping: 'webhook-stock-change-in', action: 'stock.adjust' }] });
     const unknownSku = JSON.stringify({ type: 'stock.changed', data: { sku: 'NOPE', location: 'LON-1', change: 1 } });

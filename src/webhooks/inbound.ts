@@ -6,7 +6,6 @@
 import type { ConnectorDefinition, ConnectorWebhooks, RawRequest } from '../connectors/define.ts';
 import { ACTIONS, checkActionInput, type ActionContext, type ActionName } from '../apply/actions.ts';
 import { HubError, isHubError } from '../errors.ts';
-import { matchesType } from '../events/log.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import { batchedHandler, type BatchOutcome, type JobHandler } from '../jobs/worker.ts';
 import { preloadStock } from '../inventory/catalog.ts';
@@ -252,7 +251,7 @@ export function inboxHandler(deps: InboundDeps, receiver: InboundReceiver, maxBa
         steps.push(finish('failed', failureOf(err)));
         continue;
       }
-      const route = entry.webhooks.routes.find((r) => matchesType([r.event], message.eventType ?? ''));
+      const route = entry.webhooks.routes.find((r) => matchesRoute(r.event, message.eventType ?? ''));
       if (!route) {
         steps.push(finish('ignored', { code: 'no_route', message: `No route takes events of type ${message.eventType ?? '(none)'}`, eventType: message.eventType }));
         continue;
@@ -465,4 +464,14 @@ function jobOutcome(outcomes: BatchOutcome[]): BatchOutcome {
 
 function failureOf(err: HubError): Failure {
   return { code: err.code, message: err.message, ...(err.errors?.length ? { errors: err.errors } : {}) };
+}
+
+/**
+ * Whether an inbound route's pattern takes a sender's event type: `*`, the type itself, or a prefix ending in `.*`
+ * (the hub's own style, `order.*`) or `/*` (vendors' topics: Shopify's `orders/create` under `orders/*`). The
+ * separator is part of the prefix: `orders/*` takes neither `orders` nor `ordersx/create`.
+ */
+export function matchesRoute(pattern: string, type: string): boolean {
+  if (pattern === '*' || pattern === type) return true;
+  return (pattern.endsWith('.*') || pattern.endsWith('/*')) && type.startsWith(pattern.slice(0, -1));
 }
