@@ -241,6 +241,103 @@ describe('inbound webhooks', () => {
   });
 });
 
+describe('senders with contracts of their own, through the custom webhook connector', () => {
+  const XERO_KEY = 'OSd0eLlVIY9ZhViEqlDUh4+6n6M+Lo+eDaEJheJ6OCCgWwIz2D3JIAU6jPMipHRbgKTLz2uJ+xiACXGDBLrgdA==';
+  // As ../shared/specs/xero/xero-webhooks.yaml has it: x-xero-signature, the base64 HMAC-SHA256 of the payload; 200
+  // for a webhook received, 401 for a bad signature. Its intent-to-receive check sends both kinds before it turns a
+  // subscription on.
+  const xeroSigned = (body: string, key = XERO_KEY) => ({ 'content-type': 'application/json', 'x-xero-signature': createHmac('sha256', key).update(body).digest('base64') });
+  const xeroConfig = {
+    verification: { scheme: 'hmac-sha256', signatureHeader: 'x-xero-signature', encoding: 'base64' },
+    eventType: { field: '/events/0/eventCategory' },
+    response: { status: 200, body: 'empty', refusal: 'empty' },
+    routes: [{ event: 'INVENTORY', mapping: 'webhook-stock-change-in', action: 'stock.adjust' }],
+  };
+
+  it('answers Xero’s intent to receive and its webhooks with 200, and a bad signature with an empty 401', async () => {
+    const conn = await connect(xeroConfig, { secret: XERO_KEY });
+    const intent = JSON.stringify({ events: [], firstEventSequence: 0, lastEventSequence: 0, entropy: 'FMLHZNKCVK' });
+    const ok = await post(conn, intent, xeroSigned(intent));
+    expect(ok.status).toBe(200);
+    expect(ok.text).toBe('');
+    const bad = await post(conn, intent, xeroSigned(intent, 'another-key'));
+    expect(bad.status).toBe(401);
+    expect(bad.text).toBe('');
+    expect(bad.headers.get('content-type')).toBeNull();
+
+    // The spec's credit note event: stored, answered 200 again when resent, and kept as ignored (no route takes it).
+    const event = JSON.stringify({
+      events: [
+        {
+          resourceUrl: 'https://api.xero.com/api.xro/2.0/CreditNotes/55d84274-a3da-4829-a7c0-0cab601b95cc',
+          resourceId: '55d84274-a3da-4829-a7c0-0cab601b95cc',
+          tenantId: 'aef86862-2015-4b6b-88bc-d89032cecc50',
+          tenantType: 'ORGANISATION',
+          eventCategory: 'CREDITNOTE',
+          eventType: 'CREATE',
+          eventDateUtc: '2025-12-02T00:44:09.923',
+        },
+      ],
+      firstEventSequence: 76,
+      lastEventSequence: 76,
+      entropy: 'FXNGWLCCGVANWHKILRUB',
+    });
+    for (let i = 0; i < 2; i++) {
+      const res = await post(conn, event, xeroSigned(event));
+      expect(res.status).toBe(200);
+      expect(res.text).toBe('');
+    }
+    await runDueJobs(t.hub);
+    const inbox = (await t.call('GET', '/v1/inbox')).body.data as { status: string; result: { eventType?: string } }[];
+    expect(inbox.map((r) => `${r.status} ${r.result.eventType ?? '(none)'}`).sort()).toEqual(['ignored (none)', 'ignored CREDITNOTE']);
+  });
+
+  it('answers 200 with the usual body, or 204, when the sender wants so; refusals keep their problem document', async () => {
+    const conn = await connect({ response: { status: 200 } });
+    const body = change(1);
+    const res = await post(conn, body, signed(body));
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ duplicate: false });
+    expectProblem(await post(conn, body, { ...signed(body), 'webhook-signature': 'v1,nope' }), 401, 'unauthenticated');
+    const none = await connect({ response: { status: 204 } });
+    const empty = await post(none, body, signed(body));
+    expect(empty.status).toBe(204);
+    expect(empty.text).toBe('');
+    const bad = await t.call('POST', '/v1/connections', {
+      body: { connectorId: 'webhook', name: 'bad-answer', config: { verification: { scheme: 'standard-webhooks' }, routes: [], response: { status: 201 } }, credentials: { secret: SECRET } },
+    });
+    expect(expectProblem(bad, 400, 'validation_failed').errors[0].field).toBe('/config/response/status');
+  });
+
+  it('takes a sender that signs nothing by a secret token in a header or in the address', async () => {
+    const token = 'tok_' + 'q'.repeat(40);
+    const inHeader = await connect({ verification: { scheme: 'token', tokenHeader: 'X-Hub-Token' } }, { secret: token });
+    const body = change(-2);
+    expect((await post(inHeader, body, { 'content-type': 'application/json', 'x-hub-token': token })).status).toBe(202);
+    const resent = await post(inHeader, body, { 'content-type': 'application/json', 'x-hub-token': token });
+    expect(resent.body).toMatchObject({ duplicate: true });
+    expectProblem(await post(inHeader, body, { 'content-type': 'application/json', 'x-hub-token': token.slice(1) }), 401, 'unauthenticated');
+    expectProblem(await post(inHeader, body, { 'content-type': 'application/json' }), 401, 'unauthenticated');
+
+    const inQuery = await connect({ verification: { scheme: 'token' } }, { secret: token });
+    const other = change(-1);
+    const res = await t.call('POST', `/hooks/${inQuery}?token=${token}`, { key: null, rawBody: other, headers: { 'content-type': 'application/json' } });
+    expect(res.status).toBe(202);
+    expectProblem(await t.call('POST', `/hooks/${inQuery}?token=wrong`, { key: null, rawBody: other, headers: {} }), 401, 'unauthenticated');
+
+    await runDueJobs(t.hub);
+    expect(await onHand()).toBe(7);
+    // The stored request keeps its token header, shown redacted.
+    const stored = (await t.call('GET', '/v1/inbox')).body.data.find((r: { connectionId: string }) => r.connectionId === inHeader);
+    expect(stored.headers['x-hub-token']).toBe('[redacted]');
+    // A token short enough to guess is refused when the connection is saved.
+    const short = await t.call('POST', '/v1/connections', {
+      body: { connectorId: 'webhook', name: 'short', config: { verification: { scheme: 'token' }, routes: [] }, credentials: { secret: 'too-short' } },
+    });
+    expectProblem(short, 400, 'validation_failed');
+  });
+});
+
 /** A vendor of the tests' own that receives webhooks as `webhooks` says. */
 function testConnector(id: string, description: string, webhooks: ConnectorWebhooks) {
   return defineConnector({

@@ -1,17 +1,19 @@
 // The custom webhook connector: a system of the customer's own that pushes events to /hooks/{connectionId}. It
-// verifies Standard Webhooks or plain HMAC-SHA256 signatures, reads the event type from the body or a header, and
+// verifies Standard Webhooks or plain HMAC-SHA256 signatures (or, for senders that sign nothing, a secret token), reads the event type from the body or a header, and
 // routes each kind of event through a mapping into an action. Vendor connectors supply the same three parts.
-import { defineConnector, type ConnectorWebhooks, type InboundRoute, type RawRequest } from '../../src/connectors/define.ts';
+import { defineConnector, type ConnectorWebhooks, type InboundRoute, type RawRequest, type WebhookAnswers, type WebhookVerifier } from '../../src/connectors/define.ts';
 import { HubError } from '../../src/errors.ts';
 import type { Clock } from '../../src/lib/clock.ts';
 import { pointerSegments } from '../../src/mappings/pointer.ts';
-import { hmacVerifier, standardWebhooksVerifier } from '../../src/webhooks/verifiers.ts';
+import { hmacVerifier, standardWebhooksVerifier, tokenVerifier } from '../../src/webhooks/verifiers.ts';
 import configSchema from './config.schema.json' with { type: 'json' };
 import credentialsSchema from './credentials.schema.json' with { type: 'json' };
 
 export interface WebhookConnectorConfig {
   verification: {
-    scheme: 'standard-webhooks' | 'hmac-sha256';
+    scheme: 'standard-webhooks' | 'hmac-sha256' | 'token';
+    tokenHeader?: string;
+    tokenParam?: string;
     toleranceSeconds?: number;
     signatureHeader?: string;
     encoding?: 'hex' | 'base64';
@@ -21,6 +23,7 @@ export interface WebhookConnectorConfig {
     normalizeSecret?: 'NFKD';
   };
   eventType?: { field?: string; header?: string };
+  response?: { status?: 200 | 202 | 204; body?: 'json' | 'empty'; refusal?: 'problem' | 'empty' };
   routes: InboundRoute[];
 }
 
@@ -32,14 +35,18 @@ export interface WebhookConnectorCredentials {
 function verifierOf(config: WebhookConnectorConfig, credentials: WebhookConnectorCredentials, clock: Clock) {
   const v = config.verification;
   const now = () => clock.now();
-  if (v.scheme === 'standard-webhooks') {
-    const secrets = [credentials.secret, ...(credentials.previousSecret ? [credentials.previousSecret] : [])];
-    return standardWebhooksVerifier(secrets, { toleranceSeconds: v.toleranceSeconds }, now);
-  }
-  // A rotation for a plain HMAC: either secret verifies (each check is constant-time on its own).
-  const verifiers = [credentials.secret, ...(credentials.previousSecret ? [credentials.previousSecret] : [])].map((secret) =>
-    hmacVerifier(secret, { signatureHeader: v.signatureHeader!, encoding: v.encoding ?? 'hex', prefix: v.prefix, timestampHeader: v.timestampHeader, toleranceSeconds: v.toleranceSeconds, deliveryIdHeader: v.deliveryIdHeader, normalizeSecret: v.normalizeSecret }, now),
+  const secrets = [credentials.secret, ...(credentials.previousSecret ? [credentials.previousSecret] : [])];
+  if (v.scheme === 'standard-webhooks') return standardWebhooksVerifier(secrets, { toleranceSeconds: v.toleranceSeconds }, now);
+  if (v.scheme === 'token') return anyOf(secrets.map((secret) => tokenVerifier(secret, { header: v.tokenHeader, param: v.tokenParam })));
+  return anyOf(
+    secrets.map((secret) =>
+      hmacVerifier(secret, { signatureHeader: v.signatureHeader!, encoding: v.encoding ?? 'hex', prefix: v.prefix, timestampHeader: v.timestampHeader, toleranceSeconds: v.toleranceSeconds, deliveryIdHeader: v.deliveryIdHeader, normalizeSecret: v.normalizeSecret }, now),
+    ),
   );
+}
+
+/** A rotation: either secret verifies (each check is constant-time on its own). */
+function anyOf(verifiers: WebhookVerifier[]): WebhookVerifier {
   return {
     async verify(request: RawRequest) {
       let last = await verifiers[0]!.verify(request);
@@ -77,6 +84,16 @@ function parseWith(config: WebhookConnectorConfig) {
   };
 }
 
+/** The answers the config asks for; none when it keeps the hub's own. */
+function answersOf(response: WebhookConnectorConfig['response']): WebhookAnswers | undefined {
+  if (!response) return undefined;
+  const status = response.status ?? 202;
+  const answers: WebhookAnswers = {};
+  if (status !== 202 || response.body === 'empty') answers.accepted = { status, empty: response.body === 'empty' || status === 204 };
+  if (response.refusal === 'empty') answers.refused = { empty: true };
+  return answers.accepted || answers.refused ? answers : undefined;
+}
+
 export const webhookConnector = defineConnector<WebhookConnectorConfig, WebhookConnectorCredentials>({
   id: 'webhook',
   name: 'Custom webhooks (inbound)',
@@ -88,7 +105,7 @@ export const webhookConnector = defineConnector<WebhookConnectorConfig, WebhookC
   credentialsSchema,
   capabilities: ['test', 'webhooks'],
   create(config, credentials, ctx) {
-    const webhooks: ConnectorWebhooks = { ...verifierOf(config, credentials, ctx.clock), parse: parseWith(config), routes: config.routes };
+    const webhooks: ConnectorWebhooks = { ...verifierOf(config, credentials, ctx.clock), parse: parseWith(config), routes: config.routes, answers: answersOf(config.response) };
     return {
       async testConnection() {
         // Nothing to call: the sender calls the hub. Building the verifier above already proved the secret usable.

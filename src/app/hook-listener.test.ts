@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONNECTORS } from '../../connectors/index.ts';
 import { createTestHub, type TestHub } from '../../test/helpers.ts';
-import { defineConnector } from '../connectors/define.ts';
+import { defineConnector, type WebhookAnswers } from '../connectors/define.ts';
 import { hookListener, HOOK_ROUTE } from './hook-listener.ts';
 
 const MAX_BODY = 2048;
@@ -20,9 +20,10 @@ const vendor = defineConnector({
   configSchema: { type: 'object' },
   credentialsSchema: { type: 'object' },
   capabilities: ['webhooks'],
-  create: () => ({
+  create: (config: { answers?: WebhookAnswers }) => ({
     testConnection: async () => ({ ok: true, latencyMs: 0, message: 'ok' }),
     webhooks: {
+      answers: config.answers,
       verify: (req) => {
         const intent = req.headers.get('x-hook-secret');
         if (intent) return { ok: true, deliveryId: 'handshake', handshake: { status: 200, headers: { 'X-Hook-Secret': intent }, body: 'ready' } };
@@ -199,6 +200,38 @@ describe('the direct webhook path', () => {
     expect(comparable(res.direct)).toEqual(comparable(res.plain));
     const inbox = (await t.call('GET', '/v1/inbox?limit=100')).body.data as { deliveryId: string }[];
     expect(inbox.some((r) => r.deliveryId === 'handshake')).toBe(false);
+  });
+
+  it('answers as the connector’s answers say, where a sender takes only 200 or wants no body', async () => {
+    const connectWith = async (answers: WebhookAnswers) =>
+      (await t.call('POST', '/v1/connections', { body: { connectorId: vendor.id, name: `vendor-${JSON.stringify(answers)}`, config: { answers } } })).body.id as string;
+    // Xero: 200 for a stored webhook, 401 with no body for a bad signature.
+    const xero = await connectWith({ accepted: { status: 200, empty: true }, refused: { empty: true } });
+    for (const round of ['first', 'resend']) {
+      const res = await both(`/hooks/${xero}`, (w) => good(`x-${w}`));
+      expect(res.direct, round).toMatchObject({ status: 200, body: '' });
+      expect(res.direct.headers['content-type'], round).toBeUndefined();
+      expect(comparable(res.direct)).toEqual(comparable(res.plain));
+    }
+    const refused = await both(`/hooks/${xero}`, () => ({ method: 'POST', headers: { 'x-test-signature': 'bad', 'x-id': 'xb' }, body: '{}' }));
+    expect(refused.direct).toMatchObject({ status: 401, body: '' });
+    expect(refused.direct.headers['content-type']).toBeUndefined();
+    expect(comparable(refused.direct)).toEqual(comparable(refused.plain));
+    const stored = (await t.call('GET', `/v1/inbox?limit=100`)).body.data.filter((r: { connectionId: string }) => r.connectionId === xero);
+    expect(stored.map((r: { deliveryId: string }) => r.deliveryId).sort()).toEqual(['x-direct', 'x-plain']);
+
+    // 200 with the usual body, and 204 (never a body).
+    const ok = await connectWith({ accepted: { status: 200 } });
+    const withBody = await both(`/hooks/${ok}`, (w) => good(`o-${w}`));
+    expect(withBody.direct).toMatchObject({ status: 200, headers: { 'content-type': 'application/json' }, body: { duplicate: false } });
+    expect(comparable(withBody.direct)).toEqual(comparable(withBody.plain));
+    const none = await connectWith({ accepted: { status: 204 } });
+    const noContent = await both(`/hooks/${none}`, (w) => good(`n-${w}`));
+    expect(noContent.direct).toMatchObject({ status: 204, body: '' });
+    expect(comparable(noContent.direct)).toEqual(comparable(noContent.plain));
+    // Its refusals keep the problem document.
+    const plainRefusal = await both(`/hooks/${none}`, () => ({ method: 'POST', headers: { 'x-test-signature': 'bad', 'x-id': 'nb' }, body: '{}' }));
+    expect(plainRefusal.direct).toMatchObject({ status: 401, body: { code: 'unauthenticated' } });
   });
 
   it('leaves other methods, other paths and ids it would have to decode to the app', async () => {

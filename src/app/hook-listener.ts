@@ -44,17 +44,21 @@ async function receive(deps: AppDeps, connectionId: string, req: IncomingMessage
   try {
     const body = await readBody(req, deps.config.maxBodyBytes);
     const outcome = await deps.webhooks.receiver.receive(connectionId, { method: 'POST', headers: headersOf(req), body, url: req.url! });
-    if (outcome.kind === 'handshake') {
+    if (outcome.kind === 'answer') {
       status = outcome.status;
       const text = outcome.body ?? '';
       // As new Response(body) would: a text body is text/plain unless the connector says otherwise.
       const type = outcome.body === undefined ? {} : { 'content-type': 'text/plain; charset=UTF-8' };
       res.writeHead(status, { 'x-request-id': requestId, 'x-content-type-options': 'nosniff', ...type, ...outcome.headers, 'content-length': Buffer.byteLength(text) });
       res.end(text);
+    } else if (outcome.answer && (outcome.answer.empty || outcome.answer.status === 204)) {
+      status = outcome.answer.status;
+      res.writeHead(status, { 'x-request-id': requestId, 'x-content-type-options': 'nosniff', ...(status === 204 ? {} : { 'content-length': 0 }) });
+      res.end();
     } else {
-      status = 202;
+      status = outcome.answer?.status ?? 202;
       const text = JSON.stringify({ id: outcome.id, duplicate: outcome.duplicate });
-      res.writeHead(202, { 'x-request-id': requestId, 'x-content-type-options': 'nosniff', 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.writeHead(status, { 'x-request-id': requestId, 'x-content-type-options': 'nosniff', 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
       res.end(text);
     }
   } catch (err) {

@@ -72,11 +72,25 @@ export interface WebhookVerifier {
   verify(request: RawRequest): Promise<VerifyResult> | VerifyResult;
 }
 
+/**
+ * How the receiver answers a sender whose contract differs from the hub's own answers (202 with `{id, duplicate}`
+ * for a stored webhook, 401 with a problem document for a bad signature). Xero's webhooks, for one, take only 200
+ * as received, and its intent-to-receive check wants 200 for a good signature and 401 for a bad one.
+ */
+export interface WebhookAnswers {
+  /** A stored webhook (a resend too): this status, and no body when `empty` (204 never has one). */
+  accepted?: { status: 200 | 202 | 204; empty?: boolean };
+  /** A request whose signature fails still gets 401; with `empty`, without the problem document. */
+  refused?: { empty: boolean };
+}
+
 export interface ConnectorWebhooks extends WebhookVerifier {
   /** Reads a verified request (the worker calls it, not the receiver); throws a HubError when it cannot. */
   parse(request: RawRequest): InboundMessage;
   /** The routes of this connection; a message no route takes is kept as `ignored`. */
   routes: readonly InboundRoute[];
+  /** Answers other than the hub's defaults, as the sender requires. */
+  answers?: WebhookAnswers;
 }
 
 export interface ConnectorRequest {

@@ -3,7 +3,7 @@
 // job still queued (jobFor): each webhook writes its row, naming that job, rather than writing a job of its own.
 // The worker parses, maps and applies it in a transaction that also marks the inbox row processed, so a webhook
 // acknowledged with 2xx is applied exactly once, however often its job runs or its sender resends it.
-import type { ConnectorDefinition, ConnectorWebhooks, RawRequest } from '../connectors/define.ts';
+import type { ConnectorDefinition, ConnectorWebhooks, RawRequest, WebhookAnswers } from '../connectors/define.ts';
 import { ACTIONS, checkActionInput, type ActionContext, type ActionName } from '../apply/actions.ts';
 import { HubError, isHubError } from '../errors.ts';
 import type { JobQueue } from '../jobs/queue.ts';
@@ -44,8 +44,10 @@ interface Receiving {
 }
 
 export type ReceiveOutcome =
-  | { kind: 'accepted'; id: string; duplicate: boolean }
-  | { kind: 'handshake'; status: number; headers?: Record<string, string>; body?: string };
+  /** Stored (or a resend of one stored): 202 with `{id, duplicate}`, unless the connector's `answer` says otherwise. */
+  | { kind: 'accepted'; id: string; duplicate: boolean; answer?: WebhookAnswers['accepted'] }
+  /** An answer the connector shapes whole: a handshake, or a refusal in the sender's form. Nothing was stored. */
+  | { kind: 'answer'; status: number; headers?: Record<string, string>; body?: string };
 
 const changeListeners = new Set<(id: string) => void>();
 
@@ -131,11 +133,14 @@ export function createInboundReceiver(deps: InboundDeps): InboundReceiver {
     const entry = await webhooksOf(connectionId);
     if (!entry) throw unknownConnection();
     const verdict = await entry.webhooks.verify(request);
+    const answers = entry.webhooks.answers;
     if (!verdict.ok) {
       deps.log.warn('inbound webhook refused', { connectionId, reason: verdict.reason });
+      if (answers?.refused?.empty) return { kind: 'answer', status: 401 };
       throw new HubError('unauthenticated', 'The webhook signature is not valid');
     }
-    if (verdict.handshake) return { kind: 'handshake', ...verdict.handshake };
+    if (verdict.handshake) return { kind: 'answer', ...verdict.handshake };
+    const answer = answers?.accepted;
     const id = newId('inb');
     const now = new Date(deps.clock.now()).toISOString();
     const workspaceId = entry.row.workspaceId;
@@ -160,9 +165,9 @@ export function createInboundReceiver(deps: InboundDeps): InboundReceiver {
       // The sender's retry of one it already got to us: acknowledged again, stored once.
       if (!isHubError(err, 'already_exists')) throw err;
       const found = await deps.store.table('inbox').query({ where: { connectionId, deliveryId: verdict.deliveryId }, limit: 1 });
-      return { kind: 'accepted', id: found.items[0]?.id ?? id, duplicate: true };
+      return { kind: 'accepted', id: found.items[0]?.id ?? id, duplicate: true, answer };
     }
-    return { kind: 'accepted', id, duplicate: false };
+    return { kind: 'accepted', id, duplicate: false, answer };
   }
 
   return { receive, webhooksOf, close: () => void changeListeners.delete(listener) };

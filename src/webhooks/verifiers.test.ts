@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { RawRequest, VerifyResult, WebhookVerifier } from '../connectors/define.ts';
 import { HubError } from '../errors.ts';
 import { generateSecret, secretKey, standardHeaders } from './signing.ts';
-import { hmacVerifier, standardWebhooksVerifier } from './verifiers.ts';
+import { hmacVerifier, standardWebhooksVerifier, tokenVerifier } from './verifiers.ts';
 
 const NOW_MS = Date.parse('2026-01-01T00:00:00Z');
 const NOW_S = NOW_MS / 1000;
@@ -314,5 +314,49 @@ describe('hmacVerifier', () => {
       { numRuns: 500 },
     );
     expect(verifyNow(verifier, request({ 'x-signature': 'v1,'.repeat(100_000), 'x-timestamp': '9'.repeat(100_000) }, body)).ok).toBe(false);
+  });
+});
+
+describe('tokenVerifier', () => {
+  const token = 'tok_' + 'k'.repeat(28);
+  const body = '{"resource_url":"https://ssapi.example/shipments?batchId=1","resource_type":"SHIP_NOTIFY"}';
+  const sha = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+  const at = (url: string, headers: Record<string, string> = {}): RawRequest => ({ method: 'POST', url, headers: new Headers(headers), body: Buffer.from(body) });
+
+  it('takes the token from the query of the address, by default `token`, or from a parameter named so', () => {
+    const verifier = tokenVerifier(token);
+    expect(verifyNow(verifier, at(`/hooks/con_1?token=${token}`))).toEqual({ ok: true, deliveryId: sha });
+    expect(verifyNow(verifier, at(`/hooks/con_1?a=1&token=${encodeURIComponent(token)}&b=2`))).toEqual({ ok: true, deliveryId: sha });
+    expect(verifyNow(tokenVerifier(token, { param: 'k' }), at(`/hooks/con_1?k=${token}`)).ok).toBe(true);
+    expect(verifyNow(tokenVerifier(token, { param: 'k' }), at(`/hooks/con_1?token=${token}`))).toEqual({ ok: false, reason: 'missing_token' });
+  });
+
+  it('takes it from a header when told to, and then not from the query', () => {
+    const verifier = tokenVerifier(token, { header: 'X-Hub-Token' });
+    expect(verifyNow(verifier, at('/hooks/con_1', { 'x-hub-token': token }))).toEqual({ ok: true, deliveryId: sha });
+    expect(verifyNow(verifier, at(`/hooks/con_1?token=${token}`))).toEqual({ ok: false, reason: 'missing_token' });
+  });
+
+  it('refuses a missing, empty, shorter, longer or different token', () => {
+    const verifier = tokenVerifier(token);
+    for (const url of ['/hooks/con_1', '/hooks/con_1?', '/hooks/con_1?token=', '/hooks/con_1?tok=' + token]) {
+      expect(verifyNow(verifier, at(url)), url).toEqual({ ok: false, reason: 'missing_token' });
+    }
+    for (const other of [token.slice(0, -1), token + 'x', token.toUpperCase(), 'x'.repeat(10_000)]) {
+      expect(verifyNow(verifier, at(`/hooks/con_1?token=${other}`))).toEqual({ ok: false, reason: 'token_mismatch' });
+    }
+  });
+
+  it('dedupes resends on the body, whatever the address says', () => {
+    const verifier = tokenVerifier(token);
+    const first = verifyNow(verifier, at(`/hooks/con_1?token=${token}`));
+    const again = verifyNow(verifier, at(`/hooks/con_1?token=${token}&retry=1`));
+    expect(again).toEqual(first);
+  });
+
+  it('refuses, when built, a token under 24 characters or a bad header or parameter name', () => {
+    expect(hubError(() => tokenVerifier('short-token')).errors?.[0]).toMatchObject({ field: '/secret', code: 'minLength' });
+    expect(hubError(() => tokenVerifier(token, { header: 'bad header' })).errors?.[0]?.field).toBe('/tokenHeader');
+    expect(hubError(() => tokenVerifier(token, { param: 'a&b' })).errors?.[0]?.field).toBe('/tokenParam');
   });
 });

@@ -1,6 +1,7 @@
 // Inbound webhook verifiers: the `/hooks/{connectionId}` receiver calls `verify(raw)` before it parses anything, so
 // these see attacker-controlled headers and bytes. Two schemes cover most senders: Standard Webhooks (and Svix,
-// which it came from) and the plain "HMAC-SHA256 of the body in a header" most vendors use (GitHub, Shopify, …).
+// which it came from) and the plain "HMAC-SHA256 of the body in a header" most vendors use (GitHub, Shopify, …);
+// a secret token in a header or the URL covers those that sign nothing (ShipStation).
 // Configuration is checked when a verifier is built; `verify` itself never throws. Its failure reasons are short
 // internal strings for the log only: the HTTP layer answers 401 without them, so a prober learns nothing.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
@@ -131,6 +132,46 @@ export function hmacVerifier(secret: string, config: HmacVerifierConfig, now: ()
       }
       const expected = hmac.update(request.body).digest();
       if (!timingSafeEqual(expected, Buffer.from(encoded, config.encoding))) return fail('signature_mismatch');
+      return { ok: true, deliveryId: sha256Id(request.body) };
+    },
+  };
+}
+
+export interface TokenVerifierConfig {
+  /** The header carrying the token (ShipStation lets a webhook carry custom headers); the query is then not read. */
+  header?: string;
+  /** Else the query parameter carrying it; default 'token'. */
+  param?: string;
+}
+
+/** Shortest secret a bare token may be: it is the whole proof, with no signature or timestamp behind it. */
+export const MIN_TOKEN = 24;
+const QUERY_PARAM = /^[A-Za-z0-9_.~-]{1,64}$/;
+
+/**
+ * For senders that sign nothing (ShipStation's webhooks carry no signature, but may carry custom headers): a secret
+ * token in a header of the sender's webhook settings, or in the query of the address (`/hooks/{id}?token=…`),
+ * compared in constant time. Both sides are hashed first, so the compare takes the same time whatever the given
+ * token's length. The delivery id is the body's SHA-256, as for plain HMAC: a resend of the same body dedupes. The
+ * receiver never stores or logs the query; a token header is stored with the request, and shown redacted when its
+ * name says so (token, secret, key, auth: X-Hub-Token).
+ */
+export function tokenVerifier(secret: string, config: TokenVerifierConfig = {}): WebhookVerifier {
+  if (typeof secret !== 'string' || secret.length < MIN_TOKEN) throw invalidConfig('/secret', 'minLength', `must be at least ${MIN_TOKEN} characters for a bare token`);
+  if (config.header !== undefined) checkHeaderName('/tokenHeader', config.header);
+  const param = config.param ?? 'token';
+  if (!QUERY_PARAM.test(param)) throw invalidConfig('/tokenParam', 'format', 'must be a query parameter name of letters, digits, _ . ~ -');
+  const expected = createHash('sha256').update(secret, 'utf8').digest();
+  const given = (request: RawRequest): string | null => {
+    if (config.header !== undefined) return request.headers.get(config.header);
+    const q = request.url.indexOf('?');
+    return q === -1 ? null : new URLSearchParams(request.url.slice(q + 1)).get(param);
+  };
+  return {
+    verify(request: RawRequest): VerifyResult {
+      const token = given(request);
+      if (!token) return fail('missing_token');
+      if (!timingSafeEqual(createHash('sha256').update(token, 'utf8').digest(), expected)) return fail('token_mismatch');
       return { ok: true, deliveryId: sha256Id(request.body) };
     },
   };

@@ -27,11 +27,13 @@ export function registerHookRoutes(routes: RouteTable): void {
       // A vendor's webhook settings take any address: one given with a query of the user's own still receives.
       openQuery: true,
       responses: {
+        200: { description: 'Stored, for a connection whose sender takes only 200 (the connector’s answer): `{id, duplicate}` or no body' },
         202: {
           description: 'Stored; it is applied in the background',
           schema: { type: 'object', required: ['id', 'duplicate'], properties: { id: { type: 'string' }, duplicate: { type: 'boolean' } } },
         },
-        401: PROBLEM('The signature is missing or not valid'),
+        204: { description: 'Stored, for a connection whose connector answers with no body' },
+        401: PROBLEM('The signature is missing or not valid (with no body when the connector answers so)'),
         404: PROBLEM('No connection receives webhooks here'),
         413: PROBLEM('The body is too large'),
       },
@@ -44,9 +46,11 @@ export function registerHookRoutes(routes: RouteTable): void {
         body,
         url: pathAndQuery(c.req.url),
       });
-      if (outcome.kind === 'handshake') return new Response(outcome.body ?? null, { status: outcome.status, headers: outcome.headers });
+      if (outcome.kind === 'answer') return new Response(outcome.body ?? null, { status: outcome.status, headers: outcome.headers });
+      const answer = outcome.answer;
+      if (answer && (answer.empty || answer.status === 204)) return new Response(null, { status: answer.status });
       // sendJson: plain-object headers, written straight to the socket (c.json builds a Headers object).
-      return sendJson(c, 202, { id: outcome.id, duplicate: outcome.duplicate });
+      return sendJson(c, answer?.status ?? 202, { id: outcome.id, duplicate: outcome.duplicate });
     },
   );
 }
