@@ -1,6 +1,7 @@
 // The custom webhook connector: a system of the customer's own that pushes events to /hooks/{connectionId}. It
-// verifies Standard Webhooks or plain HMAC-SHA256 signatures (or, for senders that sign nothing, a secret token), reads the event type from the body or a header, and
-// routes each kind of event through a mapping into an action. Vendor connectors supply the same three parts.
+// verifies Standard Webhooks or plain HMAC-SHA256 signatures (or, for senders that sign nothing, a secret token),
+// reads the event type from the body or a header, routes each kind of event through a mapping into an action, and
+// answers as the sender requires (Xero: 200, and an empty 401). Vendor connectors supply the same parts.
 import { defineConnector, type ConnectorWebhooks, type InboundRoute, type RawRequest, type WebhookAnswers, type WebhookVerifier } from '../../src/connectors/define.ts';
 import { HubError } from '../../src/errors.ts';
 import type { Clock } from '../../src/lib/clock.ts';

@@ -1,5 +1,6 @@
 // POST /hooks/{connectionId}: where vendors and the customer's own systems push webhooks. The body is read as
-// raw bytes and verified before anything is parsed; a verified request is stored with its job and answered 202.
+// raw bytes and verified before anything is parsed; a verified request is stored with its job and answered 202
+// (or 200 or 204, as the connection's connector says its sender requires).
 import type { RouteTable } from '../define-route.ts';
 import { sendJson } from '../http.ts';
 import { PROBLEM } from './common.ts';
