@@ -309,6 +309,27 @@ describe('senders with contracts of their own, through the custom webhook connec
     expect(expectProblem(bad, 400, 'validation_failed').errors[0].field).toBe('/config/response/status');
   });
 
+  it('dedupes on a signed id in the body, for senders whose retries change the body', async () => {
+    const key = 'easypost-like-secret';
+    const conn = await connect(
+      { verification: { scheme: 'hmac-sha256', signatureHeader: 'x-hmac-signature', encoding: 'hex', prefix: 'hmac-sha256-hex=', deliveryIdField: '/id' } },
+      { secret: key },
+    );
+    const send = (body: string) => post(conn, body, { 'content-type': 'application/json', 'x-hmac-signature': 'hmac-sha256-hex=' + createHmac('sha256', key).update(body).digest('hex') });
+    const attempt = (status: string) => JSON.stringify({ id: 'evt_7', status, type: 'stock.changed', data: { sku: 'TEE-1', location: 'LON-1', change: -4 } });
+    const first = await send(attempt('pending'));
+    expect(first.body).toMatchObject({ duplicate: false });
+    const retry = await send(attempt('completed'));
+    expect(retry.body).toEqual({ id: first.body.id, duplicate: true });
+    await runDueJobs(t.hub);
+    expect(await onHand()).toBe(6);
+    expect((await t.call('GET', `/v1/inbox/${first.body.id}`)).body.deliveryId).toBe('evt_7');
+    const bad = await t.call('POST', '/v1/connections', {
+      body: { connectorId: 'webhook', name: 'bad-field', config: { verification: { scheme: 'hmac-sha256', signatureHeader: 'x-s', deliveryIdField: 'id' }, routes: [] }, credentials: { secret: key } },
+    });
+    expect(expectProblem(bad, 400, 'validation_failed').errors[0].field).toBe('/config/verification/deliveryIdField');
+  });
+
   it('takes a sender that signs nothing by a secret token in a header or in the address', async () => {
     const token = 'tok_' + 'q'.repeat(40);
     const inHeader = await connect({ verification: { scheme: 'token', tokenHeader: 'X-Hub-Token' } }, { secret: token });

@@ -5,7 +5,7 @@
 import { defineConnector, type ConnectorWebhooks, type InboundRoute, type RawRequest, type WebhookAnswers, type WebhookVerifier } from '../../src/connectors/define.ts';
 import { HubError } from '../../src/errors.ts';
 import type { Clock } from '../../src/lib/clock.ts';
-import { pointerSegments } from '../../src/mappings/pointer.ts';
+import { valueAtPointer } from '../../src/mappings/pointer.ts';
 import { hmacVerifier, standardWebhooksVerifier, tokenVerifier } from '../../src/webhooks/verifiers.ts';
 import configSchema from './config.schema.json' with { type: 'json' };
 import credentialsSchema from './credentials.schema.json' with { type: 'json' };
@@ -21,6 +21,7 @@ export interface WebhookConnectorConfig {
     prefix?: string;
     timestampHeader?: string;
     deliveryIdHeader?: string;
+    deliveryIdField?: string;
     normalizeSecret?: 'NFKD';
   };
   eventType?: { field?: string; header?: string };
@@ -41,7 +42,7 @@ function verifierOf(config: WebhookConnectorConfig, credentials: WebhookConnecto
   if (v.scheme === 'token') return anyOf(secrets.map((secret) => tokenVerifier(secret, { header: v.tokenHeader, param: v.tokenParam })));
   return anyOf(
     secrets.map((secret) =>
-      hmacVerifier(secret, { signatureHeader: v.signatureHeader!, encoding: v.encoding ?? 'hex', prefix: v.prefix, timestampHeader: v.timestampHeader, toleranceSeconds: v.toleranceSeconds, deliveryIdHeader: v.deliveryIdHeader, normalizeSecret: v.normalizeSecret }, now),
+      hmacVerifier(secret, { signatureHeader: v.signatureHeader!, encoding: v.encoding ?? 'hex', prefix: v.prefix, timestampHeader: v.timestampHeader, toleranceSeconds: v.toleranceSeconds, deliveryIdHeader: v.deliveryIdHeader, deliveryIdField: v.deliveryIdField, normalizeSecret: v.normalizeSecret }, now),
     ),
   );
 }
@@ -60,15 +61,6 @@ function anyOf(verifiers: WebhookVerifier[]): WebhookVerifier {
   };
 }
 
-function valueAt(payload: unknown, pointer: string): unknown {
-  let value = payload;
-  for (const segment of pointerSegments(pointer)) {
-    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, segment)) return undefined;
-    value = (value as Record<string, unknown>)[segment];
-  }
-  return value;
-}
-
 /** The body as JSON; the event type from the configured header, else the configured field (default `/type`). */
 function parseWith(config: WebhookConnectorConfig) {
   const source = config.eventType ?? { field: '/type' };
@@ -80,7 +72,7 @@ function parseWith(config: WebhookConnectorConfig) {
       throw new HubError('invalid_json', `The webhook body is not valid UTF-8 JSON: ${(err as Error).message}`);
     }
     let eventType: unknown = source.header ? request.headers.get(source.header) : undefined;
-    if ((eventType === undefined || eventType === null) && source.field !== undefined) eventType = valueAt(payload, source.field);
+    if ((eventType === undefined || eventType === null) && source.field !== undefined) eventType = valueAtPointer(payload, source.field);
     return { eventType: typeof eventType === 'string' && eventType !== '' ? eventType : null, payload };
   };
 }

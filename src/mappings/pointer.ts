@@ -16,3 +16,13 @@ export function pointerSegments(pointer: string): string[] {
     .split('/')
     .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
+
+/** The value at `pointer` in a parsed JSON document; undefined where the path is not there. */
+export function valueAtPointer(document: unknown, pointer: string): unknown {
+  let value = document;
+  for (const segment of pointerSegments(pointer)) {
+    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, segment)) return undefined;
+    value = (value as Record<string, unknown>)[segment];
+  }
+  return value;
+}

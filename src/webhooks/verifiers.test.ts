@@ -242,6 +242,36 @@ describe('hmacVerifier', () => {
     expect(hubError(() => hmacVerifier(secret, { ...easypost, normalizeSecret: 'NFC' as never }, clock)).errors?.[0]?.field).toBe('/normalizeSecret');
   });
 
+  it("takes the delivery id from a signed field of the body when told to: EasyPost's event id survives a retry's changed body", () => {
+    const specs = new URL('../../../shared/specs/easypost/', import.meta.url);
+    const fixture = JSON.parse(readFileSync(new URL('client-library-fixtures.json', specs), 'utf8')).webhooks as { secret: string; hmac_signature: string };
+    let event = readFileSync(new URL('event-body.json', specs));
+    if (event.at(-1) === 0x0a) event = event.subarray(0, -1);
+    const config = { signatureHeader: 'X-Hmac-Signature', encoding: 'hex' as const, prefix: 'hmac-sha256-hex=', normalizeSecret: 'NFKD' as const, deliveryIdField: '/id' };
+    const verifier = hmacVerifier(fixture.secret, config, clock);
+    expect(verifyNow(verifier, request({ 'x-hmac-signature': fixture.hmac_signature }, event))).toEqual({ ok: true, deliveryId: 'evt_1' });
+    // The same event sent again once its first URL answered: its lists and status changed, and so its signature.
+    const parsed = JSON.parse(event.toString('utf8'));
+    const retry = JSON.stringify({ ...parsed, pending_urls: [], completed_urls: parsed.pending_urls, status: 'completed' });
+    const key = Buffer.from(fixture.secret.normalize('NFKD'), 'utf8');
+    const signature = 'hmac-sha256-hex=' + createHmac('sha256', key).update(retry).digest('hex');
+    expect(verifyNow(verifier, request({ 'x-hmac-signature': signature }, retry))).toEqual({ ok: true, deliveryId: 'evt_1' });
+    // Only after the signature: a forged body with the same id is refused as ever.
+    expect(verifyNow(verifier, request({ 'x-hmac-signature': fixture.hmac_signature }, retry)).ok).toBe(false);
+
+    // No such field, a field that is not a string or number, or a body that is not JSON: the body's hash.
+    const signedBy = (content: string) => request({ 'x-signature': mac(content).toString('hex') }, content);
+    const byField = (pointer: string) => hmacVerifier(secret, { signatureHeader: 'x-signature', encoding: 'hex', deliveryIdField: pointer }, clock);
+    for (const content of ['{"other":1}', '{"id":""}', '{"id":{"x":1}}', '{"id":null}', 'not json', '[1,2]']) {
+      expect(verifyNow(byField('/id'), signedBy(content)), content).toEqual({ ok: true, deliveryId: bodyId(content) });
+    }
+    expect(verifyNow(byField('/data/n'), signedBy('{"data":{"n":42}}'))).toEqual({ ok: true, deliveryId: '42' });
+    const long = JSON.stringify({ id: 'x'.repeat(300) });
+    expect(verifyNow(byField('/id'), signedBy(long))).toEqual({ ok: true, deliveryId: bodyId('x'.repeat(300)) });
+    expect(hubError(() => byField('id')).errors?.[0]?.field).toBe('/deliveryIdField');
+    expect(hubError(() => byField('')).errors?.[0]?.field).toBe('/deliveryIdField');
+  });
+
   it('takes the delivery id from a hash of the signed body, never from an unsigned header, so any resend dedupes', () => {
     const withHeader = hmacVerifier(secret, { signatureHeader: 'x-signature', encoding: 'hex', deliveryIdHeader: 'X-Delivery-Id' }, clock);
     const sig = { 'x-signature': mac(body).toString('hex') };

@@ -7,6 +7,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { RawRequest, VerifyResult, WebhookVerifier } from '../connectors/define.ts';
 import { HubError } from '../errors.ts';
+import { valueAtPointer } from '../mappings/pointer.ts';
 import { secretKey } from './signing.ts';
 
 const DEFAULT_TOLERANCE_SECONDS = 300;
@@ -90,6 +91,13 @@ export interface HmacVerifierConfig {
    */
   deliveryIdHeader?: string;
   /**
+   * A JSON pointer into the verified body to the sender's own id for the event (EasyPost: `/id`, its `evt_…`): the
+   * delivery id is then that, which the signature covers as well, and which stays the same when the sender changes
+   * the body between retries (EasyPost's event carries `pending_urls`, `completed_urls` and `status`). A body without
+   * it, or not JSON, dedupes on its hash. The body is read only once the signature checks out.
+   */
+  deliveryIdField?: string;
+  /**
    * 'NFKD': the secret's Unicode is normalized to NFKD before its UTF-8 bytes become the key, as EasyPost does (its
    * published fixture: secret "sécret"). Without it, a secret with an accent or a ligature never verifies.
    */
@@ -110,6 +118,8 @@ export function hmacVerifier(secret: string, config: HmacVerifierConfig, now: ()
     throw invalidConfig('/encoding', 'enum', "must be 'hex' or 'base64'");
   }
   if (config.normalizeSecret !== undefined && config.normalizeSecret !== 'NFKD') throw invalidConfig('/normalizeSecret', 'enum', "must be 'NFKD'");
+  const idField = config.deliveryIdField;
+  if (idField !== undefined && (typeof idField !== 'string' || !ID_POINTER.test(idField))) throw invalidConfig('/deliveryIdField', 'format', 'must be a JSON pointer such as /id');
   const key = Buffer.from(config.normalizeSecret ? secret.normalize(config.normalizeSecret) : secret, 'utf8');
   const tolerance = toleranceOf(config.toleranceSeconds);
   const prefix = config.prefix ?? '';
@@ -132,7 +142,7 @@ export function hmacVerifier(secret: string, config: HmacVerifierConfig, now: ()
       }
       const expected = hmac.update(request.body).digest();
       if (!timingSafeEqual(expected, Buffer.from(encoded, config.encoding))) return fail('signature_mismatch');
-      return { ok: true, deliveryId: sha256Id(request.body) };
+      return { ok: true, deliveryId: (idField !== undefined ? idIn(request.body, idField) : undefined) ?? sha256Id(request.body) };
     },
   };
 }
@@ -175,6 +185,23 @@ export function tokenVerifier(secret: string, config: TokenVerifierConfig = {}):
       return { ok: true, deliveryId: sha256Id(request.body) };
     },
   };
+}
+
+/** A JSON pointer to one value, not the whole document. */
+const ID_POINTER = /^(\/[^/]*)+$/;
+
+/** The string or number at `pointer` in a JSON body, as a delivery id (hashed past 255 characters); else undefined. */
+function idIn(body: Uint8Array, pointer: string): string | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  value = valueAtPointer(value, pointer);
+  const id = typeof value === 'string' ? value : typeof value === 'number' && Number.isFinite(value) ? String(value) : '';
+  if (id === '') return undefined;
+  return id.length > MAX_DELIVERY_ID ? sha256Id(id) : id;
 }
 
 /** A delivery id made from bytes the signature covers: 'sha256:' and their hex SHA-256. */
