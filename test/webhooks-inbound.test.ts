@@ -309,6 +309,29 @@ describe('senders with contracts of their own, through the custom webhook connec
     expect(expectProblem(bad, 400, 'validation_failed').errors[0].field).toBe('/config/response/status');
   });
 
+  it('answers WooCommerce’s unsigned creation ping with 200, storing nothing, and verifies everything else', async () => {
+    const key = 'woo-secret';
+    const conn = await connect(
+      { verification: { scheme: 'hmac-sha256', signatureHeader: 'x-wc-webhook-signature', encoding: 'base64', pingField: 'webhook_id' }, eventType: { header: 'x-wc-webhook-topic' } },
+      { secret: key },
+    );
+    // As WC_Webhook::deliver_ping sends it: `webhook_id=<id>`, no signature; anything but 200 fails the webhook's creation.
+    const ua = { 'user-agent': 'WooCommerce/9.0.0 Hookshot (WordPress/6.5)', 'content-type': 'application/x-www-form-urlencoded' };
+    const ping = await post(conn, 'webhook_id=17', ua);
+    expect(ping.status).toBe(200);
+    for (const body of ['webhook_id=17&more=1', 'webhook_id=abc', 'webhook_id=', 'webhookid=17', '']) {
+      expectProblem(await post(conn, body, ua), 401, 'unauthenticated');
+    }
+    // A signed request is verified as ever, even with a ping's body.
+    expectProblem(await post(conn, 'webhook_id=17', { ...ua, 'x-wc-webhook-signature': 'bm9wZQ==' }), 401, 'unauthenticated');
+    const body = change(-1);
+    const signedWoo = { 'content-type': 'application/json', 'x-wc-webhook-topic': 'stock.changed', 'x-wc-webhook-signature': createHmac('sha256', key).update(body).digest('base64') };
+    expect((await post(conn, body, signedWoo)).status).toBe(202);
+    await runDueJobs(t.hub);
+    expect(await onHand()).toBe(9);
+    expect((await t.call('GET', '/v1/inbox')).body.data).toHaveLength(1);
+  });
+
   it('dedupes on a signed id in the body, for senders whose retries change the body', async () => {
     const key = 'easypost-like-secret';
     const conn = await connect(

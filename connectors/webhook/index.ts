@@ -23,6 +23,7 @@ export interface WebhookConnectorConfig {
     deliveryIdHeader?: string;
     deliveryIdField?: string;
     normalizeSecret?: 'NFKD';
+    pingField?: string;
   };
   eventType?: { field?: string; header?: string };
   response?: { status?: 200 | 202 | 204; body?: 'json' | 'empty'; refusal?: 'problem' | 'empty' };
@@ -40,11 +41,30 @@ function verifierOf(config: WebhookConnectorConfig, credentials: WebhookConnecto
   const secrets = [credentials.secret, ...(credentials.previousSecret ? [credentials.previousSecret] : [])];
   if (v.scheme === 'standard-webhooks') return standardWebhooksVerifier(secrets, { toleranceSeconds: v.toleranceSeconds }, now);
   if (v.scheme === 'token') return anyOf(secrets.map((secret) => tokenVerifier(secret, { header: v.tokenHeader, param: v.tokenParam })));
-  return anyOf(
+  const hmac = anyOf(
     secrets.map((secret) =>
       hmacVerifier(secret, { signatureHeader: v.signatureHeader!, encoding: v.encoding ?? 'hex', prefix: v.prefix, timestampHeader: v.timestampHeader, toleranceSeconds: v.toleranceSeconds, deliveryIdHeader: v.deliveryIdHeader, deliveryIdField: v.deliveryIdField, normalizeSecret: v.normalizeSecret }, now),
     ),
   );
+  return v.pingField === undefined ? hmac : withPing(hmac, v.signatureHeader!, v.pingField);
+}
+
+/**
+ * The unsigned ping some senders post when a webhook is created, and want 200 for (WooCommerce's deliver_ping posts
+ * `webhook_id=<id>` and no signature): a request without the signature header whose whole body is `<field>=<digits>`
+ * is answered 200, and nothing is stored. Anyone may get that 200; it changes nothing. A signed request is verified
+ * as ever, whatever its body.
+ */
+function withPing(verifier: WebhookVerifier, signatureHeader: string, field: string): WebhookVerifier {
+  const ping = new RegExp(`^${field}=[0-9]{1,20}$`);
+  return {
+    verify(request: RawRequest) {
+      if (request.headers.get(signatureHeader) === null && request.body.byteLength <= 128 && ping.test(Buffer.from(request.body).toString('latin1'))) {
+        return { ok: true, deliveryId: 'ping', handshake: { status: 200 } };
+      }
+      return verifier.verify(request);
+    },
+  };
 }
 
 /** A rotation: either secret verifies (each check is constant-time on its own). */
