@@ -102,7 +102,7 @@ function answersOf(response: WebhookConnectorConfig['response']): WebhookAnswers
   if (!response) return undefined;
   const status = response.status ?? 202;
   const answers: WebhookAnswers = {};
-  if (status !== 202 || response.body === 'empty') answers.accepted = { status, empty: response.body === 'empty' || status === 204 };
+  if (status !== 202 || response.body === 'empty') answers.accepted = { status, empty: response.body === 'empty' };
   if (response.refusal === 'empty') answers.refused = { empty: true };
   return answers.accepted || answers.refused ? answers : undefined;
 }

@@ -51,7 +51,7 @@ async function receive(deps: AppDeps, connectionId: string, req: IncomingMessage
       const type = outcome.body === undefined ? {} : { 'content-type': 'text/plain; charset=UTF-8' };
       res.writeHead(status, { 'x-request-id': requestId, 'x-content-type-options': 'nosniff', ...type, ...outcome.headers, 'content-length': Buffer.byteLength(text) });
       res.end(text);
-    } else if (outcome.answer && (outcome.answer.empty || outcome.answer.status === 204)) {
+    } else if (outcome.answer?.empty) {
       status = outcome.answer.status;
       res.writeHead(status, { 'x-request-id': requestId, 'x-content-type-options': 'nosniff', ...(status === 204 ? {} : { 'content-length': 0 }) });
       res.end();

@@ -77,8 +77,7 @@ export async function createDelivery(db: Db, endpointId: string, event: EventsRo
   let state: WebhookDeliveriesRow['state'] = 'pending';
   if (orderingKey !== null) {
     const key = `${endpointId} ${orderingKey}`;
-    // Whether any is open, not which: a key with a backlog of thousands answers from its first index entry.
-    if (memo?.open.has(key) || (await deliveries.exists({ endpointId, orderingKey, state: { in: OPEN_STATES } }))) state = 'waiting';
+    if (memo?.open.has(key) || (await subjectOpen(db, endpointId, orderingKey))) state = 'waiting';
     memo?.open.add(key);
   }
   return deliveries.insert({
@@ -99,6 +98,14 @@ export async function createDelivery(db: Db, endpointId: string, event: EventsRo
     deliveredAt: null,
     deadAt: null,
   });
+}
+
+/**
+ * Whether a delivery about this subject to this endpoint is still open: one made or sent again now waits behind it.
+ * Whether any is, not which: a key with a backlog of thousands answers from its first index entry.
+ */
+export function subjectOpen(db: Db, endpointId: string, orderingKey: string): Promise<boolean> {
+  return db.table('webhook_deliveries').exists({ endpointId, orderingKey, state: { in: OPEN_STATES } });
 }
 
 /**

@@ -3,7 +3,7 @@
 // job still queued (jobFor): each webhook writes its row, naming that job, rather than writing a job of its own.
 // The worker parses, maps and applies it in a transaction that also marks the inbox row processed, so a webhook
 // acknowledged with 2xx is applied exactly once, however often its job runs or its sender resends it.
-import type { ConnectorDefinition, ConnectorWebhooks, RawRequest, WebhookAnswers } from '../connectors/define.ts';
+import type { ConnectorDefinition, ConnectorWebhooks, RawRequest } from '../connectors/define.ts';
 import { ACTIONS, checkActionInput, type ActionContext, type ActionName } from '../apply/actions.ts';
 import { HubError, isHubError } from '../errors.ts';
 import type { JobQueue } from '../jobs/queue.ts';
@@ -41,11 +41,13 @@ interface Receiving {
   row: ConnectionsRow;
   webhooks: ConnectorWebhooks;
   loadedAt: number;
+  /** The connector's answer to a stored webhook, `empty` settled (a 204 never has a body); none: the hub's 202. */
+  accepted?: { status: number; empty: boolean };
 }
 
 export type ReceiveOutcome =
   /** Stored (or a resend of one stored): 202 with `{id, duplicate}`, unless the connector's `answer` says otherwise. */
-  | { kind: 'accepted'; id: string; duplicate: boolean; answer?: WebhookAnswers['accepted'] }
+  | { kind: 'accepted'; id: string; duplicate: boolean; answer?: Receiving['accepted'] }
   /** An answer the connector shapes whole: a handshake, or a refusal in the sender's form. Nothing was stored. */
   | { kind: 'answer'; status: number; headers?: Record<string, string>; body?: string };
 
@@ -99,7 +101,8 @@ export function createInboundReceiver(deps: InboundDeps): InboundReceiver {
       return null;
     }
     if (!webhooks) return null;
-    const entry = { row, webhooks, loadedAt: now };
+    const accepted = webhooks.answers?.accepted;
+    const entry: Receiving = { row, webhooks, loadedAt: now, accepted: accepted && { status: accepted.status, empty: accepted.empty === true || accepted.status === 204 } };
     cache.set(connectionId, entry);
     return entry;
   }
@@ -133,14 +136,13 @@ export function createInboundReceiver(deps: InboundDeps): InboundReceiver {
     const entry = await webhooksOf(connectionId);
     if (!entry) throw unknownConnection();
     const verdict = await entry.webhooks.verify(request);
-    const answers = entry.webhooks.answers;
     if (!verdict.ok) {
       deps.log.warn('inbound webhook refused', { connectionId, reason: verdict.reason });
-      if (answers?.refused?.empty) return { kind: 'answer', status: 401 };
+      if (entry.webhooks.answers?.refused?.empty) return { kind: 'answer', status: 401 };
       throw new HubError('unauthenticated', 'The webhook signature is not valid');
     }
     if (verdict.handshake) return { kind: 'answer', ...verdict.handshake };
-    const answer = answers?.accepted;
+    const answer = entry.accepted;
     const id = newId('inb');
     const now = new Date(deps.clock.now()).toISOString();
     const workspaceId = entry.row.workspaceId;

@@ -12,7 +12,7 @@ import { scanRows } from '../store/rows.ts';
 import type { Db, RowPatch, Store, WebhookDeliveriesRow, WebhookEndpointsRow } from '../store/types.ts';
 import { pauseOpen } from './dispatcher.ts';
 import { endpointChanged, RESERVED_HEADER } from './endpoints.ts';
-import { createDelivery, MAX_ENDPOINTS, MOVES_PER_TRANSACTION, OPEN_STATES, restateDeliveries } from './fanout.ts';
+import { createDelivery, MAX_ENDPOINTS, MOVES_PER_TRANSACTION, OPEN_STATES, restateDeliveries, subjectOpen } from './fanout.ts';
 import { generateSecret, secretKey } from './signing.ts';
 import { checkWebhookUrl, type AddressPolicy } from './ssrf.ts';
 
@@ -263,7 +263,7 @@ export async function replayDelivery(db: Db, delivery: WebhookDeliveriesRow, now
  */
 async function restart(db: Db, delivery: Pick<WebhookDeliveriesRow, 'endpointId' | 'orderingKey'>, now: string): Promise<RowPatch<WebhookDeliveriesRow>> {
   const { endpointId, orderingKey } = delivery;
-  const waits = orderingKey !== null && orderingKey !== undefined && (await db.table('webhook_deliveries').exists({ endpointId, orderingKey, state: { in: OPEN_STATES } }));
+  const waits = orderingKey !== null && orderingKey !== undefined && (await subjectOpen(db, endpointId, orderingKey));
   return { state: waits ? 'waiting' : 'pending', attempts: 0, nextAttemptAt: now, leaseOwner: null, leaseUntil: null, deadAt: null };
 }
 

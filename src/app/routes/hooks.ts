@@ -49,7 +49,7 @@ export function registerHookRoutes(routes: RouteTable): void {
       });
       if (outcome.kind === 'answer') return new Response(outcome.body ?? null, { status: outcome.status, headers: outcome.headers });
       const answer = outcome.answer;
-      if (answer && (answer.empty || answer.status === 204)) return new Response(null, { status: answer.status });
+      if (answer?.empty) return new Response(null, { status: answer.status });
       // sendJson: plain-object headers, written straight to the socket (c.json builds a Headers object).
       return sendJson(c, answer?.status ?? 202, { id: outcome.id, duplicate: outcome.duplicate });
     },
